@@ -10,7 +10,7 @@ and the field tree (wire type, present versions, nullable versions, tags).
 
 Usage:
 
-    generate.py SPEC_DIR --kafka-commit SHA [--output PATH]
+    generate.py SPEC_DIR --kafka-commit SHA [--kafka-release X.Y.Z] [--output PATH]
                 [--check-api-keys PATH/TO/kafka-protocol/src/messages.rs]
 
 SPEC_DIR holds the files of apache/kafka's
@@ -65,7 +65,7 @@ FIELD_KEYS = {
 }
 MESSAGE_KEYS = {
     "apiKey", "type", "listeners", "name", "validVersions", "flexibleVersions",
-    "latestVersionUnstable", "fields", "commonStructs",
+    "latestVersionUnstable", "deprecatedVersions", "fields", "commonStructs",
 }
 STRUCT_KEYS = {"name", "versions", "fields", "about"}
 
@@ -261,6 +261,8 @@ def parse_field(msg, fs, where):
     versions = parse_versions(fs["versions"], here)
     nullable = parse_versions(fs.get("nullableVersions", "none"), here)
     tag = fs.get("tag")
+    if isinstance(tag, str) and tag.isdigit():
+        tag = int(tag)  # some older specs quote it; Kafka's JSON reader accepts both
     tagged = None
     if tag is not None or "taggedVersions" in fs:
         if not isinstance(tag, int) or tag < 0 or "taggedVersions" not in fs:
@@ -277,8 +279,8 @@ def parse_field(msg, fs, where):
     if base in PRIMITIVES:
         if "fields" in fs:
             raise SpecError(f"{here}: a primitive type cannot have fields")
-        if array and base == "records":
-            raise SpecError(f"{here}: arrays of records are not supported")
+        if base == "records" and (array or tagged is not None):
+            raise SpecError(f"{here}: records may be neither an array nor tagged")
         field = Field(snake(name), PRIMITIVES[base], None, versions, nullable, tag, tagged)
         if nullable is not None and not array and base not in NULLABLE_PRIMITIVES:
             raise SpecError(f"{here}: {base} cannot be nullable")
@@ -293,11 +295,16 @@ def parse_field(msg, fs, where):
         else:
             raise SpecError(f"{here}: struct type {base} has no definition")
         field = Field(snake(name), "Struct", sd, versions, nullable, tag, tagged)
-        if nullable is not None and not array and not contains(nullable, versions):
-            # kafka-protocol decodes a struct as Option (with a 1-byte marker)
-            # by its Rust type, i.e. in every version; Kafka only in nullable
-            # versions. They agree only when the two ranges coincide.
-            raise SpecError(f"{here}: struct nullable in only some versions")
+        if nullable is not None and not array:
+            if not contains(nullable, versions):
+                # kafka-protocol decodes a struct as Option (with a 1-byte marker)
+                # by its Rust type, i.e. in every version; Kafka only in nullable
+                # versions. They agree only when the two ranges coincide.
+                raise SpecError(f"{here}: struct nullable in only some versions")
+            if tagged is not None:
+                # Kafka marks a tagged nullable struct with a varint, not a byte;
+                # the walker does not model that.
+                raise SpecError(f"{here}: tagged nullable structs are not supported")
     field.array = array
     return field
 
@@ -366,45 +373,78 @@ def rust_field(field):
     return f"tf({', '.join(args)}, {field.tag}, {rust_versions(field.tagged)})"
 
 
-def emit_fields(out, static_name, fields, public=False):
-    vis = "pub(super) " if public else ""
-    out.append(f"{vis}static {static_name}: [Field; {len(fields)}] = [")
+def emit_fields(out, static_name, fields):
+    out.append(f"static {static_name}: [Field; {len(fields)}] = [")
     for field in fields:
         out.append(f"    {rust_field(field)},")
     out.append("];")
 
 
-def schema_depth(fields, seen=()):
-    """Deepest struct nesting below a field list (a top-level body is 0)."""
+def live_fields(fields, valid):
+    """The fields present in at least one of the message's valid versions.
+
+    Versions removed from Kafka (or the unstable latest request version) can
+    never reach the walker, so fields that exist only there are left out.
+    """
+    return [field for field in fields if intersect(field.versions, valid) is not None]
+
+
+def emit_message(out, msg):
+    """The message's top-level fields, then every struct they reach, in DFS order."""
+    out.append("")
+    out.append(f"// {msg.name}")
+    emit_fields(out, msg.rust_name, live_fields(msg.fields, msg.valid))
+    seen = set()
+
+    def visit(fields):
+        for field in live_fields(fields, msg.valid):
+            if field.kind == "Struct" and field.elem.rust_name not in seen:
+                seen.add(field.elem.rust_name)
+                emit_fields(out, field.elem.rust_name, live_fields(field.elem.fields, msg.valid))
+                visit(field.elem.fields)
+
+    visit(msg.fields)
+
+
+def schema_depth(fields, valid, seen=()):
+    """Deepest nesting below a field list, counting each struct and each array as a level,
+    the way the walker counts (a top-level body is 0)."""
     deepest = 0
-    for field in fields:
+    for field in live_fields(fields, valid):
+        depth = 0
         if field.kind == "Struct":
             if field.elem.name in seen:
                 raise SpecError(f"struct {field.elem.name} contains itself")
-            inner = schema_depth(field.elem.fields, seen + (field.elem.name,))
-            deepest = max(deepest, 1 + inner)
+            depth = 1 + schema_depth(field.elem.fields, valid, seen + (field.elem.name,))
+        if field.array:
+            depth += 1
+        deepest = max(deepest, depth)
     return deepest
 
 
-def render(apis, commit):
+def render(apis, commit, release):
     out = []
     out.append("// @generated by protocol/schema/generate.py from Kafka's message specs")
     out.append("// (apache/kafka clients/src/main/resources/common/message/ at commit")
-    out.append(f"// {commit}).")
-    out.append("// DO NOT EDIT BY HAND: change the generator and rerun it instead.")
+    out.append(f"// {commit}{', release ' + release if release else ''}).")
+    out.append("// DO NOT EDIT BY HAND: change the generator and rerun it instead:")
+    out.append("//   python3 protocol/schema/generate.py SPEC_DIR --kafka-commit SHA \\")
+    out.append("//       --check-api-keys .../kafka-protocol-0.18.0/src/messages.rs")
     out.append("//")
     out.append("// One `Api` per API key kafka-protocol 0.18 knows, sorted by key; each request")
     out.append("// and response lists its top-level fields, and every struct type is one static")
     out.append("// slice referenced from the fields that use it. `V(a, b)` is an inclusive version")
     out.append("// range, `NONE` the empty one; `f` builds a field, `tf` a tagged field.")
     out.append("")
+    out.append("#![cfg_attr(rustfmt, rustfmt::skip)]")
+    out.append("")
     out.append("use super::{f, tf, Api, Field, Message, Type as T, Versions as V, MAX, NONE};")
     out.append("")
     depth = 0
     for _, req, resp in apis:
         for msg in (req, resp):
-            depth = max(depth, schema_depth(msg.fields))
-    out.append("/// The deepest struct nesting of any message body in this table.")
+            depth = max(depth, schema_depth(msg.fields, msg.valid))
+    out.append("/// The deepest nesting (structs and arrays) of any message body in this table.")
     out.append(f"pub(super) const MAX_SCHEMA_DEPTH: usize = {depth};")
     out.append("")
     out.append(f"pub(super) static APIS: [Api; {len(apis)}] = [")
@@ -416,12 +456,8 @@ def render(apis, commit):
         out.append("    },")
     out.append("];")
     for _, req, resp in apis:
-        for msg in (req, resp):
-            out.append("")
-            out.append(f"// {msg.name}")
-            emit_fields(out, msg.rust_name, msg.fields)
-            for sd in msg.struct_order:
-                emit_fields(out, sd.rust_name, sd.fields)
+        emit_message(out, req)
+        emit_message(out, resp)
     out.append("")
     return "\n".join(out)
 
@@ -431,6 +467,7 @@ def main(argv):
     parser.add_argument("spec_dir", help="directory of Kafka's message/*.json specs")
     parser.add_argument("--kafka-commit", required=True,
                         help="apache/kafka commit the specs were taken from")
+    parser.add_argument("--kafka-release", help="the Kafka release of that commit, e.g. 4.1.0")
     parser.add_argument("--output", default=os.path.join(
         os.path.dirname(os.path.abspath(__file__)), "..", "src", "shape", "generated.rs"))
     parser.add_argument("--check-api-keys", metavar="MESSAGES_RS",
@@ -446,7 +483,7 @@ def main(argv):
             if ours != theirs:
                 raise SpecError(f"api keys differ from kafka-protocol: only here "
                                 f"{sorted(ours - theirs)}, only there {sorted(theirs - ours)}")
-        text = render(apis, args.kafka_commit)
+        text = render(apis, args.kafka_commit, args.kafka_release)
     except SpecError as e:
         print(f"generate.py: {e}", file=sys.stderr)
         return 1

@@ -310,25 +310,30 @@ GOLDEN_BATCH = encode_record_batch(
 
 
 def inspect_records(records):
-    """Returns (record count, every v2 batch CRC valid, magics seen) for a produce payload."""
-    count, crc_ok, magics, pos = 0, True, set(), 0
+    """Summarizes a produce payload: record count, whether every v2 batch's CRC32C is valid
+    (and the batches fill the payload exactly), the magics and the producer ids seen."""
+    count, crc_ok, magics, producer_ids, pos = 0, True, set(), set(), 0
     while records is not None and pos + 17 <= len(records):
         _, size = struct.unpack_from(">qi", records, pos)
         magic = records[pos + 16]
         end = pos + 12 + size
         if size < 0 or end > len(records):
-            return count, False, magics
+            crc_ok = False
+            break
         magics.add(magic)
         if magic == 2:
             if size + 12 < RECORD_BATCH_HEADER_BYTES:
-                return count, False, magics
+                crc_ok = False
+                break
             stored_crc = struct.unpack_from(">I", records, pos + 17)[0]
             crc_ok = crc_ok and crc32c(records[pos + CRC_START:end]) == stored_crc
+            producer_ids.add(struct.unpack_from(">q", records, pos + 43)[0])
             count += struct.unpack_from(">i", records, pos + 57)[0]
         else:
             count += 1  # legacy message set entry: one message (or one compressed wrapper)
         pos = end
-    return count, crc_ok and pos == len(records or b""), magics
+    crc_ok = crc_ok and pos == len(records or b"")
+    return count, crc_ok, sorted(magics), sorted(producer_ids)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -485,9 +490,9 @@ def handle_produce(ctx, r, w):
     for name, partitions in topics:
         partition_results = []
         for index, records in partitions:
-            count, crc_ok, magics = inspect_records(records)
+            count, crc_ok, magics, producer_ids = inspect_records(records)
             ctx.notes.append(
-                f"{name}[{index}] records={count} magic={sorted(magics)} "
+                f"{name}[{index}] records={count} magic={magics} producer_id={producer_ids} "
                 f"crc32c={'ok' if crc_ok else 'BAD'}"
             )
             if not is_known_partition(name, index):
@@ -1065,8 +1070,8 @@ def serve_connection(conn, peer, state, recorder):
                     recorder.record(api_key, version, frame, f"fake could not handle: {error}")
                 return
             recorder.record(header["api_key"], header["api_version"], frame, note)
-            log(f"{peer}: {api_name(header['api_key'])} v{header['api_version']} "
-                f"{'no response' if response is None else f'{len(response)}-byte response'}; {note}")
+            answered = "no response" if response is None else f"{len(response)}-byte response"
+            log(f"{peer}: {api_name(header['api_key'])} v{header['api_version']} {answered}; {note}")
             if response is not None:
                 try:
                     conn.sendall(struct.pack(">i", len(response)) + response)

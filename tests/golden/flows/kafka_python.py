@@ -14,13 +14,16 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 TOPIC = "golden"
 EXPECTED = (b"k1", b"hello-golden", [("h1", b"v1")])
 FLOW_BUDGET_S = 25.0
+# A fixed CreateTime keeps the captured Produce bytes identical from run to run.
+TIMESTAMP_MS = 1_700_000_000_000
 
 
 def produce(bootstrap):
     producer = KafkaProducer(bootstrap_servers=bootstrap, client_id="golden-kafka-python",
                              linger_ms=0, request_timeout_ms=10000)
     try:
-        future = producer.send(TOPIC, key=EXPECTED[0], value=EXPECTED[1], headers=EXPECTED[2])
+        future = producer.send(TOPIC, key=EXPECTED[0], value=EXPECTED[1], headers=EXPECTED[2],
+                               timestamp_ms=TIMESTAMP_MS)
         metadata = future.get(timeout=15)
         producer.flush(timeout=5)
         print(f"produced to {metadata.topic}[{metadata.partition}]@{metadata.offset}")

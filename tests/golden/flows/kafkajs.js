@@ -7,10 +7,13 @@
 const path = require('path');
 const { createRequire } = require('module');
 
-const requireClient = createRequire(path.join(__dirname, '..', '..', 'clients', 'node', 'package.json'));
+const clientsPackage = path.join(__dirname, '..', '..', 'clients', 'node', 'package.json');
+const requireClient = createRequire(clientsPackage);
 const { Kafka, logLevel } = requireClient('kafkajs');
 
 const TOPIC = 'golden';
+// A fixed CreateTime keeps the captured Produce bytes identical from run to run.
+const TIMESTAMP_MS = '1700000000000';
 const CONSUME_BUDGET_MS = 20000;
 // Keep the group alive this long after the record arrives, so a Heartbeat is captured too.
 const LINGER_AFTER_RECORD_MS = 1500;
@@ -33,7 +36,9 @@ async function produce(kafka) {
   try {
     const result = await producer.send({
       topic: TOPIC,
-      messages: [{ key: 'k1', value: 'hello-golden', headers: { h1: 'v1' } }],
+      messages: [
+        { key: 'k1', value: 'hello-golden', headers: { h1: 'v1' }, timestamp: TIMESTAMP_MS },
+      ],
     });
     console.log(`produced ${JSON.stringify(result)}`);
   } finally {
@@ -64,7 +69,8 @@ async function consume(kafka) {
       }).catch(reject);
     });
     const deadline = new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new Error('no record consumed before the deadline')), CONSUME_BUDGET_MS);
+      const expire = () => reject(new Error('no record consumed before the deadline'));
+      timer = setTimeout(expire, CONSUME_BUDGET_MS);
     });
     const got = await Promise.race([received, deadline]);
     console.log(`consumed ${TOPIC}[${got.partition}]@${got.offset}: ${JSON.stringify(got.record)}`);

@@ -13,6 +13,8 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 TOPIC = "golden"
 EXPECTED = (b"k1", b"hello-golden", [("h1", b"v1")])
 FLOW_BUDGET_S = 25.0
+# A fixed CreateTime keeps the captured Produce bytes identical from run to run.
+TIMESTAMP_MS = 1_700_000_000_000
 
 
 def produce(bootstrap):
@@ -24,6 +26,7 @@ def produce(bootstrap):
     })
     reports = []
     producer.produce(TOPIC, key=EXPECTED[0], value=EXPECTED[1], headers=EXPECTED[2],
+                     timestamp=TIMESTAMP_MS,
                      on_delivery=lambda error, message: reports.append((error, message)))
     remaining = producer.flush(15)
     if remaining or not reports or reports[0][0] is not None:
