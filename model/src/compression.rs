@@ -147,12 +147,28 @@ impl Compression {
                 read_capped(self, decoder, cap_bytes, out)
             }
             Compression::Zstd => {
-                let decoder = zstd::stream::read::Decoder::with_buffer(input)
+                let mut decoder = zstd::stream::read::Decoder::with_buffer(input)
+                    .map_err(|e| corrupt(self, &e))?;
+                decoder
+                    .window_log_max(zstd_window_log_max(cap_bytes))
                     .map_err(|e| corrupt(self, &e))?;
                 read_capped(self, decoder, cap_bytes, out)
             }
         }
     }
+}
+
+/// The largest zstd window (as a power of two) a frame may ask the decoder to allocate.
+///
+/// The window is allocated up front from the frame header, before any output exists, so a
+/// tiny frame could otherwise claim 128 MiB. Level 3 (the Java and librdkafka default) uses
+/// 2^21; 2^22 is always allowed, larger windows only as far as the output cap, since a window
+/// beyond the whole output is never needed to decode it.
+fn zstd_window_log_max(cap_bytes: usize) -> u32 {
+    const ALWAYS_ALLOWED: u32 = 22;
+    const ZSTD_WINDOWLOG_MAX_64: u32 = 31;
+    let cap_log = usize::BITS - cap_bytes.saturating_sub(1).leading_zeros();
+    cap_log.clamp(ALWAYS_ALLOWED, ZSTD_WINDOWLOG_MAX_64)
 }
 
 fn corrupt(codec: Compression, reason: &dyn std::fmt::Display) -> CompressionError {
@@ -334,6 +350,30 @@ mod tests {
             );
             assert!(output.is_empty(), "{codec:?} leaves no partial output");
         }
+    }
+
+    #[test]
+    fn zstd_window_is_bounded_by_the_cap() {
+        assert_eq!(zstd_window_log_max(0), 22);
+        assert_eq!(zstd_window_log_max(1 << 20), 22);
+        assert_eq!(zstd_window_log_max(1 << 24), 24);
+        assert_eq!(zstd_window_log_max((1 << 24) + 1), 25);
+        // A long-window frame (2^27) is refused under a small cap, accepted under a large one.
+        let input = vec![7_u8; 1 << 16];
+        // A streaming encoder with no pledged size keeps the window it is given.
+        let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), 3).expect("encoder");
+        encoder.window_log(27).expect("window");
+        encoder.include_contentsize(false).expect("no content size");
+        encoder.write_all(&input).expect("write");
+        let frame = encoder.finish().expect("finish");
+        let mut out = Vec::new();
+        assert!(Compression::Zstd
+            .decompress(&frame, 1 << 20, &mut out)
+            .is_err());
+        Compression::Zstd
+            .decompress(&frame, 1 << 27, &mut out)
+            .expect("large cap");
+        assert_eq!(out, input);
     }
 
     #[test]
