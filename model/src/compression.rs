@@ -189,10 +189,11 @@ fn read_capped(
     let limit = u64::try_from(cap_bytes)
         .unwrap_or(u64::MAX)
         .saturating_add(1);
-    reader
-        .take(limit)
-        .read_to_end(out)
-        .map_err(|e| corrupt(codec, &e))?;
+    if let Err(e) = reader.take(limit).read_to_end(out) {
+        // Leave `out` as it was: partial output of a corrupt stream is never data.
+        out.truncate(start);
+        return Err(corrupt(codec, &e));
+    }
     if out.len() - start > cap_bytes {
         out.truncate(start);
         return Err(CompressionError::TooLarge { codec, cap_bytes });
@@ -425,11 +426,30 @@ mod tests {
             for byte in garbage.iter_mut().skip(20).step_by(7) {
                 *byte ^= 0x5a;
             }
-            let mut output = Vec::new();
-            // Either an error or (for codecs without checksums) some bytes; never a panic.
-            let _ = codec.decompress(&garbage, 1 << 20, &mut output);
-            assert!(output.len() <= 1 << 20);
+            let mut output = vec![1, 2, 3];
+            // Either an error that leaves the output untouched, or (for codecs without
+            // checksums) some bytes; never a panic.
+            match codec.decompress(&garbage, 1 << 20, &mut output) {
+                Ok(()) => assert!(output.len() <= 3 + (1 << 20)),
+                Err(_) => assert_eq!(output, [1, 2, 3], "{codec:?} left partial output"),
+            }
         }
+    }
+
+    #[test]
+    fn a_gzip_stream_with_a_bad_trailer_leaves_no_output() {
+        // Found by the decompress fuzz target: the deflate data is whole, the CRC trailer not.
+        let mut compressed = Vec::new();
+        Compression::Gzip
+            .compress(b"hello hello hello", &mut compressed)
+            .expect("compress");
+        let len = compressed.len();
+        compressed[len - 8] ^= 0xff;
+        let mut output = vec![1, 2, 3];
+        assert!(Compression::Gzip
+            .decompress(&compressed, 1 << 20, &mut output)
+            .is_err());
+        assert_eq!(output, [1, 2, 3]);
     }
 
     #[test]
