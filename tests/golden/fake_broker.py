@@ -7,14 +7,24 @@ every (api_key, api_version) it sees as `<fixtures>/<client>/<NN>-<ApiName>-v<ve
 (request header + body, without the 4-byte size prefix), plus one line in
 `<fixtures>/MANIFEST.tsv`. Those files are Spate's golden inputs for decoder tests.
 
-Stdlib only. Listens on 127.0.0.1; every wait is bounded. The wire formats follow Apache
-Kafka's message specs (clients/src/main/resources/common/message/*.json).
+`--record compressed` saves instead only Produce frames whose record batch is compressed, the
+first of each (version, codec), as `<fixtures>/<client>/compressed/<NN>-Produce-v<version>-
+<codec>.bin`. `--record none` saves nothing. `--serve-batches DIR` makes Fetch of golden[0]
+serve the record batches in `DIR/*.bin` (sorted by name) instead of the built-in one-record
+batch; the log's start and high watermark follow from the batches' headers.
 
-Usage: fake_broker.py PORT --client NAME --client-version VERSION [--port-file FILE]
+Stdlib only, except that compressed produced batches are decompressed and their records
+counted with `cramjam` when it is importable (the repo's venv has it; see
+scripts/install-clients). Listens on 127.0.0.1; every wait is bounded. The wire formats follow
+Apache Kafka's message specs (clients/src/main/resources/common/message/*.json).
+
+Usage: fake_broker.py PORT [--client NAME --client-version VERSION] [--port-file FILE]
+                     [--record all|compressed|none] [--serve-batches DIR]
 PORT 0 picks a free port; --port-file receives the port once the listener is up.
 """
 
 import argparse
+import gzip
 import os
 import socket
 import struct
@@ -34,12 +44,12 @@ TOPIC_ID = bytes.fromhex("5bd1a3c2e4f64d0b9a7c1e2f3a4b5c6d")  # fixed, non-zero 
 PARTITION = 0
 LEADER_EPOCH = 0
 
-# The one record every Fetch from offset 0 returns; the log's high watermark is therefore 1.
+# The one record every Fetch from offset 0 returns (unless --serve-batches replaces the log);
+# the log's high watermark is therefore 1.
 GOLDEN_KEY = b"k1"
 GOLDEN_VALUE = b"hello-golden"
 GOLDEN_HEADERS = [(b"h1", b"v1")]
 GOLDEN_TIMESTAMP_MS = 1_700_000_000_000
-HIGH_WATERMARK = 1
 
 MAX_FRAME_BYTES = 16 * 1024 * 1024
 EMPTY_FETCH_MAX_SLEEP_MS = 100
@@ -260,47 +270,141 @@ def zigzag_varint(value):
 
 
 # ---------------------------------------------------------------------------------------------
-# Record batch v2 (magic 2): the 61-byte header, then records.
+# Record batch v2 (magic 2): the 61-byte header, then the records, compressed as one block when
+# the attributes' low three bits name a codec.
 
 RECORD_BATCH_HEADER_BYTES = 61
 CRC_START = 21  # CRC32C covers attributes .. end of batch
+# Byte positions of header fields, from the start of the batch.
+MAGIC_AT = 16
+CRC_AT = 17
+ATTRIBUTES_AT = 21
+LAST_OFFSET_DELTA_AT = 23
+PRODUCER_ID_AT = 43
+RECORD_COUNT_AT = 57
+CODEC_MASK = 0x07
+CODEC_NAMES = {0: "none", 1: "gzip", 2: "snappy", 3: "lz4", 4: "zstd"}
+CODEC_IDS = {name: codec_id for codec_id, name in CODEC_NAMES.items()}
+MAX_DECOMPRESSED_BYTES = 64 * 1024 * 1024
+XERIAL_SNAPPY_MAGIC = b"\x82SNAPPY\x00"  # then int32 version, int32 compat, then blocks
+XERIAL_SNAPPY_HEADER_BYTES = 16
+
+try:  # optional: snappy, lz4 and zstd decompression for the produce-side checks
+    import cramjam
+except ImportError:
+    cramjam = None
+
+
+class CodecUnavailable(Exception):
+    """The module a codec needs is not importable; the batch is left unchecked."""
+
+
+def encode_nullable(data):
+    return zigzag_varint(-1) if data is None else zigzag_varint(len(data)) + data
 
 
 def encode_record(offset_delta, timestamp_delta, key, value, headers):
+    """key, value and header values may be None (length -1)."""
     body = bytearray(b"\x00")  # attributes
     body += zigzag_varint(timestamp_delta)
     body += zigzag_varint(offset_delta)
-    body += zigzag_varint(len(key)) + key
-    body += zigzag_varint(len(value)) + value
+    body += encode_nullable(key)
+    body += encode_nullable(value)
     body += zigzag_varint(len(headers))
     for header_key, header_value in headers:
         body += zigzag_varint(len(header_key)) + header_key
-        body += zigzag_varint(len(header_value)) + header_value
+        body += encode_nullable(header_value)
     return zigzag_varint(len(body)) + bytes(body)
 
 
-def encode_record_batch(base_offset, timestamp_ms, records):
-    """records: list of (key, value, headers); uncompressed, no producer id."""
+def compress(codec, data):
+    """Compresses a batch's records the way Kafka expects; snappy, lz4 and zstd need the
+    modules the repo's venv has (python-snappy's cramjam, lz4, zstandard)."""
+    if codec == "none":
+        return data
+    if codec == "gzip":
+        return gzip.compress(data, mtime=0)
+    if codec == "snappy":  # raw snappy, as librdkafka writes it
+        if cramjam is None:
+            raise CodecUnavailable("no cramjam module for snappy")
+        return bytes(cramjam.snappy.compress_raw(data))
+    if codec == "lz4":
+        import lz4.frame  # LZ4 frame format with independent blocks (KIP-57)
+        return lz4.frame.compress(data, block_linked=False)
+    if codec == "zstd":
+        import zstandard
+        return zstandard.ZstdCompressor().compress(data)
+    raise ValueError(f"unknown codec {codec!r}")
+
+
+def decompress(codec_id, data):
+    """Raises CodecUnavailable, or ValueError (or the codec module's error) on bad input."""
+    if codec_id == 0:
+        return bytes(data)
+    if codec_id == 1:
+        out = gzip.decompress(bytes(data))
+    elif codec_id in (2, 3, 4):
+        if cramjam is None:
+            raise CodecUnavailable(f"no cramjam module for {CODEC_NAMES[codec_id]}")
+        if codec_id == 2:
+            out = decompress_snappy(bytes(data))
+        elif codec_id == 3:
+            out = bytes(cramjam.lz4.decompress(bytes(data)))
+        else:
+            out = bytes(cramjam.zstd.decompress(bytes(data)))
+    else:
+        raise ValueError(f"unknown codec id {codec_id}")
+    if len(out) > MAX_DECOMPRESSED_BYTES:
+        raise ValueError(f"decompressed to {len(out)} bytes")
+    return out
+
+
+def decompress_snappy(data):
+    """Raw snappy (librdkafka) or xerial's blocked stream (the Java client, kafka-python)."""
+    if not data.startswith(XERIAL_SNAPPY_MAGIC):
+        return bytes(cramjam.snappy.decompress_raw(data))
+    out, pos = bytearray(), XERIAL_SNAPPY_HEADER_BYTES
+    while pos < len(data):
+        if pos + 4 > len(data):
+            raise ValueError("truncated xerial snappy block length")
+        (size,) = struct.unpack_from(">i", data, pos)
+        if size < 0 or pos + 4 + size > len(data):
+            raise ValueError(f"xerial snappy block of {size} bytes overruns the payload")
+        out += bytes(cramjam.snappy.decompress_raw(data[pos + 4:pos + 4 + size]))
+        pos += 4 + size
+        if len(out) > MAX_DECOMPRESSED_BYTES:
+            raise ValueError("xerial snappy stream too large")
+    return bytes(out)
+
+
+def encode_record_batch(base_offset, timestamp_ms, records, codec="none", timestamps=None):
+    """records: list of (key, value, headers). timestamps: each record's CreateTime (default:
+    all timestamp_ms; the first one is the batch's base timestamp). No producer id."""
+    if timestamps is None:
+        timestamps = [timestamp_ms] * len(records)
+    assert len(timestamps) == len(records) and records
+    base_timestamp = timestamps[0]
     encoded = b"".join(
-        encode_record(delta, 0, key, value, headers)
-        for delta, (key, value, headers) in enumerate(records)
+        encode_record(delta, timestamp - base_timestamp, key, value, headers)
+        for delta, ((key, value, headers), timestamp) in enumerate(zip(records, timestamps))
     )
+    payload = compress(codec, encoded)
     after_crc = struct.pack(
         ">hiqqqhii",
-        0,                  # attributes: no compression, CreateTime, not transactional
+        CODEC_IDS[codec],   # attributes: the codec, CreateTime, not transactional
         len(records) - 1,   # last offset delta
-        timestamp_ms,       # base timestamp
-        timestamp_ms,       # max timestamp
+        base_timestamp,     # base timestamp
+        max(timestamps),    # max timestamp
         -1,                 # producer id
         -1,                 # producer epoch
         -1,                 # base sequence
         len(records),
-    ) + encoded
+    ) + payload
     batch_length = 4 + 1 + 4 + len(after_crc)  # leader epoch, magic, crc, rest
     batch = struct.pack(">qiibI", base_offset, batch_length, LEADER_EPOCH, 2, crc32c(after_crc))
     batch += after_crc
-    assert len(batch) == RECORD_BATCH_HEADER_BYTES + len(encoded)
-    assert crc32c(batch[CRC_START:]) == struct.unpack_from(">I", batch, 17)[0]
+    assert len(batch) == RECORD_BATCH_HEADER_BYTES + len(payload)
+    assert crc32c(batch[CRC_START:]) == struct.unpack_from(">I", batch, CRC_AT)[0]
     return batch
 
 
@@ -309,39 +413,223 @@ GOLDEN_BATCH = encode_record_batch(
 )
 
 
+def read_zigzag(data, pos):
+    """Reads a zigzag varint (at most 10 bytes); returns (value, next position)."""
+    value = 0
+    for shift in range(0, 70, 7):
+        if pos >= len(data):
+            raise ValueError("truncated varint")
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return (value >> 1) ^ -(value & 1), pos
+    raise ValueError("varint longer than 10 bytes")
+
+
+def decode_records(data, count):
+    """Decodes `count` records that must fill `data` exactly. Returns a list of
+    (offset_delta, timestamp_delta, key, value, [(header_key, header_value)])."""
+    def nullable(pos):
+        size, pos = read_zigzag(data, pos)
+        if size < 0:
+            return None, pos
+        if pos + size > len(data):
+            raise ValueError(f"field of {size} bytes overruns the records")
+        return bytes(data[pos:pos + size]), pos + size
+
+    records, pos = [], 0
+    for index in range(count):
+        length, pos = read_zigzag(data, pos)
+        end = pos + length
+        if length < 0 or end > len(data):
+            raise ValueError(f"record {index} of {length} bytes overruns the records")
+        pos += 1  # attributes
+        timestamp_delta, pos = read_zigzag(data, pos)
+        offset_delta, pos = read_zigzag(data, pos)
+        key, pos = nullable(pos)
+        value, pos = nullable(pos)
+        header_count, pos = read_zigzag(data, pos)
+        if not 0 <= header_count <= length:
+            raise ValueError(f"record {index} has {header_count} headers")
+        headers = []
+        for _ in range(header_count):
+            header_key, pos = nullable(pos)
+            header_value, pos = nullable(pos)
+            headers.append((header_key, header_value))
+        if pos != end:
+            raise ValueError(f"record {index} is {length} bytes but its fields take "
+                             f"{pos - end + length}")
+        records.append((offset_delta, timestamp_delta, key, value, headers))
+    if pos != len(data):
+        raise ValueError(f"{len(data) - pos} bytes left after {count} records")
+    return records
+
+
+def batch_crc_ok(batch):
+    return crc32c(batch[CRC_START:]) == struct.unpack_from(">I", batch, CRC_AT)[0]
+
+
+class ProducedRecords:
+    """What the fake read from one partition's produce payload."""
+
+    def __init__(self):
+        self.count = 0            # records the batch headers claim
+        self.crc_ok = True        # every v2 CRC32C valid, and the batches fill the payload
+        self.magics = set()
+        self.producer_ids = set()
+        self.attributes = set()   # v2 batch attributes
+        self.codecs = set()       # codec names of compressed v2 batches
+        self.decoded = 0          # records actually decoded (after decompression)
+        self.decode_error = None  # why decoding failed (the payload is then corrupt)
+        self.unchecked = None     # why some batch could not be decoded here (no codec module)
+
+    def note(self):
+        """Keeps the uncompressed notes as they were; compressed batches add attributes, codec
+        and the number of records decoded from the decompressed payload."""
+        parts = [f"records={self.count} magic={sorted(self.magics)} "
+                 f"producer_id={sorted(self.producer_ids)}"]
+        if self.codecs:
+            attributes = ",".join(f"0x{a:04x}" for a in sorted(self.attributes))
+            decoded = f"unchecked({self.unchecked})" if self.unchecked else str(self.decoded)
+            parts.append(f"attributes=[{attributes}] codec={','.join(sorted(self.codecs))} "
+                         f"decoded={decoded}")
+        if self.decode_error:
+            parts.append(f"decode=FAILED({self.decode_error})")
+        parts.append(f"crc32c={'ok' if self.crc_ok else 'BAD'}")
+        return " ".join(parts)
+
+    @property
+    def valid(self):
+        return self.crc_ok and self.decode_error is None
+
+
 def inspect_records(records):
     """Summarizes a produce payload: record count, whether every v2 batch's CRC32C is valid
-    (and the batches fill the payload exactly), the magics and the producer ids seen."""
-    count, crc_ok, magics, producer_ids, pos = 0, True, set(), set(), 0
+    (and the batches fill the payload exactly), the magics and producer ids, and for v2
+    batches the codec and the records decoded after decompression."""
+    seen, pos = ProducedRecords(), 0
     while records is not None and pos + 17 <= len(records):
         _, size = struct.unpack_from(">qi", records, pos)
-        magic = records[pos + 16]
+        magic = records[pos + MAGIC_AT]
         end = pos + 12 + size
         if size < 0 or end > len(records):
-            crc_ok = False
+            seen.crc_ok = False
             break
-        magics.add(magic)
+        seen.magics.add(magic)
         if magic == 2:
             if size + 12 < RECORD_BATCH_HEADER_BYTES:
-                crc_ok = False
+                seen.crc_ok = False
                 break
-            stored_crc = struct.unpack_from(">I", records, pos + 17)[0]
-            crc_ok = crc_ok and crc32c(records[pos + CRC_START:end]) == stored_crc
-            producer_ids.add(struct.unpack_from(">q", records, pos + 43)[0])
-            count += struct.unpack_from(">i", records, pos + 57)[0]
+            batch = records[pos:end]
+            seen.crc_ok = seen.crc_ok and batch_crc_ok(batch)
+            seen.producer_ids.add(struct.unpack_from(">q", batch, PRODUCER_ID_AT)[0])
+            batch_count = struct.unpack_from(">i", batch, RECORD_COUNT_AT)[0]
+            seen.count += batch_count
+            inspect_batch_payload(seen, batch, batch_count)
         else:
-            count += 1  # legacy message set entry: one message (or one compressed wrapper)
+            seen.count += 1  # legacy message set entry: one message (or one compressed wrapper)
         pos = end
-    crc_ok = crc_ok and pos == len(records or b"")
-    return count, crc_ok, sorted(magics), sorted(producer_ids)
+    seen.crc_ok = seen.crc_ok and pos == len(records or b"")
+    return seen
+
+
+def inspect_batch_payload(seen, batch, batch_count):
+    (attributes,) = struct.unpack_from(">h", batch, ATTRIBUTES_AT)
+    codec_id = attributes & CODEC_MASK
+    seen.attributes.add(attributes & 0xFFFF)
+    if codec_id:
+        seen.codecs.add(CODEC_NAMES.get(codec_id, f"unknown({codec_id})"))
+    try:
+        payload = decompress(codec_id, batch[RECORD_BATCH_HEADER_BYTES:])
+        seen.decoded += len(decode_records(payload, batch_count))
+    except CodecUnavailable as error:
+        seen.unchecked = str(error)
+    except Exception as error:  # pylint: disable=broad-except  (any codec module's error)
+        seen.decode_error = f"{CODEC_NAMES.get(codec_id, codec_id)}: {error}"
 
 
 # ---------------------------------------------------------------------------------------------
-# Shared state: the produced offsets, and the classic groups (one member each).
+# The log of golden[0] that Fetch and ListOffsets serve.
+
+class ServedBatch:
+    def __init__(self, source, base_offset, last_offset, data):
+        self.source = source
+        self.base_offset = base_offset
+        self.last_offset = last_offset
+        self.data = data
+
+
+class PartitionLog:
+    """Record batches in offset order. The log starts at the first batch's base offset; the
+    high watermark is one past the last batch's last offset."""
+
+    def __init__(self, batches):
+        self.batches = batches
+        self.log_start = batches[0].base_offset if batches else 0
+        self.high_watermark = batches[-1].last_offset + 1 if batches else 0
+
+    def read(self, fetch_offset, max_bytes):
+        """The batches holding offsets >= fetch_offset: the first one whatever its size, then
+        as many whole batches as fit in max_bytes (KIP-74)."""
+        chosen, size = [], 0
+        for batch in self.batches:
+            if batch.last_offset < fetch_offset:
+                continue
+            if chosen and size + len(batch.data) > max_bytes:
+                break
+            chosen.append(batch.data)
+            size += len(batch.data)
+        return b"".join(chosen)
+
+
+def load_served_batches(directory):
+    """Reads DIR/*.bin sorted by name: each file holds one or more whole v2 record batches
+    with their offsets already stamped, in increasing offset order across the files.
+    Returns (batches, warnings); raises ValueError when the files cannot be served."""
+    files = sorted(Path(directory).glob("*.bin"))
+    if not files:
+        raise ValueError(f"no *.bin files in {directory}")
+    batches, warnings = [], []
+    for path in files:
+        data = path.read_bytes()
+        if not data:
+            raise ValueError(f"{path.name}: empty file")
+        pos = 0
+        while pos < len(data):
+            where = f"{path.name} byte {pos}"
+            if len(data) - pos < RECORD_BATCH_HEADER_BYTES:
+                raise ValueError(f"{where}: {len(data) - pos} bytes left, a batch header is 61")
+            base_offset, batch_length = struct.unpack_from(">qi", data, pos)
+            end = pos + 12 + batch_length
+            if batch_length < RECORD_BATCH_HEADER_BYTES - 12 or end > len(data):
+                raise ValueError(f"{where}: batch length {batch_length} but "
+                                 f"{len(data) - pos - 12} bytes follow it")
+            if data[pos + MAGIC_AT] != 2:
+                raise ValueError(f"{where}: magic {data[pos + MAGIC_AT]}, expected 2")
+            (last_offset_delta,) = struct.unpack_from(">i", data, pos + LAST_OFFSET_DELTA_AT)
+            if base_offset < 0 or last_offset_delta < 0:
+                raise ValueError(f"{where}: base offset {base_offset}, "
+                                 f"last offset delta {last_offset_delta}")
+            if batches and base_offset <= batches[-1].last_offset:
+                raise ValueError(f"{where}: base offset {base_offset} is not after the previous "
+                                 f"batch's last offset {batches[-1].last_offset}")
+            batch = data[pos:end]
+            if not batch_crc_ok(batch):
+                warnings.append(f"{where}: CRC32C does not match (served as is)")
+            batches.append(ServedBatch(path.name, base_offset, base_offset + last_offset_delta,
+                                       batch))
+            pos = end
+    return batches, warnings
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared state: the produced offsets, golden[0]'s log, and the classic groups (one member each).
 
 class BrokerState:
-    def __init__(self, port):
+    def __init__(self, port, log):
         self.port = port
+        self.log = log  # PartitionLog: what Fetch and ListOffsets serve for golden[0]
         self.lock = threading.Lock()
         self.produced_records = 0
         self.next_producer_id = 1000
@@ -374,6 +662,7 @@ class RequestContext:
         self.correlation_id = correlation_id
         self.client_id = client_id
         self.notes = []
+        self.codecs = set()  # Produce: codec names of the compressed batches it carried
 
 
 def is_known_partition(topic, partition):
@@ -490,17 +779,15 @@ def handle_produce(ctx, r, w):
     for name, partitions in topics:
         partition_results = []
         for index, records in partitions:
-            count, crc_ok, magics, producer_ids = inspect_records(records)
-            ctx.notes.append(
-                f"{name}[{index}] records={count} magic={magics} producer_id={producer_ids} "
-                f"crc32c={'ok' if crc_ok else 'BAD'}"
-            )
+            seen = inspect_records(records)
+            ctx.notes.append(f"{name}[{index}] {seen.note()}")
+            ctx.codecs |= seen.codecs
             if not is_known_partition(name, index):
                 partition_results.append((index, ERROR_UNKNOWN_TOPIC_OR_PARTITION, -1))
-            elif not crc_ok:
+            elif not seen.valid:
                 partition_results.append((index, ERROR_CORRUPT_MESSAGE, -1))
             else:
-                partition_results.append((index, ERROR_NONE, ctx.state.append(count)))
+                partition_results.append((index, ERROR_NONE, ctx.state.append(seen.count)))
         results.append((name, partition_results))
     ctx.notes.append(f"acks={acks} transactional_id={transactional_id}")
     if acks == 0:
@@ -555,9 +842,9 @@ def handle_fetch(ctx, r, w):
             r.i32()  # last fetched epoch
         if v >= 5:
             r.i64()  # log start offset
-        r.i32()  # partition max bytes
+        partition_max_bytes = r.i32()
         r.tagged_fields()
-        return partition, fetch_offset
+        return partition, fetch_offset, partition_max_bytes
 
     def read_topic(r):
         topic = r.string() if v <= 12 else r.uuid()
@@ -568,24 +855,25 @@ def handle_fetch(ctx, r, w):
     topics = r.array(read_topic) or []
     # The forgotten topics (v7+), rack id (v11+) and tagged fields that follow are not needed.
 
+    log = ctx.state.log
     any_records = False
     answers = []
     for topic, partitions in topics:
         name = TOPIC if topic == TOPIC_ID else topic
         partition_answers = []
-        for partition, fetch_offset in partitions:
+        for partition, fetch_offset, partition_max_bytes in partitions:
             label = name if isinstance(name, str) else f"id:{name.hex()}"
             ctx.notes.append(f"{label}[{partition}]@{fetch_offset}")
             if not is_known_partition(name, partition):
                 error = ERROR_UNKNOWN_TOPIC_ID if v >= 13 else ERROR_UNKNOWN_TOPIC_OR_PARTITION
                 partition_answers.append((partition, error, b""))
-            elif fetch_offset == 0:
-                any_records = True
-                partition_answers.append((partition, ERROR_NONE, GOLDEN_BATCH))
-            elif fetch_offset == HIGH_WATERMARK:
-                partition_answers.append((partition, ERROR_NONE, b""))
-            else:
+            elif fetch_offset > log.high_watermark:
                 partition_answers.append((partition, ERROR_OFFSET_OUT_OF_RANGE, b""))
+            else:
+                # Below the log start too: the batches that hold offsets >= fetch_offset.
+                records = log.read(fetch_offset, partition_max_bytes)
+                any_records = any_records or bool(records)
+                partition_answers.append((partition, ERROR_NONE, records))
         answers.append((topic, partition_answers))
     ctx.notes.append(f"max_wait_ms={max_wait_ms}")
     if not any_records:
@@ -602,10 +890,10 @@ def handle_fetch(ctx, r, w):
         partition, error, records = answer
         w.i32(partition)
         w.i16(error)
-        w.i64(HIGH_WATERMARK)
-        w.i64(HIGH_WATERMARK)  # last stable offset (v4+, always here)
+        w.i64(log.high_watermark)
+        w.i64(log.high_watermark)  # last stable offset (v4+, always here)
         if v >= 5:
-            w.i64(0)  # log start offset
+            w.i64(log.log_start)
         w.array(None, None)  # aborted transactions (v4+): null
         if v >= 11:
             w.i32(-1)  # preferred read replica
@@ -653,8 +941,9 @@ def handle_list_offsets(ctx, r, w):
             ctx.notes.append(f"{name}[{partition}] timestamp={timestamp}")
             known = is_known_partition(name, partition)
             # -1 = latest (the high watermark), -2 = earliest; any other timestamp lands on the
-            # only record, whose timestamp is older than any a client asks for.
-            offset = HIGH_WATERMARK if timestamp == -1 else 0
+            # log start (the built-in record is older than any timestamp a client asks for).
+            log = ctx.state.log
+            offset = log.high_watermark if timestamp == -1 else log.log_start
             w.i32(partition)
             w.i16(ERROR_NONE if known else ERROR_UNKNOWN_TOPIC_OR_PARTITION)
             if v == 0:
@@ -966,7 +1255,7 @@ def handle_frame(state, frame):
     ctx = RequestContext(state, api_key, version, correlation_id, client_id)
     flexible = is_flexible(api_key, version)
     header = {"api_key": api_key, "api_version": version, "client_id": client_id,
-              "request_header_version": 2 if flexible else 1}
+              "request_header_version": 2 if flexible else 1, "codecs": ctx.codecs}
 
     if not is_advertised(api_key, version):
         if api_key != API_VERSIONS_KEY:
@@ -994,29 +1283,49 @@ def handle_frame(state, frame):
 
 
 class Recorder:
-    """Saves the first frame of each (api_key, api_version) and indexes it in MANIFEST.tsv."""
+    """Saves the first frame of each (api_key, api_version) and indexes it in MANIFEST.tsv.
+
+    mode "all": every API, as `<client>/NN-<Api>-v<version>.bin`. Mode "compressed": only
+    Produce frames carrying compressed batches, the first of each (version, codec), as
+    `<client>/compressed/NN-Produce-v<version>-<codec>.bin`. Mode "none": nothing."""
 
     MANIFEST_COLUMNS = ["client", "client_version", "file", "api_key", "api_version", "note"]
+    MODES = ("all", "compressed", "none")
 
-    def __init__(self, fixtures_dir, client, client_version):
+    def __init__(self, fixtures_dir, client, client_version, mode="all"):
+        assert mode in self.MODES
+        self.mode = mode
         self.fixtures_dir = Path(fixtures_dir)
-        self.client_dir = self.fixtures_dir / client
         self.client = client
         self.client_version = client_version
         self.lock = threading.Lock()
         self.seen = set()
-        self.client_dir.mkdir(parents=True, exist_ok=True)
+        if mode == "all":
+            self.subdir = client
+        else:
+            self.subdir = f"{client}/compressed"
+        if mode != "none":
+            (self.fixtures_dir / self.subdir).mkdir(parents=True, exist_ok=True)
 
-    def record(self, api_key, api_version, frame, note):
-        with self.lock:
-            if (api_key, api_version) in self.seen:
+    def record(self, api_key, api_version, frame, note, codecs=()):
+        if self.mode == "none":
+            return
+        if self.mode == "compressed":
+            if api_key != 0 or not codecs:
                 return
-            self.seen.add((api_key, api_version))
+            codec = "+".join(sorted(codecs))
+            key, suffix = (api_key, api_version, codec), f"-{codec}"
+        else:
+            key, suffix = (api_key, api_version), ""
+        with self.lock:
+            if key in self.seen:
+                return
+            self.seen.add(key)
             sequence = len(self.seen)
-            file_name = f"{sequence:02d}-{api_name(api_key)}-v{api_version}.bin"
-            (self.client_dir / file_name).write_bytes(frame)
+            file_name = f"{sequence:02d}-{api_name(api_key)}-v{api_version}{suffix}.bin"
+            (self.fixtures_dir / self.subdir / file_name).write_bytes(frame)
             manifest = self.fixtures_dir / "MANIFEST.tsv"
-            row = [self.client, self.client_version, f"{self.client}/{file_name}",
+            row = [self.client, self.client_version, f"{self.subdir}/{file_name}",
                    str(api_key), str(api_version), note]
             with open(manifest, "a", encoding="utf-8") as out:
                 if out.tell() == 0:
@@ -1069,7 +1378,8 @@ def serve_connection(conn, peer, state, recorder):
                     api_key, version = struct.unpack_from(">hh", frame)
                     recorder.record(api_key, version, frame, f"fake could not handle: {error}")
                 return
-            recorder.record(header["api_key"], header["api_version"], frame, note)
+            recorder.record(header["api_key"], header["api_version"], frame, note,
+                            header["codecs"])
             answered = "no response" if response is None else f"{len(response)}-byte response"
             log(f"{peer}: {api_name(header['api_key'])} v{header['api_version']} {answered}; {note}")
             if response is not None:
@@ -1083,13 +1393,33 @@ def serve_connection(conn, peer, state, recorder):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("port", type=int, help="TCP port on 127.0.0.1 (0 picks a free one)")
-    parser.add_argument("--client", required=True, help="fixture directory name, e.g. librdkafka")
-    parser.add_argument("--client-version", required=True, help="recorded in MANIFEST.tsv")
+    parser.add_argument("--client", help="fixture directory name, e.g. librdkafka")
+    parser.add_argument("--client-version", help="recorded in MANIFEST.tsv")
     parser.add_argument("--fixtures", default=str(Path(__file__).resolve().parent / "fixtures"))
+    parser.add_argument("--record", choices=Recorder.MODES, default="all",
+                        help="which request frames to save (default: the first of every API "
+                             "version; compressed: compressed Produce frames, one per codec)")
+    parser.add_argument("--serve-batches", metavar="DIR",
+                        help="serve DIR/*.bin (record batches, offsets stamped, sorted by name) "
+                             "as golden[0]'s log instead of the built-in one-record batch")
     parser.add_argument("--port-file", help="write the bound port here once listening")
     parser.add_argument("--lifetime-seconds", type=float, default=300.0,
                         help="exit after this long even if nobody stops the fake")
     args = parser.parse_args()
+    if args.record != "none" and not (args.client and args.client_version):
+        parser.error("--client and --client-version are required unless --record none")
+
+    if args.serve_batches:
+        try:
+            batches, warnings = load_served_batches(args.serve_batches)
+        except (OSError, ValueError) as error:
+            log(f"cannot serve batches from {args.serve_batches}: {error}")
+            sys.exit(2)
+        for warning in warnings:
+            log(f"warning: {warning}")
+    else:
+        batches = [ServedBatch("built-in", 0, 0, GOLDEN_BATCH)]
+    partition_log = PartitionLog(batches)
 
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -1097,14 +1427,16 @@ def main():
     listener.listen(64)
     listener.settimeout(0.2)
     port = listener.getsockname()[1]
-    state = BrokerState(port)
-    recorder = Recorder(args.fixtures, args.client, args.client_version)
+    state = BrokerState(port, partition_log)
+    recorder = Recorder(args.fixtures, args.client, args.client_version, args.record)
     if args.port_file:
         temporary = f"{args.port_file}.tmp"
         with open(temporary, "w", encoding="utf-8") as out:
             out.write(f"{port}\n")
         os.replace(temporary, args.port_file)
-    log(f"listening on {HOST}:{port} for client {args.client} ({args.client_version})")
+    log(f"listening on {HOST}:{port} for client {args.client} ({args.client_version}); "
+        f"golden[0] holds offsets {partition_log.log_start}..{partition_log.high_watermark - 1} "
+        f"in {len(batches)} batch(es)")
 
     deadline = time.monotonic() + args.lifetime_seconds
     while time.monotonic() < deadline:
