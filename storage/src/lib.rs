@@ -1,9 +1,15 @@
-//! One partition's durable log: segments of record batches exactly as received, sparse offset
-//! and time indexes, the leader-epoch checkpoint, crash recovery, retention and compaction, and
-//! the disk seam (a direct-I/O implementation on glommio and an in-memory one for tests).
+//! One partition's durable log: segments of record batches exactly as received (stamped with
+//! base offset and leader epoch), a sparse offset index, group-commit durability, reads by
+//! offset, and crash recovery — plus the disk seam it runs on: glommio's direct-I/O files in
+//! production and an in-memory disk that simulates power loss for tests.
 //!
 //! Depends on `spate-model` only. It knows nothing of the network, the Kafka wire protocol,
 //! replication or shards: the broker hands it validated batches and asks for byte ranges back.
 //! glommio may be named only in `src/disk/glommio.rs`.
-//!
-//! The log itself lands with the storage issue; this crate is its reserved place.
+
+pub mod disk;
+pub mod log;
+mod notify;
+pub mod segment;
+
+pub use log::{Appended, Log, LogConfig, LogError, ReadBatches};

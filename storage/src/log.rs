@@ -1,0 +1,1112 @@
+//! One partition's log: segments of stamped record batches, appended through aligned
+//! write-behind buffers, made durable by group commit, read back by offset, recovered after a
+//! crash.
+//!
+//! Owned by one shard: `&self` methods with interior mutability, no borrow held across an
+//! `.await`, so appends go on while a flush is in flight.
+//!
+//! Write path. [`Log::append`] stamps the batch's base offset and leader epoch while copying
+//! it into the active segment's current chunk — an aligned buffer from the disk — which is
+//! the one copy direct I/O requires. [`Log::flush`] hands every filled chunk to the disk,
+//! then `fdatasync`s; appends that arrive meanwhile land in new chunks and are covered by the
+//! next flush (group commit: concurrent callers of `flush` share one). A chunk's last, partial
+//! page is copied into the next chunk and rewritten there, so every write is aligned.
+//! Chunks stay readable until their write completes; after that reads go to the disk.
+//!
+//! On disk. `<dir>/<base offset:020>.log` holds the batches; it is preallocated ahead of the
+//! appends (the file's size is not the log's end until a segment is sealed or the log is
+//! closed, when the file is truncated to its end). `.index` holds the sparse offset index; the
+//! active segment's index is written when it is sealed or the log is closed cleanly, and
+//! rebuilt by scanning after a crash. `.clean-shutdown` says the last close was clean.
+//!
+//! Recovery. Without the marker, the active segment is scanned from its last valid index
+//! entry: every batch's framing, CRC and offsets are checked, and the log ends before the
+//! first batch that fails (a torn or never-written tail; the rest of the file is ignored and
+//! overwritten by later appends). Sealed segments are trusted to their (truncated) size; a
+//! missing or damaged index is rebuilt by scanning. Batches read from disk are CRC-checked
+//! on every read, so a corrupt batch in a sealed segment is reported, never served.
+
+use crate::disk::{Disk, DiskBuffer, DiskFile};
+use crate::notify::Notify;
+use crate::segment::{self, IndexEntry};
+use spate_model::batch::{copy_stamped, BATCH_HEADER_BYTES, LOG_OVERHEAD_BYTES};
+use spate_model::{BatchHeader, LeaderEpoch, Offset, RecordBatch};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, VecDeque};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+/// Name of the clean-shutdown marker in a log directory.
+pub const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
+
+/// Tunables of one log. Every buffer they size is bounded by them.
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// Roll to a new segment before one would grow past this (`segment.bytes`).
+    pub segment_bytes: u64,
+    /// Bytes of log between two index entries (`index.interval.bytes`).
+    pub index_interval_bytes: u64,
+    /// Size of one aligned write buffer (a multiple of the disk's alignment).
+    pub chunk_bytes: usize,
+    /// Appends are refused with [`LogError::BufferFull`] while this many bytes wait for a
+    /// flush: the bound on a log's write-behind memory.
+    pub max_unflushed_bytes: usize,
+    /// The file is extended (fallocate) this far ahead of the appends.
+    pub preallocate_bytes: u64,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            segment_bytes: 1 << 30,
+            index_interval_bytes: 4096,
+            chunk_bytes: 256 * 1024,
+            max_unflushed_bytes: 16 * 1024 * 1024,
+            preallocate_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// Why a log operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// The disk failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The error.
+        source: io::Error,
+    },
+    /// A stored batch failed its checks (sealed segments; a torn tail is recovered instead).
+    #[error("corrupt data in {file} at byte {position}: {reason}")]
+    Corrupt {
+        /// The segment file.
+        file: PathBuf,
+        /// Where the bad batch starts.
+        position: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An earlier write or fdatasync failed, so what is durable is unknown: the log refuses
+    /// all further work until it is reopened (and recovered).
+    #[error("log {0} is offline after an I/O failure; reopen it to recover")]
+    Offline(PathBuf),
+    /// The offset is below the log start.
+    #[error("offset {offset} is below the log start offset {log_start}")]
+    OffsetOutOfRange {
+        /// The offset asked for.
+        offset: Offset,
+        /// The first offset the log holds.
+        log_start: Offset,
+    },
+    /// The write-behind buffers are full; flush, then retry.
+    #[error("{unflushed_bytes} bytes await a flush (limit {limit}); flush before appending")]
+    BufferFull {
+        /// Bytes waiting.
+        unflushed_bytes: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+    /// The batch can never fit in a segment.
+    #[error("batch of {bytes} bytes exceeds segment.bytes {segment_bytes}")]
+    BatchTooLarge {
+        /// The batch's size.
+        bytes: usize,
+        /// The configured segment size.
+        segment_bytes: u64,
+    },
+}
+
+fn io_error(context: impl FnOnce() -> String) -> impl FnOnce(io::Error) -> LogError {
+    move |source| LogError::Io {
+        context: context(),
+        source,
+    }
+}
+
+/// What [`Log::append`] assigned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// The batch's first offset.
+    pub base_offset: Offset,
+    /// The batch's last offset.
+    pub last_offset: Offset,
+}
+
+/// Whole batches read from the log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReadBatches {
+    /// Back-to-back batches, the first one containing (or following) the offset asked for.
+    pub bytes: Vec<u8>,
+    /// Number of batches in `bytes`.
+    pub batches: usize,
+}
+
+/// One partition's log. See the module documentation.
+#[derive(Debug)]
+pub struct Log<D: Disk> {
+    disk: D,
+    dir: PathBuf,
+    config: LogConfig,
+    state: RefCell<State<D::File>>,
+    flushed: Notify,
+}
+
+#[derive(Debug)]
+struct State<F: DiskFile> {
+    segments: BTreeMap<i64, Segment<F>>,
+    log_start: Offset,
+    next_offset: Offset,
+    durable_offset: Offset,
+    unflushed_bytes: usize,
+    flushing: bool,
+    offline: bool,
+}
+
+#[derive(Debug)]
+struct Segment<F: DiskFile> {
+    base: Offset,
+    /// `None` until the first flush creates the file of a freshly rolled segment.
+    file: Option<Rc<F>>,
+    /// Bytes appended (the log's end in this segment).
+    end: u64,
+    /// The file's size on disk, preallocation included.
+    allocated: u64,
+    index: Vec<IndexEntry>,
+    bytes_since_index: u64,
+    /// Offset after the last batch in the segment.
+    next_offset: Offset,
+    /// Write-behind buffers in position order; the last may still be filling.
+    chunks: VecDeque<Chunk<F::Buffer>>,
+    /// No more appends: finalise (truncate, write the index) at the next flush.
+    sealed: bool,
+    /// Sealed and finalised on disk.
+    finalised: bool,
+}
+
+#[derive(Debug)]
+struct Chunk<B> {
+    buffer: Rc<B>,
+    /// File position of the buffer's first byte (aligned).
+    pos: u64,
+    /// Valid bytes in the buffer.
+    len: usize,
+    /// Of those, bytes already on disk (a page carried over from the previous write).
+    flushed_len: usize,
+    /// Still accepting appends.
+    open: bool,
+}
+
+impl<F: DiskFile> Segment<F> {
+    fn new(base: Offset) -> Segment<F> {
+        Segment {
+            base,
+            file: None,
+            end: 0,
+            allocated: 0,
+            index: Vec::new(),
+            bytes_since_index: 0,
+            next_offset: base,
+            chunks: VecDeque::new(),
+            sealed: false,
+            finalised: false,
+        }
+    }
+}
+
+/// A flush's work for one segment, gathered under the borrow and done without it.
+struct FlushJob<F: DiskFile> {
+    base: Offset,
+    file: Option<Rc<F>>,
+    writes: Vec<(Rc<F::Buffer>, u64)>,
+    allocate_to: Option<u64>,
+    finalise: Option<(u64, Vec<u8>)>,
+}
+
+fn align_down(value: u64, alignment: usize) -> u64 {
+    value - value % alignment as u64
+}
+
+fn align_up(value: usize, alignment: usize) -> usize {
+    value.div_ceil(alignment) * alignment
+}
+
+impl<D: Disk> Log<D> {
+    /// Opens (creating if needed) the log in `dir`, recovering it if its last close was not
+    /// clean.
+    pub async fn open(disk: D, dir: &Path, config: LogConfig) -> Result<Log<D>, LogError> {
+        assert!(
+            config.chunk_bytes > 0 && config.segment_bytes > 0 && config.index_interval_bytes > 0
+        );
+        disk.create_dir_all(dir)
+            .await
+            .map_err(io_error(|| format!("creating {}", dir.display())))?;
+        let names = disk
+            .list(dir)
+            .await
+            .map_err(io_error(|| format!("listing {}", dir.display())))?;
+        let clean = names.iter().any(|name| name == CLEAN_SHUTDOWN_FILE);
+        let mut bases: Vec<Offset> = names
+            .iter()
+            .filter_map(|name| segment::parse_log_file_name(name))
+            .collect();
+        bases.sort();
+        if bases.is_empty() {
+            bases.push(Offset(0));
+        }
+        let mut segments = BTreeMap::new();
+        let last = bases.len() - 1;
+        for (position, base) in bases.iter().enumerate() {
+            let active = position == last;
+            let segment =
+                recover_segment(&disk, dir, *base, active, active && !clean, &config).await?;
+            segments.insert(base.get(), segment);
+        }
+        if clean {
+            // From here on a crash must trigger recovery again.
+            let marker = dir.join(CLEAN_SHUTDOWN_FILE);
+            disk.remove(&marker)
+                .await
+                .map_err(io_error(|| format!("removing {}", marker.display())))?;
+            disk.sync_dir(dir)
+                .await
+                .map_err(io_error(|| format!("syncing {}", dir.display())))?;
+        }
+        let log_start = bases[0];
+        let next_offset = segments
+            .values()
+            .next_back()
+            .map_or(log_start, |s: &Segment<D::File>| s.next_offset);
+        let state = State {
+            segments,
+            log_start,
+            next_offset,
+            durable_offset: next_offset,
+            unflushed_bytes: 0,
+            flushing: false,
+            offline: false,
+        };
+        Ok(Log {
+            disk,
+            dir: dir.to_path_buf(),
+            config,
+            state: RefCell::new(state),
+            flushed: Notify::default(),
+        })
+    }
+
+    /// The directory holding the log.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The first offset the log holds.
+    pub fn log_start_offset(&self) -> Offset {
+        self.state.borrow().log_start
+    }
+
+    /// The offset the next appended record gets (the log end offset).
+    pub fn next_offset(&self) -> Offset {
+        self.state.borrow().next_offset
+    }
+
+    /// Every offset below this one is durable.
+    pub fn durable_offset(&self) -> Offset {
+        self.state.borrow().durable_offset
+    }
+
+    /// Bytes appended but not yet handed to a flush.
+    pub fn unflushed_bytes(&self) -> usize {
+        self.state.borrow().unflushed_bytes
+    }
+
+    /// Base offsets of the segments, oldest first.
+    pub fn segment_bases(&self) -> Vec<Offset> {
+        self.state
+            .borrow()
+            .segments
+            .values()
+            .map(|s| s.base)
+            .collect()
+    }
+
+    /// Appends a validated batch: stamps it with the next offset and `leader_epoch` while
+    /// copying it into the write-behind buffer. Not durable until a [`Log::flush`] covering
+    /// it returns.
+    pub fn append(
+        &self,
+        batch: &RecordBatch<'_>,
+        leader_epoch: LeaderEpoch,
+    ) -> Result<Appended, LogError> {
+        let bytes = batch.bytes();
+        let mut state = self.state.borrow_mut();
+        if state.offline {
+            return Err(LogError::Offline(self.dir.clone()));
+        }
+        if bytes.len() as u64 > self.config.segment_bytes {
+            return Err(LogError::BatchTooLarge {
+                bytes: bytes.len(),
+                segment_bytes: self.config.segment_bytes,
+            });
+        }
+        if state.unflushed_bytes + bytes.len() > self.config.max_unflushed_bytes
+            && state.unflushed_bytes > 0
+        {
+            return Err(LogError::BufferFull {
+                unflushed_bytes: state.unflushed_bytes,
+                limit: self.config.max_unflushed_bytes,
+            });
+        }
+        let base_offset = state.next_offset;
+        let last_offset = base_offset
+            .checked_add(i64::from(batch.header().last_offset_delta()))
+            .ok_or(LogError::BatchTooLarge {
+                bytes: bytes.len(),
+                segment_bytes: self.config.segment_bytes,
+            })?;
+        self.roll_if_needed(&mut state, bytes.len() as u64, base_offset);
+        let segment = state
+            .segments
+            .values_mut()
+            .next_back()
+            .expect("a log always has an active segment");
+        write_into_chunks(
+            &self.disk,
+            segment,
+            bytes,
+            self.config.chunk_bytes,
+            base_offset,
+            leader_epoch,
+        );
+        if segment.bytes_since_index >= self.config.index_interval_bytes || segment.index.is_empty()
+        {
+            let relative_offset =
+                u32::try_from(base_offset.get() - segment.base.get()).unwrap_or(u32::MAX);
+            let position = u32::try_from(segment.end).unwrap_or(u32::MAX);
+            segment.index.push(IndexEntry {
+                relative_offset,
+                position,
+            });
+            segment.bytes_since_index = 0;
+        }
+        segment.end += bytes.len() as u64;
+        segment.bytes_since_index += bytes.len() as u64;
+        segment.next_offset = Offset(last_offset.get() + 1);
+        state.next_offset = Offset(last_offset.get() + 1);
+        state.unflushed_bytes += bytes.len();
+        Ok(Appended {
+            base_offset,
+            last_offset,
+        })
+    }
+
+    fn roll_if_needed(&self, state: &mut State<D::File>, batch_bytes: u64, next_base: Offset) {
+        let active = state
+            .segments
+            .values_mut()
+            .next_back()
+            .expect("active segment");
+        if active.end == 0 || active.end + batch_bytes <= self.config.segment_bytes {
+            return;
+        }
+        active.sealed = true;
+        state
+            .segments
+            .insert(next_base.get(), Segment::new(next_base));
+    }
+
+    /// Makes every batch appended before the call durable; returns the durable offset.
+    /// Concurrent callers share flushes: a call that finds one in flight waits for it, then
+    /// starts the next one if its appends are not covered yet.
+    pub async fn flush(&self) -> Result<Offset, LogError> {
+        let target = self.next_offset();
+        loop {
+            let generation = self.flushed.generation();
+            let in_flight = {
+                let state = self.state.borrow();
+                if state.offline {
+                    return Err(LogError::Offline(self.dir.clone()));
+                }
+                if state.durable_offset >= target {
+                    return Ok(state.durable_offset);
+                }
+                state.flushing
+            };
+            if in_flight {
+                self.flushed.changed_since(generation).await;
+                continue;
+            }
+            self.state.borrow_mut().flushing = true;
+            let result = self.flush_once().await;
+            {
+                let mut state = self.state.borrow_mut();
+                state.flushing = false;
+                if result.is_err() {
+                    state.offline = true;
+                }
+            }
+            self.flushed.notify_all();
+            result?;
+        }
+    }
+
+    /// One flush: write every pending chunk, finalise sealed segments, fdatasync.
+    async fn flush_once(&self) -> Result<(), LogError> {
+        let (target, jobs) = self.gather_flush_jobs();
+        for job in &jobs {
+            self.run_flush_job(job).await?;
+        }
+        let mut state = self.state.borrow_mut();
+        for job in &jobs {
+            let Some(segment) = state.segments.get_mut(&job.base.get()) else {
+                continue;
+            };
+            if segment.file.is_none() {
+                segment.file = job.file.clone();
+            }
+            if let Some(allocated) = job.allocate_to {
+                segment.allocated = segment.allocated.max(allocated);
+            }
+            if let Some((end, _)) = job.finalise {
+                segment.allocated = end;
+                segment.finalised = true;
+            }
+            segment.chunks.retain(|chunk| {
+                !job.writes
+                    .iter()
+                    .any(|(buffer, _)| Rc::ptr_eq(buffer, &chunk.buffer))
+            });
+        }
+        state.durable_offset = state.durable_offset.max(target);
+        Ok(())
+    }
+
+    fn gather_flush_jobs(&self) -> (Offset, Vec<FlushJob<D::File>>) {
+        let mut state = self.state.borrow_mut();
+        let target = state.next_offset;
+        state.unflushed_bytes = 0;
+        let preallocate = self.config.preallocate_bytes;
+        let mut jobs = Vec::new();
+        for segment in state.segments.values_mut() {
+            if segment.finalised || (segment.chunks.is_empty() && !segment.sealed) {
+                continue;
+            }
+            close_open_chunk(&self.disk, segment, self.config.chunk_bytes);
+            let writes = segment
+                .chunks
+                .iter()
+                .filter(|c| !c.open)
+                .map(|c| (c.buffer.clone(), c.pos))
+                .collect();
+            let finalise = segment
+                .sealed
+                .then(|| (segment.end, segment::encode_index(&segment.index)));
+            let allocate_to = (!segment.sealed && segment.end > segment.allocated).then(|| {
+                (segment.end + preallocate).min(self.config.segment_bytes.max(segment.end))
+            });
+            jobs.push(FlushJob {
+                base: segment.base,
+                file: segment.file.clone(),
+                writes,
+                allocate_to,
+                finalise,
+            });
+        }
+        (target, jobs)
+    }
+
+    async fn run_flush_job(&self, job: &FlushJob<D::File>) -> Result<(), LogError> {
+        let log_path = self.dir.join(segment::log_file_name(job.base));
+        let context = |what: &str| {
+            let what = what.to_string();
+            let path = log_path.clone();
+            move || format!("{what} {}", path.display())
+        };
+        let file = match &job.file {
+            Some(file) => file.clone(),
+            None => {
+                let file = self
+                    .disk
+                    .open(&log_path, true)
+                    .await
+                    .map_err(io_error(context("creating")))?;
+                self.disk
+                    .sync_dir(&self.dir)
+                    .await
+                    .map_err(io_error(context("syncing the directory of")))?;
+                Rc::new(file)
+            }
+        };
+        if let Some(len) = job.allocate_to {
+            file.allocate(len)
+                .await
+                .map_err(io_error(context("preallocating")))?;
+        }
+        for (buffer, pos) in &job.writes {
+            file.write_at(buffer.clone(), *pos)
+                .await
+                .map_err(io_error(context("writing")))?;
+        }
+        if let Some((end, index)) = &job.finalise {
+            file.truncate(*end)
+                .await
+                .map_err(io_error(context("truncating")))?;
+            let index_path = self.dir.join(segment::index_file_name(job.base));
+            self.disk
+                .write_atomically(&index_path, index)
+                .await
+                .map_err(io_error(|| format!("writing {}", index_path.display())))?;
+        }
+        file.fdatasync()
+            .await
+            .map_err(io_error(context("fdatasync of")))?;
+        if job.file.is_none() {
+            if let Some(segment) = self.state.borrow_mut().segments.get_mut(&job.base.get()) {
+                segment.file = Some(file);
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads whole batches: the one containing `offset` (or the first after it) and those
+    /// following it in the same segment, up to `max_bytes` — but always at least one whole
+    /// batch, as Kafka does — and none starting at or after `upper` (the high watermark for
+    /// consumers, the log end for followers). Empty when `offset` is at or past the end.
+    pub async fn read(
+        &self,
+        offset: Offset,
+        max_bytes: usize,
+        upper: Offset,
+    ) -> Result<ReadBatches, LogError> {
+        let plan = {
+            let state = self.state.borrow();
+            if state.offline {
+                return Err(LogError::Offline(self.dir.clone()));
+            }
+            if offset < state.log_start {
+                return Err(LogError::OffsetOutOfRange {
+                    offset,
+                    log_start: state.log_start,
+                });
+            }
+            let upper = upper.min(state.next_offset);
+            if offset >= upper {
+                return Ok(ReadBatches::default());
+            }
+            let Some((_, segment)) = state.segments.range(..=offset.get()).next_back() else {
+                return Ok(ReadBatches::default());
+            };
+            let relative = u32::try_from(offset.get() - segment.base.get()).unwrap_or(u32::MAX);
+            let start = segment::lookup(&segment.index, relative)
+                .map_or(0, |entry| u64::from(entry.position));
+            ReadPlan {
+                path: self.dir.join(segment::log_file_name(segment.base)),
+                file: segment.file.clone(),
+                chunks: segment
+                    .chunks
+                    .iter()
+                    .map(|c| (c.buffer.clone(), c.pos, c.len))
+                    .collect(),
+                start,
+                end: segment.end,
+                upper,
+            }
+        };
+        plan.read(offset, max_bytes).await
+    }
+
+    /// Flushes, finalises the active segment (truncates its preallocated tail, writes its
+    /// index) and writes the clean-shutdown marker, so the next open skips recovery.
+    pub async fn close(self) -> Result<(), LogError> {
+        self.flush().await?;
+        if let Some(active) = self.state.borrow_mut().segments.values_mut().next_back() {
+            active.sealed = true;
+        }
+        // No other task can hold `&self` now, so no flush is in flight: finalise directly.
+        self.flush_once().await?;
+        let marker = self.dir.join(CLEAN_SHUTDOWN_FILE);
+        self.disk
+            .write_atomically(&marker, b"")
+            .await
+            .map_err(io_error(|| format!("writing {}", marker.display())))?;
+        let segments = std::mem::take(&mut self.state.borrow_mut().segments);
+        for segment in segments.into_values() {
+            if let Some(file) = segment.file.and_then(|file| Rc::try_unwrap(file).ok()) {
+                file.close().await.map_err(io_error(|| {
+                    format!("closing a segment of {}", self.dir.display())
+                }))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Copies `bytes` into the segment's open chunk (new chunks as needed), stamping the copy:
+/// the stamped header is written over the first 61 copied bytes, the rest is one memcpy.
+fn write_into_chunks<D: Disk>(
+    disk: &D,
+    segment: &mut Segment<D::File>,
+    bytes: &[u8],
+    chunk_bytes: usize,
+    base_offset: Offset,
+    leader_epoch: LeaderEpoch,
+) {
+    let mut stamped_header = [0_u8; BATCH_HEADER_BYTES];
+    copy_stamped(
+        &bytes[..BATCH_HEADER_BYTES],
+        &mut stamped_header,
+        base_offset,
+        leader_epoch,
+    );
+    let mut written = 0;
+    while written < bytes.len() {
+        let position = segment.end + written as u64;
+        let chunk = open_chunk(disk, segment, position, chunk_bytes);
+        let capacity = chunk.buffer.as_ref().as_ref().len() - chunk.len;
+        let take = capacity.min(bytes.len() - written);
+        let buffer = Rc::get_mut(&mut chunk.buffer).expect("an open chunk is not shared");
+        let target = &mut buffer.as_mut()[chunk.len..chunk.len + take];
+        target.copy_from_slice(&bytes[written..written + take]);
+        if written < BATCH_HEADER_BYTES {
+            let stamped = (BATCH_HEADER_BYTES - written).min(take);
+            target[..stamped].copy_from_slice(&stamped_header[written..written + stamped]);
+        }
+        chunk.len += take;
+        written += take;
+        if chunk.len == chunk.buffer.as_ref().as_ref().len() {
+            chunk.open = false;
+        }
+    }
+}
+
+/// The chunk accepting bytes at `position`, creating one if needed.
+fn open_chunk<'a, D: Disk>(
+    disk: &D,
+    segment: &'a mut Segment<D::File>,
+    position: u64,
+    chunk_bytes: usize,
+) -> &'a mut Chunk<<D::File as DiskFile>::Buffer> {
+    let reusable = segment
+        .chunks
+        .back()
+        .is_some_and(|c| c.open && c.pos + c.len as u64 == position);
+    if !reusable {
+        let pos = align_down(position, disk.alignment());
+        debug_assert_eq!(pos, position, "a full chunk ends on an alignment boundary");
+        let buffer = Rc::new(disk.alloc_buffer(chunk_bytes));
+        let len = (position - pos) as usize;
+        segment.chunks.push_back(Chunk {
+            buffer,
+            pos,
+            len,
+            flushed_len: len,
+            open: true,
+        });
+    }
+    segment.chunks.back_mut().expect("just ensured")
+}
+
+/// Ends the open chunk if it holds unflushed bytes: it is written by this flush, trimmed to
+/// whole pages, and (unless the segment is sealed) its last partial page is carried into a
+/// new open chunk, where the next flush rewrites it with whatever follows.
+fn close_open_chunk<D: Disk>(disk: &D, segment: &mut Segment<D::File>, chunk_bytes: usize) {
+    let alignment = disk.alignment();
+    let sealed = segment.sealed;
+    let Some(last) = segment.chunks.back_mut() else {
+        return;
+    };
+    if !last.open || last.len == last.flushed_len {
+        if sealed && last.open {
+            // Nothing new in it, and nothing will follow: drop it.
+            segment.chunks.pop_back();
+        }
+        return;
+    }
+    last.open = false;
+    let partial = last.len % alignment;
+    let full_pages = last.len - partial;
+    let carried = (partial > 0 && !sealed)
+        .then(|| last.buffer.as_ref().as_ref()[full_pages..last.len].to_vec());
+    if let Some(buffer) = Rc::get_mut(&mut last.buffer) {
+        buffer.trim(align_up(last.len, alignment));
+    }
+    let pos = last.pos + full_pages as u64;
+    if let Some(carried) = carried {
+        let mut buffer = disk.alloc_buffer(chunk_bytes);
+        buffer.as_mut()[..carried.len()].copy_from_slice(&carried);
+        let len = carried.len();
+        segment.chunks.push_back(Chunk {
+            buffer: Rc::new(buffer),
+            pos,
+            len,
+            flushed_len: len,
+            open: true,
+        });
+    }
+}
+
+/// What a read needs, taken under the borrow.
+struct ReadPlan<F: DiskFile> {
+    path: PathBuf,
+    file: Option<Rc<F>>,
+    chunks: Vec<(Rc<F::Buffer>, u64, usize)>,
+    start: u64,
+    end: u64,
+    upper: Offset,
+}
+
+impl<F: DiskFile> ReadPlan<F> {
+    async fn read(&self, offset: Offset, max_bytes: usize) -> Result<ReadBatches, LogError> {
+        let mut out = ReadBatches::default();
+        let mut position = self.start;
+        while position + (LOG_OVERHEAD_BYTES as u64) <= self.end {
+            let header = self
+                .bytes(
+                    position,
+                    BATCH_HEADER_BYTES.min((self.end - position) as usize),
+                )
+                .await?;
+            let Some(view) = BatchHeader::view(&header) else {
+                return Err(self.corrupt(position, "batch header runs past the segment end"));
+            };
+            let size = usize::try_from(view.batch_length()).unwrap_or(0) + LOG_OVERHEAD_BYTES;
+            if size < BATCH_HEADER_BYTES || position + size as u64 > self.end {
+                return Err(self.corrupt(position, "batch length runs past the segment end"));
+            }
+            if view.base_offset() >= self.upper {
+                break;
+            }
+            if view.last_offset() >= offset {
+                if out.batches > 0 && out.bytes.len() + size > max_bytes {
+                    break;
+                }
+                let batch = self.bytes(position, size).await?;
+                if let Err(e) = RecordBatch::validate(&batch) {
+                    return Err(self.corrupt(position, &e.to_string()));
+                }
+                out.bytes.extend_from_slice(&batch);
+                out.batches += 1;
+                if out.bytes.len() >= max_bytes {
+                    break;
+                }
+            }
+            position += size as u64;
+        }
+        Ok(out)
+    }
+
+    fn corrupt(&self, position: u64, reason: &str) -> LogError {
+        LogError::Corrupt {
+            file: self.path.clone(),
+            position,
+            reason: reason.to_string(),
+        }
+    }
+
+    /// Bytes `[pos, pos + len)` of the segment. The write-behind chunks cover a suffix of
+    /// the segment (`[first chunk's pos, end)`, contiguous); what lies below it is on disk.
+    async fn bytes(&self, pos: u64, len: usize) -> Result<Vec<u8>, LogError> {
+        let want_end = pos + len as u64;
+        let memory_start = self
+            .chunks
+            .first()
+            .map_or(self.end, |(_, chunk_pos, _)| *chunk_pos);
+        let mut out = Vec::with_capacity(len);
+        if pos < memory_start {
+            let disk_len = (want_end.min(memory_start) - pos) as usize;
+            let file = self
+                .file
+                .as_ref()
+                .ok_or_else(|| self.corrupt(pos, "data neither buffered nor on disk"))?;
+            let from_disk = file
+                .read_at(pos, disk_len)
+                .await
+                .map_err(io_error(|| format!("reading {}", self.path.display())))?;
+            if from_disk.len() < disk_len {
+                return Err(self.corrupt(pos, "segment file shorter than its recorded end"));
+            }
+            out.extend_from_slice(&from_disk);
+        }
+        out.resize(len, 0);
+        // Later chunks overlap earlier ones by at most a carried page holding the same bytes.
+        for (buffer, chunk_pos, chunk_len) in &self.chunks {
+            let from = pos.max(*chunk_pos);
+            let to = want_end.min(chunk_pos + *chunk_len as u64);
+            if from < to {
+                let source = &buffer.as_ref().as_ref()
+                    [(from - chunk_pos) as usize..(to - chunk_pos) as usize];
+                out[(from - pos) as usize..(to - pos) as usize].copy_from_slice(source);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Opens one segment and establishes its end, index and next offset.
+async fn recover_segment<D: Disk>(
+    disk: &D,
+    dir: &Path,
+    base: Offset,
+    active: bool,
+    scan_tail: bool,
+    config: &LogConfig,
+) -> Result<Segment<D::File>, LogError> {
+    let log_path = dir.join(segment::log_file_name(base));
+    let file = disk
+        .open(&log_path, true)
+        .await
+        .map_err(io_error(|| format!("opening {}", log_path.display())))?;
+    let size = file
+        .size()
+        .await
+        .map_err(io_error(|| format!("sizing {}", log_path.display())))?;
+    let index_path = dir.join(segment::index_file_name(base));
+    let index_bytes = disk
+        .read_small(&index_path)
+        .await
+        .map_err(io_error(|| format!("reading {}", index_path.display())))?
+        .unwrap_or_default();
+    let mut index = segment::decode_index(&index_bytes, size);
+    let mut segment = Segment::new(base);
+    segment.allocated = size;
+    // Scan from the last trusted index entry: to the end of the file for the active segment
+    // after a crash (the tail may be torn), else to the file's size.
+    let interval = config.index_interval_bytes;
+    let scan = match scan_batches(
+        &file,
+        &log_path,
+        base,
+        index.last().copied(),
+        size,
+        interval,
+        scan_tail,
+    )
+    .await?
+    {
+        Some(scan) => scan,
+        None => {
+            // The index points at no batch with its offset: distrust it and rebuild.
+            index.clear();
+            scan_batches(&file, &log_path, base, None, size, interval, scan_tail)
+                .await?
+                .expect("a scan from the segment start never reports a stale index")
+        }
+    };
+    index.extend(scan.index);
+    segment.index = index;
+    segment.end = scan.end;
+    segment.next_offset = scan.next_offset;
+    segment.bytes_since_index = scan.bytes_since_index;
+    if scan_tail && scan.end < size {
+        // Make the cut durable before anything is appended after it.
+        file.fdatasync()
+            .await
+            .map_err(io_error(|| format!("fdatasync of {}", log_path.display())))?;
+    }
+    segment.finalised = !active;
+    segment.sealed = !active;
+    let file = Rc::new(file);
+    if active {
+        // The next append continues the partial last page, so carry it in an open chunk.
+        let alignment = disk.alignment();
+        assert_eq!(
+            alignment % file.alignment(),
+            0,
+            "the disk's alignment suits each file"
+        );
+        let pos = align_down(segment.end, alignment);
+        let partial = (segment.end - pos) as usize;
+        let mut buffer = disk.alloc_buffer(config.chunk_bytes);
+        if partial > 0 {
+            let bytes = file
+                .read_at(pos, partial)
+                .await
+                .map_err(io_error(|| format!("reading {}", log_path.display())))?;
+            buffer.as_mut()[..bytes.len()].copy_from_slice(&bytes);
+        }
+        segment.chunks.push_back(Chunk {
+            buffer: Rc::new(buffer),
+            pos,
+            len: partial,
+            flushed_len: partial,
+            open: true,
+        });
+    }
+    segment.file = Some(file);
+    Ok(segment)
+}
+
+struct Scan {
+    end: u64,
+    next_offset: Offset,
+    index: Vec<IndexEntry>,
+    bytes_since_index: u64,
+}
+
+/// Walks batches from `from` (or the segment start) to `size`, checking each one's framing,
+/// CRC and offsets, and indexing them. With `tolerate_tail`, the first bad batch ends the log
+/// (a torn tail); otherwise it is corruption. A scan from an index entry that finds no batch
+/// with that entry's offset there reports `Ok(None)`: the index is stale.
+async fn scan_batches<F: DiskFile>(
+    file: &F,
+    path: &Path,
+    base: Offset,
+    from: Option<IndexEntry>,
+    size: u64,
+    index_interval_bytes: u64,
+    tolerate_tail: bool,
+) -> Result<Option<Scan>, LogError> {
+    const READ_AHEAD_BYTES: usize = 1 << 20;
+    let start = from.map_or(0, |entry| u64::from(entry.position));
+    let mut position = start;
+    let mut expected = from.map_or(base, |entry| {
+        Offset(base.get() + i64::from(entry.relative_offset))
+    });
+    let mut index = Vec::new();
+    let mut bytes_since_index = 0;
+    let mut window = Window {
+        bytes: Vec::new(),
+        pos: position,
+    };
+    while position + LOG_OVERHEAD_BYTES as u64 <= size {
+        let available = (size - position) as usize;
+        let checked = check_batch_at(
+            file,
+            path,
+            &mut window,
+            position,
+            available,
+            READ_AHEAD_BYTES,
+        )
+        .await?;
+        let problem = match checked {
+            Ok((batch_base, _, _))
+                if from.is_some() && position == start && batch_base != expected =>
+            {
+                return Ok(None);
+            }
+            Err(_) if from.is_some() && position == start => return Ok(None),
+            Err(reason) => Some(reason),
+            Ok((batch_base, _, _)) if batch_base < expected => Some(format!(
+                "offset {batch_base} goes backwards (expected at least {expected})"
+            )),
+            Ok((batch_base, last_offset, batch_size)) => {
+                let first = index.is_empty() && from.is_none();
+                if first || bytes_since_index >= index_interval_bytes {
+                    let relative_offset =
+                        u32::try_from(batch_base.get() - base.get()).unwrap_or(u32::MAX);
+                    if from.is_none_or(|f| relative_offset > f.relative_offset) {
+                        let entry_position = u32::try_from(position).unwrap_or(u32::MAX);
+                        index.push(IndexEntry {
+                            relative_offset,
+                            position: entry_position,
+                        });
+                        bytes_since_index = 0;
+                    }
+                }
+                expected = Offset(last_offset.get() + 1);
+                position += batch_size as u64;
+                bytes_since_index += batch_size as u64;
+                None
+            }
+        };
+        if let Some(reason) = problem {
+            if tolerate_tail {
+                break;
+            }
+            return Err(LogError::Corrupt {
+                file: path.to_path_buf(),
+                position,
+                reason,
+            });
+        }
+    }
+    Ok(Some(Scan {
+        end: position,
+        next_offset: expected,
+        index,
+        bytes_since_index,
+    }))
+}
+
+/// Reads and validates the batch at `position`: `Ok(Ok((base, last offset, size)))`, or
+/// `Ok(Err(reason))` when it is not a valid batch.
+async fn check_batch_at<F: DiskFile>(
+    file: &F,
+    path: &Path,
+    window: &mut Window,
+    position: u64,
+    available: usize,
+    read_ahead: usize,
+) -> Result<Result<(Offset, Offset, usize), String>, LogError> {
+    let header_len = BATCH_HEADER_BYTES.min(available);
+    window
+        .ensure(file, path, position, header_len, read_ahead)
+        .await?;
+    let size = match BatchHeader::view(window.slice(position, header_len)) {
+        Some(header) => usize::try_from(header.batch_length())
+            .unwrap_or(0)
+            .saturating_add(LOG_OVERHEAD_BYTES),
+        None => return Ok(Err("file ends inside a batch header".to_string())),
+    };
+    if size < BATCH_HEADER_BYTES || size > available {
+        return Ok(Err(format!(
+            "batch length {size} out of range ({available} bytes left)"
+        )));
+    }
+    window
+        .ensure(file, path, position, size, read_ahead)
+        .await?;
+    Ok(match RecordBatch::validate(window.slice(position, size)) {
+        Ok(batch) => Ok((
+            batch.header().base_offset(),
+            batch.header().last_offset(),
+            size,
+        )),
+        Err(e) => Err(e.to_string()),
+    })
+}
+
+/// A read-ahead window over a file.
+struct Window {
+    bytes: Vec<u8>,
+    pos: u64,
+}
+
+impl Window {
+    fn slice(&self, position: u64, len: usize) -> &[u8] {
+        let at = (position - self.pos) as usize;
+        &self.bytes[at..at + len]
+    }
+
+    /// Makes the window hold `[position, position + len)`.
+    async fn ensure<F: DiskFile>(
+        &mut self,
+        file: &F,
+        path: &Path,
+        position: u64,
+        len: usize,
+        read_ahead: usize,
+    ) -> Result<(), LogError> {
+        if position >= self.pos && position + len as u64 <= self.pos + self.bytes.len() as u64 {
+            return Ok(());
+        }
+        let bytes = file
+            .read_at(position, len.max(read_ahead))
+            .await
+            .map_err(io_error(|| format!("reading {}", path.display())))?;
+        if bytes.len() < len {
+            let reason = "file ends inside a batch".to_string();
+            return Err(LogError::Corrupt {
+                file: path.to_path_buf(),
+                position,
+                reason,
+            });
+        }
+        self.bytes = bytes;
+        self.pos = position;
+        Ok(())
+    }
+}
