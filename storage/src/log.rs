@@ -614,7 +614,8 @@ impl<D: Disk> Log<D> {
                 upper,
             }
         };
-        plan.read(offset, max_bytes).await
+        plan.read(offset, max_bytes, self.config.index_interval_bytes)
+            .await
     }
 
     /// Flushes, finalises the active segment (truncates its preallocated tail, writes its
@@ -758,17 +759,27 @@ struct ReadPlan<F: DiskFile> {
 }
 
 impl<F: DiskFile> ReadPlan<F> {
-    async fn read(&self, offset: Offset, max_bytes: usize) -> Result<ReadBatches, LogError> {
+    /// Walks batches from the index position; one read covers the usual case (the skip from
+    /// the index entry plus `max_bytes`), more are made only for a batch that runs past it.
+    async fn read(
+        &self,
+        offset: Offset,
+        max_bytes: usize,
+        index_interval_bytes: u64,
+    ) -> Result<ReadBatches, LogError> {
+        const SLACK_BYTES: u64 = 64 * 1024;
         let mut out = ReadBatches::default();
         let mut position = self.start;
+        let first_read =
+            (index_interval_bytes + max_bytes as u64 + SLACK_BYTES).min(self.end - position);
+        let mut window = WindowBytes {
+            pos: position,
+            bytes: self.bytes(position, first_read as usize).await?,
+        };
         while position + (LOG_OVERHEAD_BYTES as u64) <= self.end {
-            let header = self
-                .bytes(
-                    position,
-                    BATCH_HEADER_BYTES.min((self.end - position) as usize),
-                )
-                .await?;
-            let Some(view) = BatchHeader::view(&header) else {
+            let header_len = BATCH_HEADER_BYTES.min((self.end - position) as usize);
+            let header = window.get(self, position, header_len).await?;
+            let Some(view) = BatchHeader::view(header) else {
                 return Err(self.corrupt(position, "batch header runs past the segment end"));
             };
             let size = usize::try_from(view.batch_length()).unwrap_or(0) + LOG_OVERHEAD_BYTES;
@@ -782,11 +793,11 @@ impl<F: DiskFile> ReadPlan<F> {
                 if out.batches > 0 && out.bytes.len() + size > max_bytes {
                     break;
                 }
-                let batch = self.bytes(position, size).await?;
-                if let Err(e) = RecordBatch::validate(&batch) {
+                let batch = window.get(self, position, size).await?;
+                if let Err(e) = RecordBatch::validate(batch) {
                     return Err(self.corrupt(position, &e.to_string()));
                 }
-                out.bytes.extend_from_slice(&batch);
+                out.bytes.extend_from_slice(batch);
                 out.batches += 1;
                 if out.bytes.len() >= max_bytes {
                     break;
@@ -841,6 +852,33 @@ impl<F: DiskFile> ReadPlan<F> {
             }
         }
         Ok(out)
+    }
+}
+
+/// Bytes of a segment read ahead for [`ReadPlan::read`].
+struct WindowBytes {
+    pos: u64,
+    bytes: Vec<u8>,
+}
+
+impl WindowBytes {
+    /// `[position, position + len)`, reading it (and what follows, up to the segment end) if
+    /// the window does not hold it.
+    async fn get<F: DiskFile>(
+        &mut self,
+        plan: &ReadPlan<F>,
+        position: u64,
+        len: usize,
+    ) -> Result<&[u8], LogError> {
+        let held =
+            position >= self.pos && position + len as u64 <= self.pos + self.bytes.len() as u64;
+        if !held {
+            let want = (len as u64).max(256 * 1024).min(plan.end - position) as usize;
+            self.bytes = plan.bytes(position, want.max(len)).await?;
+            self.pos = position;
+        }
+        let at = (position - self.pos) as usize;
+        Ok(&self.bytes[at..at + len])
     }
 }
 
