@@ -1,0 +1,116 @@
+//! The write-behind chunks: aligned buffers the appends are copied into, closed and carried
+//! over at each flush.
+
+use super::{align_down, align_up, Chunk, Segment};
+use crate::disk::{Disk, DiskBuffer, DiskFile};
+use spate_model::batch::{copy_stamped, BATCH_HEADER_BYTES};
+use spate_model::{LeaderEpoch, Offset};
+use std::rc::Rc;
+
+/// Copies `bytes` into the segment's open chunk (new chunks as needed), stamping the copy:
+/// the stamped header is written over the first 61 copied bytes, the rest is one memcpy.
+pub(super) fn write_into_chunks<D: Disk>(
+    disk: &D,
+    segment: &mut Segment<D::File>,
+    bytes: &[u8],
+    chunk_bytes: usize,
+    base_offset: Offset,
+    leader_epoch: LeaderEpoch,
+) {
+    let mut stamped_header = [0_u8; BATCH_HEADER_BYTES];
+    copy_stamped(
+        &bytes[..BATCH_HEADER_BYTES],
+        &mut stamped_header,
+        base_offset,
+        leader_epoch,
+    );
+    let mut written = 0;
+    while written < bytes.len() {
+        let position = segment.end + written as u64;
+        let chunk = open_chunk(disk, segment, position, chunk_bytes);
+        let capacity = chunk.buffer.as_ref().as_ref().len() - chunk.len;
+        let take = capacity.min(bytes.len() - written);
+        let buffer = Rc::get_mut(&mut chunk.buffer).expect("an open chunk is not shared");
+        let target = &mut buffer.as_mut()[chunk.len..chunk.len + take];
+        target.copy_from_slice(&bytes[written..written + take]);
+        if written < BATCH_HEADER_BYTES {
+            let stamped = (BATCH_HEADER_BYTES - written).min(take);
+            target[..stamped].copy_from_slice(&stamped_header[written..written + stamped]);
+        }
+        chunk.len += take;
+        written += take;
+        if chunk.len == chunk.buffer.as_ref().as_ref().len() {
+            chunk.open = false;
+        }
+    }
+}
+
+/// The chunk accepting bytes at `position`, creating one if needed.
+pub(super) fn open_chunk<'a, D: Disk>(
+    disk: &D,
+    segment: &'a mut Segment<D::File>,
+    position: u64,
+    chunk_bytes: usize,
+) -> &'a mut Chunk<<D::File as DiskFile>::Buffer> {
+    let reusable = segment
+        .chunks
+        .back()
+        .is_some_and(|c| c.open && c.pos + c.len as u64 == position);
+    if !reusable {
+        let pos = align_down(position, disk.alignment());
+        debug_assert_eq!(pos, position, "a full chunk ends on an alignment boundary");
+        let buffer = Rc::new(disk.alloc_buffer(chunk_bytes));
+        let len = (position - pos) as usize;
+        segment.chunks.push_back(Chunk {
+            buffer,
+            pos,
+            len,
+            flushed_len: len,
+            open: true,
+        });
+    }
+    segment.chunks.back_mut().expect("just ensured")
+}
+
+/// Ends the open chunk if it holds unflushed bytes: it is written by this flush, trimmed to
+/// whole pages, and (unless the segment is sealed) its last partial page is carried into a
+/// new open chunk, where the next flush rewrites it with whatever follows.
+pub(super) fn close_open_chunk<D: Disk>(
+    disk: &D,
+    segment: &mut Segment<D::File>,
+    chunk_bytes: usize,
+) {
+    let alignment = disk.alignment();
+    let sealed = segment.sealed;
+    let Some(last) = segment.chunks.back_mut() else {
+        return;
+    };
+    if !last.open || last.len == last.flushed_len {
+        if sealed && last.open {
+            // Nothing new in it, and nothing will follow: drop it.
+            segment.chunks.pop_back();
+        }
+        return;
+    }
+    last.open = false;
+    let partial = last.len % alignment;
+    let full_pages = last.len - partial;
+    let carried = (partial > 0 && !sealed)
+        .then(|| last.buffer.as_ref().as_ref()[full_pages..last.len].to_vec());
+    if let Some(buffer) = Rc::get_mut(&mut last.buffer) {
+        buffer.trim(align_up(last.len, alignment));
+    }
+    let pos = last.pos + full_pages as u64;
+    if let Some(carried) = carried {
+        let mut buffer = disk.alloc_buffer(chunk_bytes);
+        buffer.as_mut()[..carried.len()].copy_from_slice(&carried);
+        let len = carried.len();
+        segment.chunks.push_back(Chunk {
+            buffer: Rc::new(buffer),
+            pos,
+            len,
+            flushed_len: len,
+            open: true,
+        });
+    }
+}

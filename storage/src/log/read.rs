@@ -1,0 +1,142 @@
+//! The read path: whole batches from the write-behind chunks or the segment file.
+
+use super::{io_error, LogError, ReadBatches};
+use crate::disk::DiskFile;
+use spate_model::batch::{BATCH_HEADER_BYTES, LOG_OVERHEAD_BYTES};
+use spate_model::{BatchHeader, Offset, RecordBatch};
+use std::path::PathBuf;
+use std::rc::Rc;
+
+/// What a read needs, taken under the borrow.
+pub(super) struct ReadPlan<F: DiskFile> {
+    pub(super) path: PathBuf,
+    pub(super) file: Option<Rc<F>>,
+    pub(super) chunks: Vec<(Rc<F::Buffer>, u64, usize)>,
+    pub(super) start: u64,
+    pub(super) end: u64,
+    pub(super) upper: Offset,
+}
+
+impl<F: DiskFile> ReadPlan<F> {
+    /// Walks batches from the index position; one read covers the usual case (the skip from
+    /// the index entry plus `max_bytes`), more are made only for a batch that runs past it.
+    pub(super) async fn read(
+        &self,
+        offset: Offset,
+        max_bytes: usize,
+        index_interval_bytes: u64,
+    ) -> Result<ReadBatches, LogError> {
+        const SLACK_BYTES: u64 = 64 * 1024;
+        let mut out = ReadBatches::default();
+        let mut position = self.start;
+        let first_read =
+            (index_interval_bytes + max_bytes as u64 + SLACK_BYTES).min(self.end - position);
+        let mut window = WindowBytes {
+            pos: position,
+            bytes: self.bytes(position, first_read as usize).await?,
+        };
+        while position + (LOG_OVERHEAD_BYTES as u64) <= self.end {
+            let header_len = BATCH_HEADER_BYTES.min((self.end - position) as usize);
+            let header = window.get(self, position, header_len).await?;
+            let Some(view) = BatchHeader::view(header) else {
+                return Err(self.corrupt(position, "batch header runs past the segment end"));
+            };
+            let size = usize::try_from(view.batch_length()).unwrap_or(0) + LOG_OVERHEAD_BYTES;
+            if size < BATCH_HEADER_BYTES || position + size as u64 > self.end {
+                return Err(self.corrupt(position, "batch length runs past the segment end"));
+            }
+            if view.base_offset() >= self.upper {
+                break;
+            }
+            if view.last_offset() >= offset {
+                if out.batches > 0 && out.bytes.len() + size > max_bytes {
+                    break;
+                }
+                let batch = window.get(self, position, size).await?;
+                if let Err(e) = RecordBatch::validate(batch) {
+                    return Err(self.corrupt(position, &e.to_string()));
+                }
+                out.bytes.extend_from_slice(batch);
+                out.batches += 1;
+                if out.bytes.len() >= max_bytes {
+                    break;
+                }
+            }
+            position += size as u64;
+        }
+        Ok(out)
+    }
+
+    fn corrupt(&self, position: u64, reason: &str) -> LogError {
+        LogError::Corrupt {
+            file: self.path.clone(),
+            position,
+            reason: reason.to_string(),
+        }
+    }
+
+    /// Bytes `[pos, pos + len)` of the segment. The write-behind chunks cover a suffix of
+    /// the segment (`[first chunk's pos, end)`, contiguous); what lies below it is on disk.
+    async fn bytes(&self, pos: u64, len: usize) -> Result<Vec<u8>, LogError> {
+        let want_end = pos + len as u64;
+        let memory_start = self
+            .chunks
+            .first()
+            .map_or(self.end, |(_, chunk_pos, _)| *chunk_pos);
+        let mut out = Vec::with_capacity(len);
+        if pos < memory_start {
+            let disk_len = (want_end.min(memory_start) - pos) as usize;
+            let file = self
+                .file
+                .as_ref()
+                .ok_or_else(|| self.corrupt(pos, "data neither buffered nor on disk"))?;
+            let from_disk = file
+                .read_at(pos, disk_len)
+                .await
+                .map_err(io_error(|| format!("reading {}", self.path.display())))?;
+            if from_disk.len() < disk_len {
+                return Err(self.corrupt(pos, "segment file shorter than its recorded end"));
+            }
+            out.extend_from_slice(&from_disk);
+        }
+        out.resize(len, 0);
+        // Later chunks overlap earlier ones by at most a carried page holding the same bytes.
+        for (buffer, chunk_pos, chunk_len) in &self.chunks {
+            let from = pos.max(*chunk_pos);
+            let to = want_end.min(chunk_pos + *chunk_len as u64);
+            if from < to {
+                let source = &buffer.as_ref().as_ref()
+                    [(from - chunk_pos) as usize..(to - chunk_pos) as usize];
+                out[(from - pos) as usize..(to - pos) as usize].copy_from_slice(source);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Bytes of a segment read ahead for [`ReadPlan::read`].
+struct WindowBytes {
+    pos: u64,
+    bytes: Vec<u8>,
+}
+
+impl WindowBytes {
+    /// `[position, position + len)`, reading it (and what follows, up to the segment end) if
+    /// the window does not hold it.
+    async fn get<F: DiskFile>(
+        &mut self,
+        plan: &ReadPlan<F>,
+        position: u64,
+        len: usize,
+    ) -> Result<&[u8], LogError> {
+        let held =
+            position >= self.pos && position + len as u64 <= self.pos + self.bytes.len() as u64;
+        if !held {
+            let want = (len as u64).max(256 * 1024).min(plan.end - position) as usize;
+            self.bytes = plan.bytes(position, want.max(len)).await?;
+            self.pos = position;
+        }
+        let at = (position - self.pos) as usize;
+        Ok(&self.bytes[at..at + len])
+    }
+}
