@@ -32,7 +32,7 @@ mod recovery;
 
 use crate::disk::{Disk, DiskFile};
 use crate::notify::Notify;
-use crate::segment::{self, IndexEntry};
+use crate::segment::{self, SegmentIndex};
 use chunks::{close_open_chunk, write_into_chunks};
 use read::ReadPlan;
 use recovery::recover_segment;
@@ -180,8 +180,7 @@ struct Segment<F: DiskFile> {
     end: u64,
     /// The file's size on disk, preallocation included.
     allocated: u64,
-    index: Vec<IndexEntry>,
-    bytes_since_index: u64,
+    index: SegmentIndex,
     /// Offset after the last batch in the segment.
     next_offset: Offset,
     /// Write-behind buffers in position order; the last may still be filling.
@@ -206,14 +205,13 @@ struct Chunk<B> {
 }
 
 impl<F: DiskFile> Segment<F> {
-    fn new(base: Offset) -> Segment<F> {
+    fn new(base: Offset, index_interval_bytes: u64) -> Segment<F> {
         Segment {
             base,
             file: None,
             end: 0,
             allocated: 0,
-            index: Vec::new(),
-            bytes_since_index: 0,
+            index: SegmentIndex::new(base, index_interval_bytes),
             next_offset: base,
             chunks: VecDeque::new(),
             sealed: false,
@@ -228,7 +226,8 @@ struct FlushJob<F: DiskFile> {
     file: Option<Rc<F>>,
     writes: Vec<(Rc<F::Buffer>, u64)>,
     allocate_to: Option<u64>,
-    finalise: Option<(u64, Vec<u8>)>,
+    /// The segment's end and its two index files' bytes.
+    finalise: Option<(u64, Vec<u8>, Vec<u8>)>,
 }
 
 fn align_down(value: u64, alignment: usize) -> u64 {
@@ -386,19 +385,11 @@ impl<D: Disk> Log<D> {
             base_offset,
             leader_epoch,
         );
-        if segment.bytes_since_index >= self.config.index_interval_bytes || segment.index.is_empty()
-        {
-            let relative_offset =
-                u32::try_from(base_offset.get() - segment.base.get()).unwrap_or(u32::MAX);
-            let position = u32::try_from(segment.end).unwrap_or(u32::MAX);
-            segment.index.push(IndexEntry {
-                relative_offset,
-                position,
-            });
-            segment.bytes_since_index = 0;
-        }
+        let max_timestamp = batch.header().max_timestamp();
+        segment
+            .index
+            .on_batch(segment.end, base_offset, max_timestamp, bytes.len() as u64);
         segment.end += bytes.len() as u64;
-        segment.bytes_since_index += bytes.len() as u64;
         segment.next_offset = Offset(last_offset.get() + 1);
         state.next_offset = Offset(last_offset.get() + 1);
         state.unflushed_bytes += bytes.len();
@@ -418,9 +409,10 @@ impl<D: Disk> Log<D> {
             return;
         }
         active.sealed = true;
-        state
-            .segments
-            .insert(next_base.get(), Segment::new(next_base));
+        state.segments.insert(
+            next_base.get(),
+            Segment::new(next_base, self.config.index_interval_bytes),
+        );
     }
 
     /// Makes every batch appended before the call durable; returns the durable offset.
@@ -475,7 +467,7 @@ impl<D: Disk> Log<D> {
             if let Some(allocated) = job.allocate_to {
                 segment.allocated = segment.allocated.max(allocated);
             }
-            if let Some((end, _)) = job.finalise {
+            if let Some((end, _, _)) = job.finalise {
                 segment.allocated = end;
                 segment.finalised = true;
             }
@@ -506,9 +498,13 @@ impl<D: Disk> Log<D> {
                 .filter(|c| !c.open)
                 .map(|c| (c.buffer.clone(), c.pos))
                 .collect();
-            let finalise = segment
-                .sealed
-                .then(|| (segment.end, segment::encode_index(&segment.index)));
+            let finalise = segment.sealed.then(|| {
+                (
+                    segment.end,
+                    segment.index.encode_offsets(),
+                    segment.index.encode_times(),
+                )
+            });
             let allocate_to = (!segment.sealed && segment.end > segment.allocated).then(|| {
                 (segment.end + preallocate).min(self.config.segment_bytes.max(segment.end))
             });
@@ -555,15 +551,20 @@ impl<D: Disk> Log<D> {
                 .await
                 .map_err(io_error(context("writing")))?;
         }
-        if let Some((end, index)) = &job.finalise {
+        if let Some((end, offsets, times)) = &job.finalise {
             file.truncate(*end)
                 .await
                 .map_err(io_error(context("truncating")))?;
-            let index_path = self.dir.join(segment::index_file_name(job.base));
-            self.disk
-                .write_atomically(&index_path, index)
-                .await
-                .map_err(io_error(|| format!("writing {}", index_path.display())))?;
+            for (name, bytes) in [
+                (segment::index_file_name(job.base), offsets),
+                (segment::time_index_file_name(job.base), times),
+            ] {
+                let path = self.dir.join(name);
+                self.disk
+                    .write_atomically(&path, bytes)
+                    .await
+                    .map_err(io_error(|| format!("writing {}", path.display())))?;
+            }
         }
         file.fdatasync()
             .await
@@ -604,9 +605,7 @@ impl<D: Disk> Log<D> {
             let Some((_, segment)) = state.segments.range(..=offset.get()).next_back() else {
                 return Ok(ReadBatches::default());
             };
-            let relative = u32::try_from(offset.get() - segment.base.get()).unwrap_or(u32::MAX);
-            let start = segment::lookup(&segment.index, relative)
-                .map_or(0, |entry| u64::from(entry.position));
+            let start = segment.index.position_for(offset);
             ReadPlan {
                 path: self.dir.join(segment::log_file_name(segment.base)),
                 file: segment.file.clone(),

@@ -2,7 +2,7 @@
 
 use super::{align_down, io_error, Chunk, LogConfig, LogError, Segment};
 use crate::disk::{Disk, DiskFile};
-use crate::segment::{self, IndexEntry};
+use crate::segment::{self, SegmentIndex};
 use spate_model::batch::{BATCH_HEADER_BYTES, LOG_OVERHEAD_BYTES};
 use spate_model::{BatchHeader, Offset, RecordBatch};
 use std::path::Path;
@@ -26,43 +26,37 @@ pub(super) async fn recover_segment<D: Disk>(
         .size()
         .await
         .map_err(io_error(|| format!("sizing {}", log_path.display())))?;
-    let index_path = dir.join(segment::index_file_name(base));
-    let index_bytes = disk
-        .read_small(&index_path)
-        .await
-        .map_err(io_error(|| format!("reading {}", index_path.display())))?
-        .unwrap_or_default();
-    let mut index = segment::decode_index(&index_bytes, size);
-    let mut segment = Segment::new(base);
+    let mut index_files = Vec::with_capacity(2);
+    for name in [
+        segment::index_file_name(base),
+        segment::time_index_file_name(base),
+    ] {
+        let path = dir.join(name);
+        let bytes = disk
+            .read_small(&path)
+            .await
+            .map_err(io_error(|| format!("reading {}", path.display())))?;
+        index_files.push(bytes.unwrap_or_default());
+    }
+    let interval = config.index_interval_bytes;
+    let mut index = SegmentIndex::load(base, interval, &index_files[0], &index_files[1], size);
+    let mut segment = Segment::new(base, interval);
     segment.allocated = size;
     // Scan from the last trusted index entry: to the end of the file for the active segment
     // after a crash (the tail may be torn), else to the file's size.
-    let interval = config.index_interval_bytes;
-    let scan = match scan_batches(
-        &file,
-        &log_path,
-        base,
-        index.last().copied(),
-        size,
-        interval,
-        scan_tail,
-    )
-    .await?
-    {
+    let scan = match scan_batches(&file, &log_path, &mut index, size, scan_tail).await? {
         Some(scan) => scan,
         None => {
             // The index points at no batch with its offset: distrust it and rebuild.
             index.clear();
-            scan_batches(&file, &log_path, base, None, size, interval, scan_tail)
+            scan_batches(&file, &log_path, &mut index, size, scan_tail)
                 .await?
                 .expect("a scan from the segment start never reports a stale index")
         }
     };
-    index.extend(scan.index);
     segment.index = index;
     segment.end = scan.end;
     segment.next_offset = scan.next_offset;
-    segment.bytes_since_index = scan.bytes_since_index;
     if scan_tail && scan.end < size {
         // Make the cut durable before anything is appended after it.
         file.fdatasync()
@@ -102,34 +96,26 @@ pub(super) async fn recover_segment<D: Disk>(
     Ok(segment)
 }
 
-struct Scan {
-    end: u64,
-    next_offset: Offset,
-    index: Vec<IndexEntry>,
-    bytes_since_index: u64,
+pub(super) struct Scan {
+    pub(super) end: u64,
+    pub(super) next_offset: Offset,
 }
 
-/// Walks batches from `from` (or the segment start) to `size`, checking each one's framing,
-/// CRC and offsets, and indexing them. With `tolerate_tail`, the first bad batch ends the log
-/// (a torn tail); otherwise it is corruption. A scan from an index entry that finds no batch
-/// with that entry's offset there reports `Ok(None)`: the index is stale.
-async fn scan_batches<F: DiskFile>(
+/// Walks batches from the index's resume point to `size`, checking each one's framing, CRC
+/// and offsets, and adding them to the index. With `tolerate_tail`, the first bad batch ends
+/// the log (a torn tail); otherwise it is corruption. A scan from an index entry that finds
+/// no batch with that entry's offset there reports `Ok(None)`: the index is stale.
+pub(super) async fn scan_batches<F: DiskFile>(
     file: &F,
     path: &Path,
-    base: Offset,
-    from: Option<IndexEntry>,
+    index: &mut SegmentIndex,
     size: u64,
-    index_interval_bytes: u64,
     tolerate_tail: bool,
 ) -> Result<Option<Scan>, LogError> {
     const READ_AHEAD_BYTES: usize = 1 << 20;
-    let start = from.map_or(0, |entry| u64::from(entry.position));
+    let (start, mut expected) = index.resume_point();
+    let from_entry = start > 0;
     let mut position = start;
-    let mut expected = from.map_or(base, |entry| {
-        Offset(base.get() + i64::from(entry.relative_offset))
-    });
-    let mut index = Vec::new();
-    let mut bytes_since_index = 0;
     let mut window = Window {
         bytes: Vec::new(),
         pos: position,
@@ -146,33 +132,19 @@ async fn scan_batches<F: DiskFile>(
         )
         .await?;
         let problem = match checked {
-            Ok((batch_base, _, _))
-                if from.is_some() && position == start && batch_base != expected =>
-            {
+            Ok(batch) if from_entry && position == start && batch.base != expected => {
                 return Ok(None);
             }
-            Err(_) if from.is_some() && position == start => return Ok(None),
+            Err(_) if from_entry && position == start => return Ok(None),
             Err(reason) => Some(reason),
-            Ok((batch_base, _, _)) if batch_base < expected => Some(format!(
-                "offset {batch_base} goes backwards (expected at least {expected})"
+            Ok(batch) if batch.base < expected => Some(format!(
+                "offset {} goes backwards (expected at least {expected})",
+                batch.base
             )),
-            Ok((batch_base, last_offset, batch_size)) => {
-                let first = index.is_empty() && from.is_none();
-                if first || bytes_since_index >= index_interval_bytes {
-                    let relative_offset =
-                        u32::try_from(batch_base.get() - base.get()).unwrap_or(u32::MAX);
-                    if from.is_none_or(|f| relative_offset > f.relative_offset) {
-                        let entry_position = u32::try_from(position).unwrap_or(u32::MAX);
-                        index.push(IndexEntry {
-                            relative_offset,
-                            position: entry_position,
-                        });
-                        bytes_since_index = 0;
-                    }
-                }
-                expected = Offset(last_offset.get() + 1);
-                position += batch_size as u64;
-                bytes_since_index += batch_size as u64;
+            Ok(batch) => {
+                index.on_batch(position, batch.base, batch.max_timestamp, batch.size as u64);
+                expected = Offset(batch.last.get() + 1);
+                position += batch.size as u64;
                 None
             }
         };
@@ -190,13 +162,19 @@ async fn scan_batches<F: DiskFile>(
     Ok(Some(Scan {
         end: position,
         next_offset: expected,
-        index,
-        bytes_since_index,
     }))
 }
 
-/// Reads and validates the batch at `position`: `Ok(Ok((base, last offset, size)))`, or
-/// `Ok(Err(reason))` when it is not a valid batch.
+/// What a scan learns of one valid batch.
+struct ScannedBatch {
+    base: Offset,
+    last: Offset,
+    max_timestamp: i64,
+    size: usize,
+}
+
+/// Reads and validates the batch at `position`: `Ok(Ok(batch))`, or `Ok(Err(reason))` when it
+/// is not a valid batch.
 async fn check_batch_at<F: DiskFile>(
     file: &F,
     path: &Path,
@@ -204,7 +182,7 @@ async fn check_batch_at<F: DiskFile>(
     position: u64,
     available: usize,
     read_ahead: usize,
-) -> Result<Result<(Offset, Offset, usize), String>, LogError> {
+) -> Result<Result<ScannedBatch, String>, LogError> {
     let header_len = BATCH_HEADER_BYTES.min(available);
     window
         .ensure(file, path, position, header_len, read_ahead)
@@ -224,11 +202,12 @@ async fn check_batch_at<F: DiskFile>(
         .ensure(file, path, position, size, read_ahead)
         .await?;
     Ok(match RecordBatch::validate(window.slice(position, size)) {
-        Ok(batch) => Ok((
-            batch.header().base_offset(),
-            batch.header().last_offset(),
+        Ok(batch) => Ok(ScannedBatch {
+            base: batch.header().base_offset(),
+            last: batch.header().last_offset(),
+            max_timestamp: batch.header().max_timestamp(),
             size,
-        )),
+        }),
         Err(e) => Err(e.to_string()),
     })
 }
