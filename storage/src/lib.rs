@@ -8,8 +8,9 @@
 //! glommio may be named only in `src/disk/glommio.rs`.
 
 pub mod disk;
+pub mod epochs;
 pub mod log;
 mod notify;
 pub mod segment;
 
-pub use log::{Appended, Log, LogConfig, LogError, ReadBatches};
+pub use log::{Appended, Log, LogConfig, LogError, ReadBatches, Retention};

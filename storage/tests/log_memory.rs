@@ -153,6 +153,9 @@ fn read_limits_max_bytes_upper_bound_and_range() {
 fn group_commit_covers_many_appends_with_one_fdatasync() {
     let disk = MemoryDisk::default();
     let log = open(&disk, small_config());
+    // The first flush also writes the leader-epoch checkpoint; measure after it.
+    append(&log, &batch(1, 10, 0));
+    block_on(log.flush()).expect("first flush");
     let before = disk.fdatasync_count();
     for i in 0..20 {
         append(&log, &batch(1, 200, i));
@@ -164,7 +167,7 @@ fn group_commit_covers_many_appends_with_one_fdatasync() {
     ));
     assert_eq!(
         (a.expect("a"), b.expect("b"), c.expect("c")),
-        (Offset(20), Offset(20), Offset(20))
+        (Offset(21), Offset(21), Offset(21))
     );
     assert_eq!(
         disk.fdatasync_count() - before,
@@ -438,4 +441,326 @@ fn unaligned_disks_and_sector_sized_alignment_work() {
         block_on(log.flush()).expect("flush");
     }
     assert_eq!(read_all(&log, Offset(0)), expected);
+}
+
+fn batch_at_times(timestamps: &[i64], compression: Compression) -> Vec<u8> {
+    sized_batch_at_times(timestamps, compression, 1)
+}
+
+fn sized_batch_at_times(
+    timestamps: &[i64],
+    compression: Compression,
+    value_bytes: usize,
+) -> Vec<u8> {
+    let value = vec![7_u8; value_bytes];
+    let mut builder = BatchBuilder::new(compression);
+    for ts in timestamps {
+        builder
+            .push(&BuilderRecord {
+                timestamp_ms: *ts,
+                value: Some(&value),
+                ..Default::default()
+            })
+            .expect("push");
+    }
+    builder.build().expect("build")
+}
+
+#[test]
+fn leader_epochs_are_recorded_persisted_and_answered() {
+    let disk = MemoryDisk::default();
+    let log = open(&disk, small_config());
+    let append_in = |epoch: i32, records: usize| {
+        let bytes = batch(records, 100, 1);
+        let valid = RecordBatch::validate(&bytes).expect("valid");
+        log.append(&valid, LeaderEpoch(epoch))
+            .map(|a| a.base_offset)
+    };
+    append_in(2, 3).expect("epoch 2 at 0");
+    append_in(2, 2).expect("epoch 2 again");
+    append_in(5, 4).expect("epoch 5 at 5");
+    assert!(matches!(
+        append_in(4, 1),
+        Err(LogError::StaleLeaderEpoch { .. })
+    ));
+    assert_eq!(log.latest_epoch(), Some(LeaderEpoch(5)));
+    assert_eq!(log.end_offset_for_epoch(LeaderEpoch(1)), None);
+    assert_eq!(
+        log.end_offset_for_epoch(LeaderEpoch(3)),
+        Some((LeaderEpoch(2), Offset(5)))
+    );
+    assert_eq!(
+        log.end_offset_for_epoch(LeaderEpoch(5)),
+        Some((LeaderEpoch(5), Offset(9)))
+    );
+    block_on(log.flush()).expect("flush");
+    assert_eq!(
+        disk.contents(&dir().join("leader-epoch-checkpoint"))
+            .expect("checkpoint written with the data"),
+        b"0\n2\n2 0\n5 5\n"
+    );
+    drop(log);
+    // After a crash the cache comes back from the checkpoint and the scanned batches.
+    disk.crash(7);
+    let log = open(&disk, small_config());
+    assert_eq!(
+        log.end_offset_for_epoch(LeaderEpoch(3)),
+        Some((LeaderEpoch(2), Offset(5)))
+    );
+    assert_eq!(
+        log.end_offset_for_epoch(LeaderEpoch(9)),
+        Some((LeaderEpoch(5), Offset(9)))
+    );
+}
+
+#[test]
+fn a_missing_epoch_checkpoint_is_rebuilt_from_the_batches() {
+    let disk = MemoryDisk::default();
+    let log = open(&disk, small_config());
+    for (epoch, records) in [(1, 2), (1, 1), (4, 3)] {
+        let bytes = batch(records, 50, 0);
+        log.append(
+            &RecordBatch::validate(&bytes).expect("valid"),
+            LeaderEpoch(epoch),
+        )
+        .expect("append");
+    }
+    block_on(log.flush()).expect("flush");
+    drop(log);
+    block_on(spate_storage::disk::Disk::remove(
+        &disk,
+        &dir().join("leader-epoch-checkpoint"),
+    ))
+    .expect("remove");
+    let log = open(&disk, small_config());
+    assert_eq!(
+        log.end_offset_for_epoch(LeaderEpoch(2)),
+        Some((LeaderEpoch(1), Offset(3)))
+    );
+    assert_eq!(
+        log.end_offset_for_epoch(LeaderEpoch(4)),
+        Some((LeaderEpoch(4), Offset(6)))
+    );
+}
+
+#[test]
+fn high_watermark_checkpoint_survives_restart() {
+    let disk = MemoryDisk::default();
+    let log = open(&disk, small_config());
+    for i in 0..5 {
+        append(&log, &batch(2, 10, i));
+    }
+    block_on(log.flush()).expect("flush");
+    block_on(log.checkpoint_high_watermark(Offset(7))).expect("checkpoint");
+    block_on(log.checkpoint_high_watermark(Offset(700))).expect("clamped to the log end");
+    assert_eq!(log.checkpointed_high_watermark(), Offset(10));
+    block_on(log.checkpoint_high_watermark(Offset(7))).expect("checkpoint");
+    drop(log);
+    disk.crash(3);
+    let log = open(&disk, small_config());
+    assert_eq!(log.checkpointed_high_watermark(), Offset(7));
+}
+
+#[test]
+fn truncate_prefix_hides_and_deletes_old_data_durably() {
+    let disk = MemoryDisk::default();
+    let log = open(&disk, small_config());
+    let mut expected = Vec::new();
+    for i in 0..40 {
+        let bytes = batch(2, 3000, i);
+        let (base, _) = append(&log, &bytes);
+        expected.push(stamped(&bytes, base));
+    }
+    block_on(log.flush()).expect("flush");
+    let bases = log.segment_bases();
+    assert!(bases.len() >= 3);
+    // A start inside the second segment: the first segment goes, reads below fail.
+    let new_start = Offset(bases[1].get() + 3);
+    block_on(log.truncate_prefix(new_start)).expect("truncate prefix");
+    assert_eq!(log.log_start_offset(), new_start);
+    assert_eq!(log.segment_bases(), bases[1..].to_vec());
+    assert!(disk
+        .contents(&dir().join(spate_storage::segment::log_file_name(bases[0])))
+        .is_none());
+    assert!(matches!(
+        block_on(log.read(Offset(0), 1, Offset(i64::MAX))),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+    let read = block_on(log.read(new_start, 1, Offset(i64::MAX))).expect("read at the new start");
+    assert_eq!(read.bytes, expected[(new_start.get() / 2) as usize]);
+    assert!(
+        block_on(log.truncate_prefix(Offset(10_000))).is_err(),
+        "beyond the end"
+    );
+    drop(log);
+    disk.crash(11);
+    let log = open(&disk, small_config());
+    assert_eq!(log.log_start_offset(), new_start, "the start is durable");
+    assert_eq!(
+        read_all(&log, new_start),
+        expected[(new_start.get() / 2) as usize..].to_vec()
+    );
+}
+
+#[test]
+fn truncate_suffix_cuts_at_the_batch_holding_the_offset() {
+    for crash in [false, true] {
+        let disk = MemoryDisk::default();
+        let log = open(&disk, small_config());
+        let mut expected = Vec::new();
+        for i in 0..40 {
+            let bytes = batch(3, 2500, i);
+            let (base, _) = append(&log, &bytes);
+            expected.push(stamped(&bytes, base));
+        }
+        let epoch_bytes = batch(1, 10, 0);
+        log.append(
+            &RecordBatch::validate(&epoch_bytes).expect("valid"),
+            LeaderEpoch(9),
+        )
+        .expect("epoch 9");
+        let segments_before = log.segment_bases().len();
+        // Offset 31 lies inside the batch 30..=32: the log ends at 30.
+        let end = block_on(log.truncate_suffix(Offset(31))).expect("truncate");
+        assert_eq!(end, Offset(30));
+        assert_eq!(log.next_offset(), Offset(30));
+        assert!(log.segment_bases().len() < segments_before);
+        assert_eq!(
+            log.latest_epoch(),
+            Some(LeaderEpoch(3)),
+            "epoch 9 started after the cut"
+        );
+        assert_eq!(read_all(&log, Offset(0)), expected[..10].to_vec());
+        // Appends continue at the cut, and everything survives a restart.
+        let more = batch(2, 700, 0xaa);
+        assert_eq!(append(&log, &more), (Offset(30), Offset(31)));
+        block_on(log.flush()).expect("flush");
+        let mut now_expected = expected[..10].to_vec();
+        now_expected.push(stamped(&more, Offset(30)));
+        if crash {
+            drop(log);
+            disk.crash(5);
+        } else {
+            block_on(log.close()).expect("close");
+        }
+        let log = open(&disk, small_config());
+        assert_eq!(read_all(&log, Offset(0)), now_expected, "crash={crash}");
+        assert_eq!(
+            block_on(log.truncate_suffix(Offset(500))).expect("no-op"),
+            Offset(32)
+        );
+    }
+}
+
+#[test]
+fn retention_deletes_whole_old_segments_only() {
+    let disk = MemoryDisk::default();
+    let log = open(&disk, small_config());
+    // Batch i has timestamps around 1000 * i.
+    for i in 0..40_i64 {
+        let bytes = sized_batch_at_times(&[1000 * i, 1000 * i + 1], Compression::None, 2000);
+        append(&log, &bytes);
+    }
+    block_on(log.flush()).expect("flush");
+    let bases = log.segment_bases();
+    assert!(bases.len() >= 2, "{bases:?}");
+    // Nothing is old or big enough: nothing goes.
+    let none = spate_storage::Retention {
+        retention_ms: Some(1_000_000),
+        retention_bytes: Some(1 << 30),
+    };
+    assert!(block_on(log.apply_retention(none, 40_000))
+        .expect("retention")
+        .is_empty());
+    // Everything is "old", but the active segment stays.
+    let by_time = spate_storage::Retention {
+        retention_ms: Some(1),
+        retention_bytes: None,
+    };
+    let deleted = block_on(log.apply_retention(by_time, 10_000_000)).expect("retention");
+    assert_eq!(deleted, bases[..bases.len() - 1].to_vec());
+    assert_eq!(log.segment_bases(), vec![*bases.last().expect("active")]);
+    assert_eq!(log.log_start_offset(), *bases.last().expect("active"));
+}
+
+#[test]
+fn retention_by_bytes_keeps_the_log_under_the_limit() {
+    let disk = MemoryDisk::default();
+    let log = open(&disk, small_config());
+    for i in 0..60 {
+        append(&log, &batch(1, 3000, i));
+    }
+    block_on(log.flush()).expect("flush");
+    let bases = log.segment_bases();
+    let by_size = spate_storage::Retention {
+        retention_ms: None,
+        retention_bytes: Some(100 * 1024),
+    };
+    let deleted = block_on(log.apply_retention(by_size, 0)).expect("retention");
+    assert!(!deleted.is_empty());
+    let remaining = log.segment_bases();
+    assert_eq!(
+        remaining,
+        bases[deleted.len()..].to_vec(),
+        "the oldest go first"
+    );
+    let kept_bytes: usize = read_all(&log, log.log_start_offset())
+        .iter()
+        .map(Vec::len)
+        .sum();
+    assert!(
+        kept_bytes >= 100 * 1024 - 64 * 1024,
+        "no more than needed was deleted ({kept_bytes})"
+    );
+    assert!(kept_bytes < 100 * 1024 + 64 * 1024, "kept {kept_bytes}");
+}
+
+#[test]
+fn segments_roll_by_age() {
+    let disk = MemoryDisk::default();
+    let log = open(&disk, small_config());
+    assert!(
+        !log.roll_if_older(10_000, 1000),
+        "an empty segment never rolls"
+    );
+    append(&log, &batch_at_times(&[5_000], Compression::None));
+    assert!(!log.roll_if_older(5_500, 1000));
+    assert!(log.roll_if_older(6_000, 1000));
+    append(&log, &batch_at_times(&[6_001], Compression::None));
+    assert_eq!(log.segment_bases(), vec![Offset(0), Offset(1)]);
+    block_on(log.flush()).expect("flush");
+    assert_eq!(read_all(&log, Offset(0)).len(), 2);
+}
+
+#[test]
+fn offsets_are_found_by_timestamp() {
+    for compression in [Compression::None, Compression::Zstd] {
+        let disk = MemoryDisk::default();
+        let log = open(&disk, small_config());
+        // 30 batches of 3 records, timestamps 100*i + {0, 10, 20}; bigger values roll segments.
+        for i in 0..30_i64 {
+            let mut builder = BatchBuilder::new(compression);
+            for j in 0..3 {
+                builder
+                    .push(&BuilderRecord {
+                        timestamp_ms: 100 * i + 10 * j,
+                        value: Some(&vec![i as u8; 2000]),
+                        ..Default::default()
+                    })
+                    .expect("push");
+            }
+            append(&log, &builder.build().expect("build"));
+        }
+        block_on(log.flush()).expect("flush");
+        let find = |ts: i64| block_on(log.offset_for_timestamp(ts)).expect("lookup");
+        assert_eq!(find(-1), Some((Offset(0), 0)));
+        assert_eq!(find(0), Some((Offset(0), 0)));
+        assert_eq!(find(5), Some((Offset(1), 10)));
+        assert_eq!(find(1_215), Some((Offset(38), 1_220)));
+        assert_eq!(find(2_920), Some((Offset(89), 2_920)));
+        assert_eq!(find(2_921), None);
+        if compression == Compression::None {
+            assert!(log.segment_bases().len() > 1, "the lookup crossed segments");
+        }
+    }
 }

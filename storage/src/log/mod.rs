@@ -27,13 +27,16 @@
 //! on every read, so a corrupt batch in a sealed segment is reported, never served.
 
 mod chunks;
+mod maintenance;
 mod read;
 mod recovery;
 
 use crate::disk::{Disk, DiskFile};
+use crate::epochs::{EpochCache, LEADER_EPOCH_FILE};
 use crate::notify::Notify;
 use crate::segment::{self, SegmentIndex};
 use chunks::{close_open_chunk, write_into_chunks};
+pub use maintenance::Retention;
 use read::ReadPlan;
 use recovery::recover_segment;
 use spate_model::{LeaderEpoch, Offset, RecordBatch};
@@ -115,6 +118,14 @@ pub enum LogError {
         /// The configured limit.
         limit: usize,
     },
+    /// The append's leader epoch is older than one already in the log.
+    #[error("leader epoch {epoch} is older than the log's latest epoch {latest}")]
+    StaleLeaderEpoch {
+        /// The epoch given.
+        epoch: LeaderEpoch,
+        /// The latest epoch recorded.
+        latest: LeaderEpoch,
+    },
     /// The batch can never fit in a segment.
     #[error("batch of {bytes} bytes exceeds segment.bytes {segment_bytes}")]
     BatchTooLarge {
@@ -164,6 +175,9 @@ pub struct Log<D: Disk> {
 struct State<F: DiskFile> {
     segments: BTreeMap<i64, Segment<F>>,
     log_start: Offset,
+    /// The high watermark last checkpointed (or loaded at open).
+    high_watermark: Offset,
+    epochs: EpochCache,
     next_offset: Offset,
     durable_offset: Offset,
     unflushed_bytes: usize,
@@ -185,6 +199,8 @@ struct Segment<F: DiskFile> {
     next_offset: Offset,
     /// Write-behind buffers in position order; the last may still be filling.
     chunks: VecDeque<Chunk<F::Buffer>>,
+    /// Max timestamp of its first batch, or when it was first seen non-empty (`segment.ms`).
+    first_timestamp: Option<i64>,
     /// No more appends: finalise (truncate, write the index) at the next flush.
     sealed: bool,
     /// Sealed and finalised on disk.
@@ -212,6 +228,7 @@ impl<F: DiskFile> Segment<F> {
             end: 0,
             allocated: 0,
             index: SegmentIndex::new(base, index_interval_bytes),
+            first_timestamp: None,
             next_offset: base,
             chunks: VecDeque::new(),
             sealed: false,
@@ -228,6 +245,80 @@ struct FlushJob<F: DiskFile> {
     allocate_to: Option<u64>,
     /// The segment's end and its two index files' bytes.
     finalise: Option<(u64, Vec<u8>, Vec<u8>)>,
+}
+
+/// Name of the partition checkpoint (log start offset, high watermark) in a log directory.
+pub const PARTITION_CHECKPOINT_FILE: &str = "partition.checkpoint";
+
+/// What the partition checkpoint holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PartitionCheckpoint {
+    log_start: Offset,
+    high_watermark: Offset,
+}
+
+impl PartitionCheckpoint {
+    fn encode(&self) -> String {
+        format!(
+            "log_start_offset {}\nhigh_watermark {}\n",
+            self.log_start.get(),
+            self.high_watermark.get()
+        )
+    }
+
+    fn decode(text: &str) -> Option<PartitionCheckpoint> {
+        let mut log_start = None;
+        let mut high_watermark = None;
+        for line in text.lines() {
+            match line.split_once(' ') {
+                Some(("log_start_offset", value)) => log_start = value.trim().parse().ok(),
+                Some(("high_watermark", value)) => high_watermark = value.trim().parse().ok(),
+                _ => return None,
+            }
+        }
+        Some(PartitionCheckpoint {
+            log_start: Offset(log_start?),
+            high_watermark: Offset(high_watermark?),
+        })
+    }
+}
+
+async fn read_partition_checkpoint<D: Disk>(
+    disk: &D,
+    dir: &Path,
+) -> Result<PartitionCheckpoint, LogError> {
+    let path = dir.join(PARTITION_CHECKPOINT_FILE);
+    let bytes = disk
+        .read_small(&path)
+        .await
+        .map_err(io_error(|| format!("reading {}", path.display())))?;
+    let Some(bytes) = bytes else {
+        return Ok(PartitionCheckpoint {
+            log_start: Offset(0),
+            high_watermark: Offset(0),
+        });
+    };
+    std::str::from_utf8(&bytes)
+        .ok()
+        .and_then(PartitionCheckpoint::decode)
+        .ok_or_else(|| LogError::Corrupt {
+            file: path,
+            position: 0,
+            reason: "malformed partition checkpoint".to_string(),
+        })
+}
+
+async fn read_epochs<D: Disk>(disk: &D, dir: &Path) -> Result<EpochCache, LogError> {
+    let path = dir.join(LEADER_EPOCH_FILE);
+    let bytes = disk
+        .read_small(&path)
+        .await
+        .map_err(io_error(|| format!("reading {}", path.display())))?;
+    // A damaged checkpoint is rebuilt from the batches' epochs as recovery scans them.
+    Ok(bytes
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .and_then(|text| EpochCache::decode(&text).ok())
+        .unwrap_or_default())
 }
 
 fn align_down(value: u64, alignment: usize) -> u64 {
@@ -261,12 +352,15 @@ impl<D: Disk> Log<D> {
         if bases.is_empty() {
             bases.push(Offset(0));
         }
+        let mut epochs = read_epochs(&disk, dir).await?;
+        let checkpoint = read_partition_checkpoint(&disk, dir).await?;
         let mut segments = BTreeMap::new();
         let last = bases.len() - 1;
         for (position, base) in bases.iter().enumerate() {
             let active = position == last;
+            let scan_tail = active && !clean;
             let segment =
-                recover_segment(&disk, dir, *base, active, active && !clean, &config).await?;
+                recover_segment(&disk, dir, *base, active, scan_tail, &config, &mut epochs).await?;
             segments.insert(base.get(), segment);
         }
         if clean {
@@ -279,14 +373,18 @@ impl<D: Disk> Log<D> {
                 .await
                 .map_err(io_error(|| format!("syncing {}", dir.display())))?;
         }
-        let log_start = bases[0];
         let next_offset = segments
             .values()
             .next_back()
-            .map_or(log_start, |s: &Segment<D::File>| s.next_offset);
+            .map_or(bases[0], |s: &Segment<D::File>| s.next_offset);
+        let log_start = checkpoint.log_start.clamp(bases[0], next_offset);
+        epochs.truncate_from_end(next_offset);
+        epochs.truncate_from_start(log_start);
         let state = State {
             segments,
             log_start,
+            high_watermark: checkpoint.high_watermark.clamp(log_start, next_offset),
+            epochs,
             next_offset,
             durable_offset: next_offset,
             unflushed_bytes: 0,
@@ -365,6 +463,12 @@ impl<D: Disk> Log<D> {
             });
         }
         let base_offset = state.next_offset;
+        if !state.epochs.assign(leader_epoch, base_offset) {
+            return Err(LogError::StaleLeaderEpoch {
+                epoch: leader_epoch,
+                latest: state.epochs.latest().unwrap_or(leader_epoch),
+            });
+        }
         let last_offset = base_offset
             .checked_add(i64::from(batch.header().last_offset_delta()))
             .ok_or(LogError::BatchTooLarge {
@@ -386,6 +490,9 @@ impl<D: Disk> Log<D> {
             leader_epoch,
         );
         let max_timestamp = batch.header().max_timestamp();
+        if segment.end == 0 && max_timestamp >= 0 {
+            segment.first_timestamp = Some(max_timestamp);
+        }
         segment
             .index
             .on_batch(segment.end, base_offset, max_timestamp, bytes.len() as u64);
@@ -456,6 +563,8 @@ impl<D: Disk> Log<D> {
         for job in &jobs {
             self.run_flush_job(job).await?;
         }
+        // After the data: a checkpoint never names an epoch whose batches could be lost.
+        self.write_epochs_if_changed().await?;
         let mut state = self.state.borrow_mut();
         for job in &jobs {
             let Some(segment) = state.segments.get_mut(&job.base.get()) else {
@@ -605,19 +714,10 @@ impl<D: Disk> Log<D> {
             let Some((_, segment)) = state.segments.range(..=offset.get()).next_back() else {
                 return Ok(ReadBatches::default());
             };
-            let start = segment.index.position_for(offset);
-            ReadPlan {
-                path: self.dir.join(segment::log_file_name(segment.base)),
-                file: segment.file.clone(),
-                chunks: segment
-                    .chunks
-                    .iter()
-                    .map(|c| (c.buffer.clone(), c.pos, c.len))
-                    .collect(),
-                start,
-                end: segment.end,
-                upper,
-            }
+            let path = self.dir.join(segment::log_file_name(segment.base));
+            let mut plan = ReadPlan::for_segment(segment, path, upper);
+            plan.start = segment.index.position_for(offset);
+            plan
         };
         plan.read(offset, max_bytes, self.config.index_interval_bytes)
             .await

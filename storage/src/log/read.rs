@@ -3,7 +3,10 @@
 use super::{io_error, LogError, ReadBatches};
 use crate::disk::DiskFile;
 use spate_model::batch::{BATCH_HEADER_BYTES, LOG_OVERHEAD_BYTES};
-use spate_model::{BatchHeader, Offset, RecordBatch};
+use spate_model::{BatchHeader, Offset, RecordBatch, TimestampType};
+
+/// The most a batch may decompress to when a timestamp lookup has to look inside it.
+const MAX_DECOMPRESSED_BYTES: usize = 64 * 1024 * 1024;
 use std::path::PathBuf;
 use std::rc::Rc;
 
@@ -65,6 +68,89 @@ impl<F: DiskFile> ReadPlan<F> {
             position += size as u64;
         }
         Ok(out)
+    }
+
+    /// The position and base offset of the batch holding `offset` (or the first after it;
+    /// the segment end and the next offset if there is none).
+    pub(super) async fn position_of_batch_holding(
+        &self,
+        offset: Offset,
+    ) -> Result<(u64, Offset), LogError> {
+        let mut position = self.start;
+        let mut window = WindowBytes {
+            pos: position,
+            bytes: Vec::new(),
+        };
+        let mut next = None;
+        while position + LOG_OVERHEAD_BYTES as u64 <= self.end {
+            let (base, last, size) = self.header_at(&mut window, position).await?;
+            if last >= offset {
+                return Ok((position, base));
+            }
+            next = Some(Offset(last.get() + 1));
+            position += size as u64;
+        }
+        Ok((position, next.unwrap_or(offset)))
+    }
+
+    /// The first record at or after `timestamp` in this segment, scanning from `start`.
+    pub(super) async fn find_timestamp(
+        &self,
+        timestamp: i64,
+    ) -> Result<Option<(Offset, i64)>, LogError> {
+        let mut position = self.start;
+        let mut window = WindowBytes {
+            pos: position,
+            bytes: Vec::new(),
+        };
+        let mut scratch = Vec::new();
+        while position + LOG_OVERHEAD_BYTES as u64 <= self.end {
+            let (base, _, size) = self.header_at(&mut window, position).await?;
+            if base >= self.upper {
+                break;
+            }
+            let bytes = window.get(self, position, size).await?;
+            let batch =
+                RecordBatch::validate(bytes).map_err(|e| self.corrupt(position, &e.to_string()))?;
+            let header = batch.header();
+            if header.max_timestamp() >= timestamp {
+                if header.timestamp_type() == TimestampType::LogAppendTime {
+                    return Ok(Some((base, header.max_timestamp())));
+                }
+                batch
+                    .decompress_into(MAX_DECOMPRESSED_BYTES, &mut scratch)
+                    .map_err(|e| self.corrupt(position, &e.to_string()))?;
+                for record in batch.records_in(&scratch) {
+                    let record = record.map_err(|e| self.corrupt(position, &e.to_string()))?;
+                    let record_timestamp = record.timestamp(header);
+                    if record_timestamp >= timestamp {
+                        return Ok(Some((
+                            Offset(base.get() + i64::from(record.offset_delta)),
+                            record_timestamp,
+                        )));
+                    }
+                }
+            }
+            position += size as u64;
+        }
+        Ok(None)
+    }
+
+    /// The base offset, last offset and size of the batch at `position`.
+    async fn header_at(
+        &self,
+        window: &mut WindowBytes,
+        position: u64,
+    ) -> Result<(Offset, Offset, usize), LogError> {
+        let header_len = BATCH_HEADER_BYTES.min((self.end - position) as usize);
+        let header = window.get(self, position, header_len).await?;
+        let view = BatchHeader::view(header)
+            .ok_or_else(|| self.corrupt(position, "batch header runs past the segment end"))?;
+        let size = usize::try_from(view.batch_length()).unwrap_or(0) + LOG_OVERHEAD_BYTES;
+        if size < BATCH_HEADER_BYTES || position + size as u64 > self.end {
+            return Err(self.corrupt(position, "batch length runs past the segment end"));
+        }
+        Ok((view.base_offset(), view.last_offset(), size))
     }
 
     fn corrupt(&self, position: u64, reason: &str) -> LogError {

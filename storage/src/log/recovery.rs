@@ -2,9 +2,10 @@
 
 use super::{align_down, io_error, Chunk, LogConfig, LogError, Segment};
 use crate::disk::{Disk, DiskFile};
+use crate::epochs::EpochCache;
 use crate::segment::{self, SegmentIndex};
 use spate_model::batch::{BATCH_HEADER_BYTES, LOG_OVERHEAD_BYTES};
-use spate_model::{BatchHeader, Offset, RecordBatch};
+use spate_model::{BatchHeader, LeaderEpoch, Offset, RecordBatch};
 use std::path::Path;
 use std::rc::Rc;
 
@@ -16,6 +17,7 @@ pub(super) async fn recover_segment<D: Disk>(
     active: bool,
     scan_tail: bool,
     config: &LogConfig,
+    epochs: &mut EpochCache,
 ) -> Result<Segment<D::File>, LogError> {
     let log_path = dir.join(segment::log_file_name(base));
     let file = disk
@@ -44,12 +46,12 @@ pub(super) async fn recover_segment<D: Disk>(
     segment.allocated = size;
     // Scan from the last trusted index entry: to the end of the file for the active segment
     // after a crash (the tail may be torn), else to the file's size.
-    let scan = match scan_batches(&file, &log_path, &mut index, size, scan_tail).await? {
+    let scan = match scan_batches(&file, &log_path, &mut index, size, scan_tail, epochs).await? {
         Some(scan) => scan,
         None => {
             // The index points at no batch with its offset: distrust it and rebuild.
             index.clear();
-            scan_batches(&file, &log_path, &mut index, size, scan_tail)
+            scan_batches(&file, &log_path, &mut index, size, scan_tail, epochs)
                 .await?
                 .expect("a scan from the segment start never reports a stale index")
         }
@@ -111,6 +113,7 @@ pub(super) async fn scan_batches<F: DiskFile>(
     index: &mut SegmentIndex,
     size: u64,
     tolerate_tail: bool,
+    epochs: &mut EpochCache,
 ) -> Result<Option<Scan>, LogError> {
     const READ_AHEAD_BYTES: usize = 1 << 20;
     let (start, mut expected) = index.resume_point();
@@ -143,6 +146,7 @@ pub(super) async fn scan_batches<F: DiskFile>(
             )),
             Ok(batch) => {
                 index.on_batch(position, batch.base, batch.max_timestamp, batch.size as u64);
+                epochs.assign(batch.epoch, batch.base);
                 expected = Offset(batch.last.get() + 1);
                 position += batch.size as u64;
                 None
@@ -170,6 +174,7 @@ struct ScannedBatch {
     base: Offset,
     last: Offset,
     max_timestamp: i64,
+    epoch: LeaderEpoch,
     size: usize,
 }
 
@@ -206,6 +211,7 @@ async fn check_batch_at<F: DiskFile>(
             base: batch.header().base_offset(),
             last: batch.header().last_offset(),
             max_timestamp: batch.header().max_timestamp(),
+            epoch: batch.header().partition_leader_epoch(),
             size,
         }),
         Err(e) => Err(e.to_string()),
