@@ -9,6 +9,7 @@
 
 pub mod disk;
 pub mod epochs;
+pub mod join;
 pub mod log;
 mod notify;
 pub mod segment;

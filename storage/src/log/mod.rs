@@ -655,10 +655,14 @@ impl<D: Disk> Log<D> {
                 .await
                 .map_err(io_error(context("preallocating")))?;
         }
-        for (buffer, pos) in &job.writes {
-            file.write_at(buffer.clone(), *pos)
-                .await
-                .map_err(io_error(context("writing")))?;
+        // Every chunk of this flush in flight at once: the device sees a queue, not a
+        // sequence of single writes.
+        let writes = job
+            .writes
+            .iter()
+            .map(|(buffer, pos)| file.write_at(buffer.clone(), *pos));
+        for result in crate::join::join_all(writes.collect()).await {
+            result.map_err(io_error(context("writing")))?;
         }
         if let Some((end, offsets, times)) = &job.finalise {
             file.truncate(*end)

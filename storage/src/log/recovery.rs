@@ -60,10 +60,16 @@ pub(super) async fn recover_segment<D: Disk>(
     segment.end = scan.end;
     segment.next_offset = scan.next_offset;
     if scan_tail && scan.end < size {
-        // Make the cut durable before anything is appended after it.
+        // Cut the file at the log's end, durably, before anything is appended after it: the
+        // bytes past a torn write may hold whole, valid batches of an unacknowledged flush
+        // (its writes run concurrently), which must never be found by a later recovery.
+        file.truncate(scan.end)
+            .await
+            .map_err(io_error(|| format!("truncating {}", log_path.display())))?;
         file.fdatasync()
             .await
             .map_err(io_error(|| format!("fdatasync of {}", log_path.display())))?;
+        segment.allocated = scan.end;
     }
     segment.finalised = !active;
     segment.sealed = !active;
