@@ -1,8 +1,11 @@
-//! `spate-bench`: named benchmark scenarios against any Kafka-compatible address, the
-//! physical-limit probes (raw O_DIRECT bandwidth, fdatasync latency, loopback TCP, memory copy)
-//! and reports that state every figure as a ratio to its limit and to any peer broker.
+//! `spate-bench`: named benchmark scenarios, the physical-limit probes (raw O_DIRECT
+//! bandwidth, fdatasync latency, CRC32C speed) and reports that state every figure as a ratio
+//! to its limit measured on the same machine in the same run.
 //!
-//! It drives load through the loadgen library and talks to brokers only over the Kafka
-//! protocol; it must not depend on `broker` or `storage` internals.
-//!
-//! The scenarios land with the bench issue; this crate is its reserved place.
+//! Scenarios against brokers talk only the Kafka protocol (through the loadgen library, once
+//! it exists); the `storage` scenario drives `spate-storage`'s public API directly, on the
+//! same disk seam the broker uses. It must not depend on `broker` internals.
+
+pub mod limits;
+pub mod report;
+pub mod storage;

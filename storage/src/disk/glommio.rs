@@ -80,25 +80,17 @@ pub struct GlommioFile {
     file: DmaFile,
 }
 
-/// A DMA write buffer.
-#[derive(Debug)]
-pub struct GlommioBuffer(DmaBuffer);
-
-impl AsRef<[u8]> for GlommioBuffer {
-    fn as_ref(&self) -> &[u8] {
-        self.0.as_bytes()
+impl DiskBuffer for DmaBuffer {
+    fn bytes(&self) -> &[u8] {
+        self.as_bytes()
     }
-}
 
-impl AsMut<[u8]> for GlommioBuffer {
-    fn as_mut(&mut self) -> &mut [u8] {
-        self.0.as_bytes_mut()
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        self.as_bytes_mut()
     }
-}
 
-impl DiskBuffer for GlommioBuffer {
     fn trim(&mut self, len: usize) {
-        self.0.trim_to_size(len);
+        self.trim_to_size(len);
     }
 }
 
@@ -113,10 +105,10 @@ impl Disk for GlommioDisk {
         ALIGNMENT
     }
 
-    fn alloc_buffer(&self, len: usize) -> GlommioBuffer {
+    fn alloc_buffer(&self, len: usize) -> DmaBuffer {
         let mut buffer = glommio::allocate_dma_buffer(len);
         buffer.as_bytes_mut().fill(0);
-        GlommioBuffer(buffer)
+        buffer
     }
 
     async fn open(&self, path: &Path, create: bool) -> io::Result<GlommioFile> {
@@ -159,31 +151,22 @@ impl Disk for GlommioDisk {
 }
 
 impl DiskFile for GlommioFile {
-    type Buffer = GlommioBuffer;
+    type Buffer = DmaBuffer;
 
     fn alignment(&self) -> usize {
         usize::try_from(self.file.alignment()).unwrap_or(4096)
     }
 
-    fn alloc_buffer(&self, len: usize) -> GlommioBuffer {
+    fn alloc_buffer(&self, len: usize) -> DmaBuffer {
         let mut buffer = self.file.alloc_dma_buffer(len);
         buffer.as_bytes_mut().fill(0);
-        GlommioBuffer(buffer)
+        buffer
     }
 
-    async fn write_at(&self, buffer: Rc<GlommioBuffer>, pos: u64) -> io::Result<usize> {
-        // glommio wants an `Rc<DmaBuffer>`; ours wraps it, so hand over the inner one when we
-        // hold the only reference and fall back to a copy otherwise (readers still hold it).
-        let inner = match Rc::try_unwrap(buffer) {
-            Ok(owned) => Rc::new(owned.0),
-            Err(shared) => {
-                let mut copy = self.file.alloc_dma_buffer(shared.0.len());
-                copy.as_bytes_mut().copy_from_slice(shared.0.as_bytes());
-                Rc::new(copy)
-            }
-        };
+    async fn write_at(&self, buffer: Rc<DmaBuffer>, pos: u64) -> io::Result<usize> {
+        // Readers keep their own reference to the buffer while the write is in flight.
         self.file
-            .write_rc_at(inner, pos)
+            .write_rc_at(buffer, pos)
             .await
             .map_err(io::Error::from)
     }

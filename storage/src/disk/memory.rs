@@ -248,19 +248,15 @@ pub struct MemoryFile {
 #[derive(Debug)]
 pub struct MemoryBuffer(Vec<u8>);
 
-impl AsRef<[u8]> for MemoryBuffer {
-    fn as_ref(&self) -> &[u8] {
+impl DiskBuffer for MemoryBuffer {
+    fn bytes(&self) -> &[u8] {
         &self.0
     }
-}
 
-impl AsMut<[u8]> for MemoryBuffer {
-    fn as_mut(&mut self) -> &mut [u8] {
+    fn bytes_mut(&mut self) -> &mut [u8] {
         &mut self.0
     }
-}
 
-impl DiskBuffer for MemoryBuffer {
     fn trim(&mut self, len: usize) {
         self.0.truncate(len);
     }

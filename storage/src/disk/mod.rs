@@ -19,7 +19,13 @@ use std::rc::Rc;
 
 /// A buffer suitable for [`DiskFile::write_at`]: aligned for direct I/O, zero-filled when
 /// allocated.
-pub trait DiskBuffer: AsRef<[u8]> + AsMut<[u8]> + std::fmt::Debug {
+pub trait DiskBuffer: std::fmt::Debug {
+    /// The buffer's bytes.
+    fn bytes(&self) -> &[u8];
+
+    /// The buffer's bytes, to fill.
+    fn bytes_mut(&mut self) -> &mut [u8];
+
     /// Shortens the buffer to `len` bytes (an aligned length), so a write covers only them.
     fn trim(&mut self, len: usize);
 }
@@ -64,7 +70,7 @@ pub trait Disk: Clone + std::fmt::Debug + 'static {
         let alignment = file.alignment();
         let padded = contents.len().div_ceil(alignment).max(1) * alignment;
         let mut buffer = file.alloc_buffer(padded);
-        buffer.as_mut()[..contents.len()].copy_from_slice(contents);
+        buffer.bytes_mut()[..contents.len()].copy_from_slice(contents);
         file.write_at(Rc::new(buffer), 0).await?;
         file.truncate(contents.len() as u64).await?;
         file.fdatasync().await?;

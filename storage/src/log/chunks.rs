@@ -28,10 +28,10 @@ pub(super) fn write_into_chunks<D: Disk>(
     while written < bytes.len() {
         let position = segment.end + written as u64;
         let chunk = open_chunk(disk, segment, position, chunk_bytes);
-        let capacity = chunk.buffer.as_ref().as_ref().len() - chunk.len;
+        let capacity = chunk.buffer.bytes().len() - chunk.len;
         let take = capacity.min(bytes.len() - written);
         let buffer = Rc::get_mut(&mut chunk.buffer).expect("an open chunk is not shared");
-        let target = &mut buffer.as_mut()[chunk.len..chunk.len + take];
+        let target = &mut buffer.bytes_mut()[chunk.len..chunk.len + take];
         target.copy_from_slice(&bytes[written..written + take]);
         if written < BATCH_HEADER_BYTES {
             let stamped = (BATCH_HEADER_BYTES - written).min(take);
@@ -39,7 +39,7 @@ pub(super) fn write_into_chunks<D: Disk>(
         }
         chunk.len += take;
         written += take;
-        if chunk.len == chunk.buffer.as_ref().as_ref().len() {
+        if chunk.len == chunk.buffer.bytes().len() {
             chunk.open = false;
         }
     }
@@ -95,15 +95,15 @@ pub(super) fn close_open_chunk<D: Disk>(
     last.open = false;
     let partial = last.len % alignment;
     let full_pages = last.len - partial;
-    let carried = (partial > 0 && !sealed)
-        .then(|| last.buffer.as_ref().as_ref()[full_pages..last.len].to_vec());
+    let carried =
+        (partial > 0 && !sealed).then(|| last.buffer.bytes()[full_pages..last.len].to_vec());
     if let Some(buffer) = Rc::get_mut(&mut last.buffer) {
         buffer.trim(align_up(last.len, alignment));
     }
     let pos = last.pos + full_pages as u64;
     if let Some(carried) = carried {
         let mut buffer = disk.alloc_buffer(chunk_bytes);
-        buffer.as_mut()[..carried.len()].copy_from_slice(&carried);
+        buffer.bytes_mut()[..carried.len()].copy_from_slice(&carried);
         let len = carried.len();
         segment.chunks.push_back(Chunk {
             buffer: Rc::new(buffer),

@@ -6,7 +6,7 @@ use super::recovery::scan_batches;
 use super::{
     io_error, Chunk, Log, LogError, PartitionCheckpoint, Segment, PARTITION_CHECKPOINT_FILE,
 };
-use crate::disk::{Disk, DiskFile};
+use crate::disk::{Disk, DiskBuffer, DiskFile};
 use crate::epochs::LEADER_EPOCH_FILE;
 use crate::segment;
 use spate_model::{LeaderEpoch, Offset};
@@ -338,7 +338,7 @@ impl<D: Disk> Log<D> {
                 .read_at(page, partial)
                 .await
                 .map_err(io_error(context("reading")))?;
-            buffer.as_mut()[..bytes.len()].copy_from_slice(&bytes);
+            buffer.bytes_mut()[..bytes.len()].copy_from_slice(&bytes);
         }
         let mut state = self.state.borrow_mut();
         let segment = state.segments.get_mut(&base).expect("kept segment");

@@ -181,6 +181,8 @@ struct State<F: DiskFile> {
     next_offset: Offset,
     durable_offset: Offset,
     unflushed_bytes: usize,
+    /// Completed flushes that wrote something (each ends in an fdatasync per segment).
+    flushes: u64,
     flushing: bool,
     offline: bool,
 }
@@ -388,6 +390,7 @@ impl<D: Disk> Log<D> {
             next_offset,
             durable_offset: next_offset,
             unflushed_bytes: 0,
+            flushes: 0,
             flushing: false,
             offline: false,
         };
@@ -418,6 +421,11 @@ impl<D: Disk> Log<D> {
     /// Every offset below this one is durable.
     pub fn durable_offset(&self) -> Offset {
         self.state.borrow().durable_offset
+    }
+
+    /// Flushes that wrote something so far (a group-commit statistic).
+    pub fn flush_count(&self) -> u64 {
+        self.state.borrow().flushes
     }
 
     /// Bytes appended but not yet handed to a flush.
@@ -587,6 +595,7 @@ impl<D: Disk> Log<D> {
             });
         }
         state.durable_offset = state.durable_offset.max(target);
+        state.flushes += u64::from(!jobs.is_empty());
         Ok(())
     }
 

@@ -1,7 +1,7 @@
 //! The read path: whole batches from the write-behind chunks or the segment file.
 
 use super::{io_error, LogError, ReadBatches};
-use crate::disk::DiskFile;
+use crate::disk::{DiskBuffer, DiskFile};
 use spate_model::batch::{BATCH_HEADER_BYTES, LOG_OVERHEAD_BYTES};
 use spate_model::{BatchHeader, Offset, RecordBatch, TimestampType};
 
@@ -191,8 +191,8 @@ impl<F: DiskFile> ReadPlan<F> {
             let from = pos.max(*chunk_pos);
             let to = want_end.min(chunk_pos + *chunk_len as u64);
             if from < to {
-                let source = &buffer.as_ref().as_ref()
-                    [(from - chunk_pos) as usize..(to - chunk_pos) as usize];
+                let source =
+                    &buffer.bytes()[(from - chunk_pos) as usize..(to - chunk_pos) as usize];
                 out[(from - pos) as usize..(to - pos) as usize].copy_from_slice(source);
             }
         }

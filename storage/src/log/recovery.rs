@@ -1,7 +1,7 @@
 //! Recovery: opening a segment, scanning its batches, rebuilding its index.
 
 use super::{align_down, io_error, Chunk, LogConfig, LogError, Segment};
-use crate::disk::{Disk, DiskFile};
+use crate::disk::{Disk, DiskBuffer, DiskFile};
 use crate::epochs::EpochCache;
 use crate::segment::{self, SegmentIndex};
 use spate_model::batch::{BATCH_HEADER_BYTES, LOG_OVERHEAD_BYTES};
@@ -90,7 +90,7 @@ pub(super) async fn recover_segment<D: Disk>(
                 .read_at(pos, partial)
                 .await
                 .map_err(io_error(|| format!("reading {}", log_path.display())))?;
-            buffer.as_mut()[..bytes.len()].copy_from_slice(&bytes);
+            buffer.bytes_mut()[..bytes.len()].copy_from_slice(&bytes);
         }
         segment.chunks.push_back(Chunk {
             buffer: Rc::new(buffer),

@@ -1,0 +1,138 @@
+//! Figures, their limits and ratios; medians over runs; the table and the JSON file.
+
+use serde::Serialize;
+
+/// One measured figure.
+#[derive(Debug, Clone, Serialize)]
+pub struct Figure {
+    /// What was measured, e.g. `storage.append.1p.throughput`.
+    pub name: String,
+    /// The median over runs.
+    pub value: f64,
+    /// Its unit, e.g. `MiB/s`, `us`.
+    pub unit: &'static str,
+    /// The limit figure it is compared with, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit_name: Option<String>,
+    /// The limit's (median) value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<f64>,
+    /// `value / limit`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratio_to_limit: Option<f64>,
+    /// Every run's value, in order.
+    pub runs: Vec<f64>,
+}
+
+/// Collects figures across runs.
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    /// How the figures were produced.
+    pub command: String,
+    /// What machine produced them.
+    pub machine: String,
+    /// The figures.
+    pub figures: Vec<Figure>,
+}
+
+/// The median of `values` (the mean of the middle two for an even count).
+pub fn median(values: &[f64]) -> f64 {
+    assert!(!values.is_empty(), "median of nothing");
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let mid = sorted.len() / 2;
+    if sorted.len() % 2 == 1 {
+        sorted[mid]
+    } else {
+        (sorted[mid - 1] + sorted[mid]) / 2.0
+    }
+}
+
+impl Report {
+    /// Adds a run's value for `name`, creating the figure on first sight.
+    pub fn record(&mut self, name: &str, unit: &'static str, value: f64) {
+        match self.figures.iter_mut().find(|f| f.name == name) {
+            Some(figure) => figure.runs.push(value),
+            None => self.figures.push(Figure {
+                name: name.to_string(),
+                value,
+                unit,
+                limit_name: None,
+                limit: None,
+                ratio_to_limit: None,
+                runs: vec![value],
+            }),
+        }
+    }
+
+    /// Compares figure `name` with figure `limit_name` (both medians).
+    pub fn compare(&mut self, name: &str, limit_name: &str) {
+        let limit = self
+            .figures
+            .iter()
+            .find(|f| f.name == limit_name)
+            .map(|f| median(&f.runs));
+        if let (Some(limit), Some(figure)) =
+            (limit, self.figures.iter_mut().find(|f| f.name == name))
+        {
+            figure.limit_name = Some(limit_name.to_string());
+            figure.limit = Some(limit);
+        }
+    }
+
+    /// Computes medians and ratios.
+    pub fn finish(&mut self) {
+        for figure in &mut self.figures {
+            figure.value = median(&figure.runs);
+            figure.ratio_to_limit = figure.limit.filter(|&l| l > 0.0).map(|l| figure.value / l);
+        }
+    }
+
+    /// The human table.
+    pub fn table(&self) -> String {
+        let mut out = format!(
+            "{:<44} {:>12} {:<7} {:>12} {:>7}  runs\n",
+            "figure", "median", "unit", "limit", "ratio"
+        );
+        for f in &self.figures {
+            let limit = f.limit.map_or(String::from("-"), |l| format!("{l:.1}"));
+            let ratio = f
+                .ratio_to_limit
+                .map_or(String::from("-"), |r| format!("{:.1}%", r * 100.0));
+            let runs: Vec<String> = f.runs.iter().map(|r| format!("{r:.1}")).collect();
+            out.push_str(&format!(
+                "{:<44} {:>12.1} {:<7} {:>12} {:>7}  [{}]\n",
+                f.name,
+                f.value,
+                f.unit,
+                limit,
+                ratio,
+                runs.join(", ")
+            ));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn medians_and_ratios() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+        let mut report = Report::default();
+        for (a, l) in [(90.0, 100.0), (80.0, 100.0), (95.0, 110.0)] {
+            report.record("a", "MiB/s", a);
+            report.record("limit", "MiB/s", l);
+        }
+        report.compare("a", "limit");
+        report.finish();
+        let a = &report.figures[0];
+        assert_eq!(a.value, 90.0);
+        assert_eq!(a.limit, Some(100.0));
+        assert_eq!(a.ratio_to_limit, Some(0.9));
+        assert!(report.table().contains("90.0%"));
+    }
+}
