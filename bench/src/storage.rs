@@ -15,10 +15,12 @@
 //! out of a DMA read each, so ≈ raw read bandwidth.
 
 use spate_model::{BatchBuilder, BuilderRecord, Compression, LeaderEpoch, Offset, RecordBatch};
-use spate_storage::disk::glommio::GlommioDisk;
+use spate_storage::disk::glommio::{spawn_local, GlommioDisk};
 use spate_storage::join::join_all;
 use spate_storage::{Log, LogConfig, LogError};
+use std::cell::RefCell;
 use std::path::Path;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 /// How the storage scenario runs.
@@ -84,36 +86,39 @@ pub async fn append(
     config: StorageConfig,
 ) -> Result<AppendFigures, LogError> {
     let batch_bytes = make_batch(&config);
-    let batch = RecordBatch::validate(&batch_bytes).expect("the bench's own batch is valid");
     let mut logs = Vec::new();
     for partition in 0..partitions {
-        logs.push(
-            Log::open(
-                disk.clone(),
-                &dir.join(format!("bench-{partition}")),
-                log_config(),
-            )
-            .await?,
-        );
+        let log = Log::open(
+            disk.clone(),
+            &dir.join(format!("bench-{partition}")),
+            log_config(),
+        )
+        .await?;
+        logs.push(Rc::new(log));
     }
     let batches_per_producer = (config.bytes
         / batch_bytes.len() as u64
         / (partitions * config.producers_per_partition) as u64)
         .max(1);
-    let histogram = std::cell::RefCell::new(
+    let histogram = Rc::new(RefCell::new(
         hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
-            .expect("3 significant digits is valid"),
-    );
+            .expect("valid histogram bounds"),
+    ));
+    let batch_bytes = Rc::new(batch_bytes);
     let started = Instant::now();
-    let (batch, histogram_ref) = (&batch, &histogram);
-    let producers = logs.iter().flat_map(|log| {
-        (0..config.producers_per_partition).map(move |_| {
-            let histogram = histogram_ref;
-            async move {
+    // One task per producer, so each wakes on its own, as independent clients would.
+    let mut producers = Vec::new();
+    for log in &logs {
+        for _ in 0..config.producers_per_partition {
+            let (log, histogram, batch_bytes) =
+                (log.clone(), histogram.clone(), batch_bytes.clone());
+            producers.push(spawn_local(async move {
+                let batch =
+                    RecordBatch::validate(&batch_bytes).expect("the bench's own batch is valid");
                 for _ in 0..batches_per_producer {
                     let appended = Instant::now();
                     loop {
-                        match log.append(batch, LeaderEpoch(0)) {
+                        match log.append(&batch, LeaderEpoch(0)) {
                             Ok(_) => break,
                             Err(LogError::BufferFull { .. }) => {
                                 log.flush().await?;
@@ -126,20 +131,23 @@ pub async fn append(
                     histogram.borrow_mut().saturating_record(micros);
                 }
                 Ok::<(), LogError>(())
-            }
-        })
-    });
-    for result in join_all(producers.collect()).await {
+            }));
+        }
+    }
+    for result in join_all(producers).await {
         result?;
     }
     let elapsed = started.elapsed();
     let total_batches = batches_per_producer * (partitions * config.producers_per_partition) as u64;
     let total_bytes = total_batches * batch_bytes.len() as u64;
-    let flushes: u64 = logs.iter().map(Log::flush_count).sum();
+    let flushes: u64 = logs.iter().map(|log| log.flush_count()).sum();
     for log in logs {
+        let log = Rc::try_unwrap(log).expect("producers are done with the log");
         log.close().await?;
     }
-    let histogram = histogram.into_inner();
+    let histogram = Rc::try_unwrap(histogram)
+        .expect("producers are done")
+        .into_inner();
     Ok(AppendFigures {
         throughput_mib_s: total_bytes as f64 / (1024.0 * 1024.0) / elapsed.as_secs_f64(),
         latency_us: [

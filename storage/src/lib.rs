@@ -13,5 +13,6 @@ pub mod join;
 pub mod log;
 mod notify;
 pub mod segment;
+pub mod tail;
 
 pub use log::{Appended, Log, LogConfig, LogError, ReadBatches, Retention};

@@ -28,6 +28,7 @@ fn config() -> LogConfig {
         chunk_bytes: 64 * 1024,
         max_unflushed_bytes: 512 * 1024,
         preallocate_bytes: 256 * 1024,
+        tail_cache: Some(spate_storage::tail::TailBudget::new(1 << 20)),
     }
 }
 

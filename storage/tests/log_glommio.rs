@@ -32,6 +32,7 @@ fn config() -> LogConfig {
         chunk_bytes: 64 * 1024,
         max_unflushed_bytes: 1 << 20,
         preallocate_bytes: 128 * 1024,
+        tail_cache: None,
     }
 }
 

@@ -3,6 +3,7 @@
 use futures_lite::future::block_on;
 use spate_model::{BatchBuilder, BuilderRecord, Compression, LeaderEpoch, Offset, RecordBatch};
 use spate_storage::disk::memory::MemoryDisk;
+use spate_storage::tail::TailBudget;
 use spate_storage::{Log, LogConfig, LogError};
 use std::path::{Path, PathBuf};
 
@@ -28,6 +29,8 @@ fn small_config() -> LogConfig {
         chunk_bytes: 16 * 1024,
         max_unflushed_bytes: 1 << 20,
         preallocate_bytes: 32 * 1024,
+        // Every test also runs the tail cache: a small budget, so eviction happens too.
+        tail_cache: Some(TailBudget::new(48 * 1024)),
     }
 }
 
@@ -866,5 +869,83 @@ fn batches_beyond_a_torn_hole_are_cut_off_for_good() {
     assert_eq!(
         read_all(&log, Offset(1)),
         vec![stamped(&replacement, Offset(1))]
+    );
+}
+
+/// A flush future dropped mid-sync (a cancelled request) must not leave later flushes
+/// waiting for it.
+#[test]
+fn a_cancelled_flush_does_not_block_the_next() {
+    let disk = MemoryDisk::default();
+    let log = open(&disk, small_config());
+    append(&log, &batch(1, 100, 1));
+    disk.stall_fdatasync(true);
+    assert!(
+        block_on(futures_lite::future::poll_once(log.flush())).is_none(),
+        "stuck in its sync"
+    );
+    disk.stall_fdatasync(false);
+    append(&log, &batch(1, 100, 2));
+    assert_eq!(
+        block_on(log.flush()).expect("the next flush completes"),
+        Offset(2)
+    );
+    assert_eq!(read_all(&log, Offset(0)).len(), 2);
+}
+
+#[test]
+fn the_tail_cache_serves_recent_batches_without_disk_reads() {
+    let disk = MemoryDisk::default();
+    let budget = TailBudget::new(64 * 1024);
+    let config = LogConfig {
+        tail_cache: Some(budget.clone()),
+        ..small_config()
+    };
+    let log = open(&disk, config.clone());
+    let mut expected = Vec::new();
+    for i in 0..30 {
+        let bytes = batch(1, 3000, i);
+        let (base, _) = append(&log, &bytes);
+        expected.push(stamped(&bytes, base));
+        block_on(log.flush()).expect("flush");
+    }
+    assert!(
+        budget.used() > 0 && budget.used() <= budget.capacity(),
+        "{} of {}",
+        budget.used(),
+        budget.capacity()
+    );
+    let reads = disk.read_count();
+    let recent = block_on(log.read(Offset(29), 1, Offset(i64::MAX))).expect("read");
+    assert_eq!(recent.bytes, expected[29]);
+    assert_eq!(
+        disk.read_count(),
+        reads,
+        "the newest batch came from memory"
+    );
+    let old = block_on(log.read(Offset(0), 1, Offset(i64::MAX))).expect("read");
+    assert_eq!(old.bytes, expected[0]);
+    assert!(
+        disk.read_count() > reads,
+        "an evicted batch comes from disk"
+    );
+    assert_eq!(read_all(&log, Offset(0)), expected);
+
+    // A second log shares the budget; together they never exceed it, and dropping (or
+    // closing) a log returns what it held.
+    let other_dir = PathBuf::from("/data/other-0");
+    let other = block_on(Log::open(disk.clone(), &other_dir, config)).expect("open");
+    for i in 0..30 {
+        append(&other, &batch(1, 3000, i));
+        block_on(other.flush()).expect("flush");
+        assert!(budget.used() <= budget.capacity());
+    }
+    block_on(other.close()).expect("close");
+    let held_by_first = budget.used();
+    drop(log);
+    assert_eq!(
+        budget.used(),
+        0,
+        "the first log held {held_by_first} bytes and gave them back"
     );
 }

@@ -74,6 +74,15 @@ where
     handle.join().map_err(io::Error::from)
 }
 
+/// Runs `future` as a task of its own on the current glommio executor (so it gets its own
+/// waker), returning a handle that resolves to its output. For tools and tests that need
+/// many concurrent actors; the broker spawns through `broker/src/runtime/`.
+pub fn spawn_local<T: 'static>(
+    future: impl Future<Output = T> + 'static,
+) -> impl Future<Output = T> {
+    glommio::spawn_local(future)
+}
+
 /// A glommio DMA file.
 #[derive(Debug)]
 pub struct GlommioFile {

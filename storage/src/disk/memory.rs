@@ -32,6 +32,7 @@ struct Fs {
     files: BTreeMap<PathBuf, Rc<RefCell<MemFile>>>,
     dirs: BTreeSet<PathBuf>,
     fdatasyncs: u64,
+    reads: u64,
     fdatasync_stalled: bool,
 }
 
@@ -64,6 +65,7 @@ impl MemoryDisk {
             files: BTreeMap::new(),
             dirs: BTreeSet::new(),
             fdatasyncs: 0,
+            reads: 0,
             fdatasync_stalled: false,
         };
         MemoryDisk {
@@ -97,6 +99,11 @@ impl MemoryDisk {
     /// writes are issued), drops it and crashes, catching writes that were never synced.
     pub fn stall_fdatasync(&self, stalled: bool) {
         self.fs.borrow_mut().fdatasync_stalled = stalled;
+    }
+
+    /// Total reads so far (to check what the tail cache serves from memory).
+    pub fn read_count(&self) -> u64 {
+        self.fs.borrow().reads
     }
 
     /// Total fdatasync calls so far (to check group commit batches them).
@@ -302,6 +309,7 @@ impl DiskFile for MemoryFile {
     }
 
     async fn read_at(&self, pos: u64, len: usize) -> io::Result<Vec<u8>> {
+        self.fs.borrow_mut().reads += 1;
         let pos = to_usize(pos)?;
         let file = self.file.borrow();
         let start = pos.min(file.data.len());

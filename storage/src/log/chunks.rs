@@ -67,6 +67,7 @@ pub(super) fn open_chunk<'a, D: Disk>(
             len,
             flushed_len: len,
             open: true,
+            retained: 0,
         });
     }
     segment.chunks.back_mut().expect("just ensured")
@@ -111,6 +112,7 @@ pub(super) fn close_open_chunk<D: Disk>(
             len,
             flushed_len: len,
             open: true,
+            retained: 0,
         });
     }
 }

@@ -124,7 +124,8 @@ impl<D: Disk> Log<D> {
             .map_err(io_error(|| format!("syncing {}", self.dir.display())))
     }
 
-    async fn delete_segment_files(&self, segment: Segment<D::File>) -> Result<(), LogError> {
+    async fn delete_segment_files(&self, mut segment: Segment<D::File>) -> Result<(), LogError> {
+        super::release_all_chunks(&mut segment, self.config.tail_cache.as_deref());
         if let Some(file) = segment.file.and_then(|file| Rc::try_unwrap(file).ok()) {
             file.close().await.map_err(io_error(|| {
                 format!("closing a segment of {}", self.dir.display())
@@ -349,13 +350,14 @@ impl<D: Disk> Log<D> {
         segment.sealed = false;
         segment.finalised = false;
         segment.first_timestamp = None;
-        segment.chunks.clear();
+        super::release_all_chunks(segment, self.config.tail_cache.as_deref());
         segment.chunks.push_back(Chunk {
             buffer: Rc::new(buffer),
             pos: page,
             len: partial,
             flushed_len: partial,
             open: true,
+            retained: 0,
         });
         Ok(batch_base)
     }

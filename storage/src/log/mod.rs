@@ -31,10 +31,11 @@ mod maintenance;
 mod read;
 mod recovery;
 
-use crate::disk::{Disk, DiskFile};
+use crate::disk::{Disk, DiskBuffer, DiskFile};
 use crate::epochs::{EpochCache, LEADER_EPOCH_FILE};
 use crate::notify::Notify;
 use crate::segment::{self, SegmentIndex};
+use crate::tail::TailBudget;
 use chunks::{close_open_chunk, write_into_chunks};
 pub use maintenance::Retention;
 use read::ReadPlan;
@@ -63,6 +64,9 @@ pub struct LogConfig {
     pub max_unflushed_bytes: usize,
     /// The file is extended (fallocate) this far ahead of the appends.
     pub preallocate_bytes: u64,
+    /// The shard's tail-cache budget: written chunks are kept for reads while it allows.
+    /// `None` keeps nothing once written.
+    pub tail_cache: Option<Rc<TailBudget>>,
 }
 
 impl Default for LogConfig {
@@ -73,6 +77,7 @@ impl Default for LogConfig {
             chunk_bytes: 256 * 1024,
             max_unflushed_bytes: 16 * 1024 * 1024,
             preallocate_bytes: 64 * 1024 * 1024,
+            tail_cache: None,
         }
     }
 }
@@ -183,7 +188,10 @@ struct State<F: DiskFile> {
     unflushed_bytes: usize,
     /// Completed flushes that wrote something (each ends in an fdatasync per segment).
     flushes: u64,
-    flushing: bool,
+    /// A flush's write phase is running.
+    writing: bool,
+    /// The targets of the flushes whose sync is in flight.
+    syncing: Vec<Offset>,
     offline: bool,
 }
 
@@ -220,6 +228,9 @@ struct Chunk<B> {
     flushed_len: usize,
     /// Still accepting appends.
     open: bool,
+    /// Written to disk and kept for reads: the bytes claimed from the tail budget (0 while
+    /// not yet written).
+    retained: usize,
 }
 
 impl<F: DiskFile> Segment<F> {
@@ -247,6 +258,142 @@ struct FlushJob<F: DiskFile> {
     allocate_to: Option<u64>,
     /// The segment's end and its two index files' bytes.
     finalise: Option<(u64, Vec<u8>, Vec<u8>)>,
+}
+
+/// A flush phase in progress; dropping it (the flush future was cancelled mid-phase) undoes
+/// the phase's claim so other callers do not wait for work nobody will finish. Chunks of an
+/// abandoned write phase stay queued and are written by the next flush.
+struct PhaseGuard<'a, D: Disk> {
+    log: &'a Log<D>,
+    phase: Phase,
+}
+
+enum Phase {
+    Write,
+    Sync(Offset),
+}
+
+impl<D: Disk> Drop for PhaseGuard<'_, D> {
+    fn drop(&mut self) {
+        if let Ok(mut state) = self.log.state.try_borrow_mut() {
+            match self.phase {
+                Phase::Write => state.writing = false,
+                Phase::Sync(target) => remove_syncing(&mut state.syncing, target),
+            }
+        }
+        self.log.flushed.notify_all();
+    }
+}
+
+fn remove_syncing(syncing: &mut Vec<Offset>, target: Offset) {
+    if let Some(at) = syncing.iter().position(|&t| t == target) {
+        syncing.swap_remove(at);
+    }
+}
+
+/// Records what a flush's write phase did: new files, preallocation, finalised segments, and
+/// the chunks now on disk (later reads go to the file).
+fn apply_written_jobs<F: DiskFile>(
+    state: &mut State<F>,
+    jobs: &[FlushJob<F>],
+    files: &[Rc<F>],
+    tail: Option<&TailBudget>,
+) {
+    for (job, file) in jobs.iter().zip(files) {
+        let Some(segment) = state.segments.get_mut(&job.base.get()) else {
+            continue;
+        };
+        if segment.file.is_none() {
+            segment.file = Some(file.clone());
+        }
+        if let Some(allocated) = job.allocate_to {
+            segment.allocated = segment.allocated.max(allocated);
+        }
+        if let Some((end, _, _)) = job.finalise {
+            segment.allocated = end;
+            segment.finalised = true;
+        }
+        let written = |chunk: &Chunk<F::Buffer>| {
+            job.writes
+                .iter()
+                .any(|(buffer, _)| Rc::ptr_eq(buffer, &chunk.buffer))
+        };
+        let newly_written: Vec<bool> = segment.chunks.iter().map(written).collect();
+        retain_written(segment, &newly_written, tail);
+        if segment.finalised {
+            // A sealed segment is no longer the tail: its chunks leave memory.
+            release_all_chunks(segment, tail);
+        }
+    }
+}
+
+/// Drops every chunk of a segment, returning the budget its kept chunks held.
+fn release_all_chunks<F: DiskFile>(segment: &mut Segment<F>, tail: Option<&TailBudget>) {
+    for chunk in segment.chunks.drain(..) {
+        if let (Some(budget), true) = (tail, chunk.retained > 0) {
+            budget.give_back(chunk.retained);
+        }
+    }
+}
+
+impl<D: Disk> Drop for Log<D> {
+    fn drop(&mut self) {
+        let tail = self.config.tail_cache.clone();
+        if let Ok(mut state) = self.state.try_borrow_mut() {
+            for segment in state.segments.values_mut() {
+                release_all_chunks(segment, tail.as_deref());
+            }
+        }
+    }
+}
+
+/// Keeps written chunks for reads while the tail budget allows, evicting this segment's
+/// oldest first; the rest go. Written chunks form a prefix of the deque (writes go in
+/// order), and what stays must remain a suffix of the segment with the unwritten chunks,
+/// so a chunk that cannot be kept takes every older one with it.
+fn retain_written<F: DiskFile>(
+    segment: &mut Segment<F>,
+    newly_written: &[bool],
+    tail: Option<&TailBudget>,
+) {
+    let mut index = 0;
+    let mut flags = newly_written.to_vec();
+    while index < segment.chunks.len() {
+        if !flags[index] {
+            index += 1;
+            continue;
+        }
+        let bytes = segment.chunks[index].buffer.bytes().len().max(1);
+        let kept = loop {
+            match tail {
+                Some(budget) if budget.try_take(bytes) => break true,
+                Some(budget) if index > 0 => {
+                    // Evict the oldest kept chunk of this segment and try again.
+                    let oldest = segment.chunks.pop_front().expect("index > 0");
+                    budget.give_back(oldest.retained);
+                    flags.remove(0);
+                    index -= 1;
+                }
+                _ => break false,
+            }
+        };
+        if kept {
+            segment.chunks[index].retained = bytes;
+            index += 1;
+        } else {
+            // Not even alone does it fit: it and everything older leave memory.
+            for _ in 0..=index {
+                let chunk = segment.chunks.pop_front().expect("within the deque");
+                if let Some(budget) = tail {
+                    if chunk.retained > 0 {
+                        budget.give_back(chunk.retained);
+                    }
+                }
+                flags.remove(0);
+            }
+            index = 0;
+        }
+    }
 }
 
 /// Name of the partition checkpoint (log start offset, high watermark) in a log directory.
@@ -391,7 +538,8 @@ impl<D: Disk> Log<D> {
             durable_offset: next_offset,
             unflushed_bytes: 0,
             flushes: 0,
-            flushing: false,
+            writing: false,
+            syncing: Vec::new(),
             offline: false,
         };
         Ok(Log {
@@ -531,13 +679,16 @@ impl<D: Disk> Log<D> {
     }
 
     /// Makes every batch appended before the call durable; returns the durable offset.
-    /// Concurrent callers share flushes: a call that finds one in flight waits for it, then
-    /// starts the next one if its appends are not covered yet.
+    ///
+    /// Concurrent callers share flushes (group commit), and flushes are pipelined: while one
+    /// flush waits for its fdatasync, the next one's writes are already in flight (at most
+    /// one write phase at a time). A caller waits while a write phase runs or while a sync
+    /// that already covers its appends runs; otherwise it starts the next flush itself.
     pub async fn flush(&self) -> Result<Offset, LogError> {
         let target = self.next_offset();
         loop {
             let generation = self.flushed.generation();
-            let in_flight = {
+            let wait = {
                 let state = self.state.borrow();
                 if state.offline {
                     return Err(LogError::Offline(self.dir.clone()));
@@ -545,58 +696,79 @@ impl<D: Disk> Log<D> {
                 if state.durable_offset >= target {
                     return Ok(state.durable_offset);
                 }
-                state.flushing
+                state.writing || state.syncing.iter().any(|&syncing| syncing >= target)
             };
-            if in_flight {
+            if wait {
                 self.flushed.changed_since(generation).await;
                 continue;
             }
-            self.state.borrow_mut().flushing = true;
-            let result = self.flush_once().await;
-            {
-                let mut state = self.state.borrow_mut();
-                state.flushing = false;
-                if result.is_err() {
-                    state.offline = true;
-                }
-            }
-            self.flushed.notify_all();
-            result?;
+            self.flush_once().await?;
         }
     }
 
-    /// One flush: write every pending chunk, finalise sealed segments, fdatasync.
+    /// One flush: the write phase (every pending chunk, sealed segments finalised), then the
+    /// sync phase (fdatasync of every file written). The next flush may start writing as soon
+    /// as this one's write phase ends.
     async fn flush_once(&self) -> Result<(), LogError> {
+        self.state.borrow_mut().writing = true;
+        let write_guard = PhaseGuard {
+            log: self,
+            phase: Phase::Write,
+        };
         let (target, jobs) = self.gather_flush_jobs();
-        for job in &jobs {
-            self.run_flush_job(job).await?;
+        let written = self.write_phase(&jobs).await;
+        std::mem::forget(write_guard);
+        {
+            let mut state = self.state.borrow_mut();
+            state.writing = false;
+            match &written {
+                Ok(files) => {
+                    apply_written_jobs(&mut state, &jobs, files, self.config.tail_cache.as_deref());
+                    state.syncing.push(target);
+                }
+                Err(_) => state.offline = true,
+            }
+        }
+        self.flushed.notify_all();
+        let files = written?;
+        let sync_guard = PhaseGuard {
+            log: self,
+            phase: Phase::Sync(target),
+        };
+        let synced = self.sync_phase(&files).await;
+        std::mem::forget(sync_guard);
+        {
+            let mut state = self.state.borrow_mut();
+            remove_syncing(&mut state.syncing, target);
+            match synced {
+                Ok(()) => {
+                    // A later flush's sync also covers this one's writes, so completions in
+                    // either order leave the durable offset right.
+                    state.durable_offset = state.durable_offset.max(target);
+                    state.flushes += u64::from(!jobs.is_empty());
+                }
+                Err(_) => state.offline = true,
+            }
+        }
+        self.flushed.notify_all();
+        synced
+    }
+
+    async fn write_phase(&self, jobs: &[FlushJob<D::File>]) -> Result<Vec<Rc<D::File>>, LogError> {
+        let mut files = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            files.push(self.write_job(job).await?);
+        }
+        Ok(files)
+    }
+
+    async fn sync_phase(&self, files: &[Rc<D::File>]) -> Result<(), LogError> {
+        let syncs = files.iter().map(|file| file.fdatasync()).collect();
+        for result in crate::join::join_all(syncs).await {
+            result.map_err(io_error(|| format!("fdatasync in {}", self.dir.display())))?;
         }
         // After the data: a checkpoint never names an epoch whose batches could be lost.
-        self.write_epochs_if_changed().await?;
-        let mut state = self.state.borrow_mut();
-        for job in &jobs {
-            let Some(segment) = state.segments.get_mut(&job.base.get()) else {
-                continue;
-            };
-            if segment.file.is_none() {
-                segment.file = job.file.clone();
-            }
-            if let Some(allocated) = job.allocate_to {
-                segment.allocated = segment.allocated.max(allocated);
-            }
-            if let Some((end, _, _)) = job.finalise {
-                segment.allocated = end;
-                segment.finalised = true;
-            }
-            segment.chunks.retain(|chunk| {
-                !job.writes
-                    .iter()
-                    .any(|(buffer, _)| Rc::ptr_eq(buffer, &chunk.buffer))
-            });
-        }
-        state.durable_offset = state.durable_offset.max(target);
-        state.flushes += u64::from(!jobs.is_empty());
-        Ok(())
+        self.write_epochs_if_changed().await
     }
 
     fn gather_flush_jobs(&self) -> (Offset, Vec<FlushJob<D::File>>) {
@@ -613,7 +785,7 @@ impl<D: Disk> Log<D> {
             let writes = segment
                 .chunks
                 .iter()
-                .filter(|c| !c.open)
+                .filter(|c| !c.open && c.retained == 0)
                 .map(|c| (c.buffer.clone(), c.pos))
                 .collect();
             let finalise = segment.sealed.then(|| {
@@ -637,7 +809,7 @@ impl<D: Disk> Log<D> {
         (target, jobs)
     }
 
-    async fn run_flush_job(&self, job: &FlushJob<D::File>) -> Result<(), LogError> {
+    async fn write_job(&self, job: &FlushJob<D::File>) -> Result<Rc<D::File>, LogError> {
         let log_path = self.dir.join(segment::log_file_name(job.base));
         let context = |what: &str| {
             let what = what.to_string();
@@ -688,15 +860,7 @@ impl<D: Disk> Log<D> {
                     .map_err(io_error(|| format!("writing {}", path.display())))?;
             }
         }
-        file.fdatasync()
-            .await
-            .map_err(io_error(context("fdatasync of")))?;
-        if job.file.is_none() {
-            if let Some(segment) = self.state.borrow_mut().segments.get_mut(&job.base.get()) {
-                segment.file = Some(file);
-            }
-        }
-        Ok(())
+        Ok(file)
     }
 
     /// Reads whole batches: the one containing `offset` (or the first after it) and those
@@ -751,7 +915,8 @@ impl<D: Disk> Log<D> {
             .await
             .map_err(io_error(|| format!("writing {}", marker.display())))?;
         let segments = std::mem::take(&mut self.state.borrow_mut().segments);
-        for segment in segments.into_values() {
+        for mut segment in segments.into_values() {
+            release_all_chunks(&mut segment, self.config.tail_cache.as_deref());
             if let Some(file) = segment.file.and_then(|file| Rc::try_unwrap(file).ok()) {
                 file.close().await.map_err(io_error(|| {
                     format!("closing a segment of {}", self.dir.display())

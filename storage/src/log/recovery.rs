@@ -98,6 +98,7 @@ pub(super) async fn recover_segment<D: Disk>(
             len: partial,
             flushed_len: partial,
             open: true,
+            retained: 0,
         });
     }
     segment.file = Some(file);
