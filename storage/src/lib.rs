@@ -15,4 +15,4 @@ mod notify;
 pub mod segment;
 pub mod tail;
 
-pub use log::{Appended, Log, LogConfig, LogError, ReadBatches, Retention};
+pub use log::{Appended, FlushPolicy, Log, LogConfig, LogError, ReadBatches, Retention};

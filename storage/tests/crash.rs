@@ -27,6 +27,7 @@ fn config() -> LogConfig {
         index_interval_bytes: 4096,
         chunk_bytes: 64 * 1024,
         max_unflushed_bytes: 512 * 1024,
+        flush_policy: spate_storage::FlushPolicy::EveryCommit,
         preallocate_bytes: 256 * 1024,
         tail_cache: Some(spate_storage::tail::TailBudget::new(1 << 20)),
     }

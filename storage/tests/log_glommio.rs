@@ -31,6 +31,7 @@ fn config() -> LogConfig {
         index_interval_bytes: 4096,
         chunk_bytes: 64 * 1024,
         max_unflushed_bytes: 1 << 20,
+        flush_policy: spate_storage::FlushPolicy::EveryCommit,
         preallocate_bytes: 128 * 1024,
         tail_cache: None,
     }

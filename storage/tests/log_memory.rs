@@ -28,6 +28,7 @@ fn small_config() -> LogConfig {
         index_interval_bytes: 1024,
         chunk_bytes: 16 * 1024,
         max_unflushed_bytes: 1 << 20,
+        flush_policy: spate_storage::FlushPolicy::EveryCommit,
         preallocate_bytes: 32 * 1024,
         // Every test also runs the tail cache: a small budget, so eviction happens too.
         tail_cache: Some(TailBudget::new(48 * 1024)),
@@ -948,4 +949,22 @@ fn the_tail_cache_serves_recent_batches_without_disk_reads() {
         0,
         "the first log held {held_by_first} bytes and gave them back"
     );
+}
+
+#[test]
+fn flush_policies_decide_when_to_flush() {
+    use spate_storage::FlushPolicy;
+    let every = FlushPolicy::EveryCommit;
+    assert!(every.commit_waits_for_flush());
+    assert!(every.flush_due(1, 0));
+    assert!(!every.flush_due(0, 1_000_000));
+    let interval = FlushPolicy::Interval {
+        max_unflushed_bytes: 1 << 20,
+        interval_ms: 500,
+    };
+    assert!(!interval.commit_waits_for_flush());
+    assert!(!interval.flush_due(1000, 100), "small and recent: wait");
+    assert!(interval.flush_due(1 << 20, 0), "enough bytes");
+    assert!(interval.flush_due(1, 500), "old enough");
+    assert!(!interval.flush_due(0, 10_000), "nothing to flush");
 }

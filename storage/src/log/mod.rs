@@ -64,6 +64,8 @@ pub struct LogConfig {
     pub max_unflushed_bytes: usize,
     /// The file is extended (fallocate) this far ahead of the appends.
     pub preallocate_bytes: u64,
+    /// When the owner flushes this log (see [`FlushPolicy`]).
+    pub flush_policy: FlushPolicy,
     /// The shard's tail-cache budget: written chunks are kept for reads while it allows.
     /// `None` keeps nothing once written.
     pub tail_cache: Option<Rc<TailBudget>>,
@@ -77,7 +79,47 @@ impl Default for LogConfig {
             chunk_bytes: 256 * 1024,
             max_unflushed_bytes: 16 * 1024 * 1024,
             preallocate_bytes: 64 * 1024 * 1024,
+            flush_policy: FlushPolicy::EveryCommit,
             tail_cache: None,
+        }
+    }
+}
+
+/// When a log is flushed. The log itself flushes only when asked ([`Log::flush`]); the policy
+/// tells its owner (the broker's produce path and its background flusher) when to ask.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlushPolicy {
+    /// Every commit waits for the fdatasync covering it (`acks=all` is durable on disk):
+    /// the default.
+    EveryCommit,
+    /// Commits do not wait; a background flush runs once this much is unflushed or this long
+    /// after the last one (Kafka's `flush.messages`/`flush.ms` style, in bytes and ms).
+    Interval {
+        /// Flush once this many bytes are unflushed.
+        max_unflushed_bytes: usize,
+        /// Flush at least this often while anything is unflushed.
+        interval_ms: u64,
+    },
+}
+
+impl FlushPolicy {
+    /// Whether a commit waits for the flush that covers it.
+    pub fn commit_waits_for_flush(&self) -> bool {
+        matches!(self, FlushPolicy::EveryCommit)
+    }
+
+    /// Whether a background flush is due, given what is unflushed and the time since the
+    /// last flush.
+    pub fn flush_due(&self, unflushed_bytes: usize, ms_since_last_flush: u64) -> bool {
+        match *self {
+            FlushPolicy::EveryCommit => unflushed_bytes > 0,
+            FlushPolicy::Interval {
+                max_unflushed_bytes,
+                interval_ms,
+            } => {
+                unflushed_bytes >= max_unflushed_bytes
+                    || (unflushed_bytes > 0 && ms_since_last_flush >= interval_ms)
+            }
         }
     }
 }
