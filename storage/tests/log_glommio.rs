@@ -102,3 +102,86 @@ fn append_flush_read_close_reopen_on_real_files() {
     );
     assert!(names.iter().any(|n| n == ".clean-shutdown"), "{names:?}");
 }
+
+#[test]
+fn truncation_retention_epochs_and_timestamps_on_real_files() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let root: PathBuf = temp.path().to_path_buf();
+    run_executor("log-maintenance", IO_MEMORY_BYTES, move || async move {
+        let disk = GlommioDisk::new(&root).await.expect("probe");
+        let dir = root.join("events-0");
+        let budget = spate_storage::tail::TailBudget::new(256 * 1024);
+        let config = LogConfig {
+            tail_cache: Some(budget.clone()),
+            ..config()
+        };
+        let log = Log::open(disk.clone(), &dir, config.clone())
+            .await
+            .expect("open");
+        for i in 0..150_u32 {
+            let bytes = batch(i, 1500);
+            let valid = RecordBatch::validate(&bytes).expect("valid");
+            let epoch = LeaderEpoch(1 + (i / 50) as i32);
+            log.append(&valid, epoch).expect("append");
+            if i % 10 == 9 {
+                log.flush().await.expect("flush");
+            }
+        }
+        log.flush().await.expect("flush");
+        assert!(budget.used() <= budget.capacity());
+        // Epochs 1, 2, 3 start at 0, 50, 100.
+        assert_eq!(
+            log.end_offset_for_epoch(LeaderEpoch(2)),
+            Some((LeaderEpoch(2), Offset(100)))
+        );
+        // Record i has timestamp 1_700_000_000_000 + i.
+        let found = log
+            .offset_for_timestamp(1_700_000_000_077)
+            .await
+            .expect("lookup");
+        assert_eq!(found, Some((Offset(77), 1_700_000_000_077)));
+        // A follower-style truncation back into epoch 2, then a new epoch.
+        assert_eq!(
+            log.truncate_suffix(Offset(90)).await.expect("truncate"),
+            Offset(90)
+        );
+        assert_eq!(log.latest_epoch(), Some(LeaderEpoch(2)));
+        let bytes = batch(999, 10);
+        log.append(
+            &RecordBatch::validate(&bytes).expect("valid"),
+            LeaderEpoch(4),
+        )
+        .expect("append");
+        log.flush().await.expect("flush");
+        // Retention by size keeps the newest segments only (Kafka's rule: delete the oldest
+        // while what remains is still at least the limit).
+        let retention = spate_storage::Retention {
+            retention_ms: None,
+            retention_bytes: Some(32 * 1024),
+        };
+        let deleted = log.apply_retention(retention, 0).await.expect("retention");
+        assert!(!deleted.is_empty());
+        let start = log.log_start_offset();
+        assert!(start > Offset(0));
+        log.close().await.expect("close");
+
+        let log = Log::open(disk, &dir, config).await.expect("reopen");
+        assert_eq!(log.log_start_offset(), start);
+        assert_eq!(log.next_offset(), Offset(91));
+        assert_eq!(
+            log.end_offset_for_epoch(LeaderEpoch(3)),
+            Some((LeaderEpoch(2), Offset(90)))
+        );
+        assert_eq!(
+            log.end_offset_for_epoch(LeaderEpoch(4)),
+            Some((LeaderEpoch(4), Offset(91)))
+        );
+        let read = log
+            .read(Offset(90), 1 << 20, Offset(i64::MAX))
+            .await
+            .expect("read");
+        assert_eq!(read.batches, 1);
+        log.close().await.expect("close");
+    })
+    .expect("executor");
+}

@@ -968,3 +968,126 @@ fn flush_policies_decide_when_to_flush() {
     assert!(interval.flush_due(1, 500), "old enough");
     assert!(!interval.flush_due(0, 10_000), "nothing to flush");
 }
+
+#[test]
+fn an_empty_log_reads_nothing_closes_and_reopens() {
+    let disk = MemoryDisk::default();
+    let log = open(&disk, small_config());
+    assert_eq!(
+        block_on(log.read(Offset(0), 1 << 20, Offset(i64::MAX)))
+            .expect("read")
+            .batches,
+        0
+    );
+    assert_eq!(block_on(log.offset_for_timestamp(0)).expect("lookup"), None);
+    assert_eq!(log.end_offset_for_epoch(LeaderEpoch(0)), None);
+    assert_eq!(block_on(log.flush()).expect("flush"), Offset(0));
+    block_on(log.close()).expect("close");
+    let log = open(&disk, small_config());
+    assert_eq!(
+        (log.log_start_offset(), log.next_offset()),
+        (Offset(0), Offset(0))
+    );
+    drop(log);
+    disk.crash(1);
+    let log = open(&disk, small_config());
+    assert_eq!(log.next_offset(), Offset(0));
+}
+
+#[test]
+fn a_batch_exactly_the_segment_size_fills_one_segment() {
+    let disk = MemoryDisk::default();
+    let config = LogConfig {
+        segment_bytes: 8192,
+        ..small_config()
+    };
+    let value_len = (100..8192)
+        .find(|&n| batch(1, n, 0).len() == 8192)
+        .expect("a batch of exactly 8 KiB");
+    let log = open(&disk, config.clone());
+    let exact = batch(1, value_len, 1);
+    append(&log, &exact);
+    append(&log, &exact);
+    append(&log, &batch(1, 10, 2));
+    assert_eq!(
+        log.segment_bases(),
+        vec![Offset(0), Offset(1), Offset(2)],
+        "each full batch its own segment"
+    );
+    block_on(log.close()).expect("close");
+    let log = open(&disk, config);
+    assert_eq!(read_all(&log, Offset(0)).len(), 3);
+    let first = dir().join(spate_storage::segment::log_file_name(Offset(0)));
+    assert_eq!(
+        disk.contents(&first).expect("segment").len(),
+        8192,
+        "sealed at exactly its data"
+    );
+}
+
+#[test]
+fn batches_on_index_interval_edges_are_all_found() {
+    let disk = MemoryDisk::default();
+    // Batches of exactly the index interval: an entry at every batch.
+    let value_len = (100..1024)
+        .find(|&n| batch(1, n, 0).len() == 1024)
+        .expect("a 1 KiB batch");
+    let log = open(&disk, small_config());
+    for i in 0..40 {
+        append(&log, &batch(1, value_len, i));
+    }
+    block_on(log.close()).expect("close");
+    let log = open(&disk, small_config());
+    for offset in 0..40 {
+        let read = block_on(log.read(Offset(offset), 1, Offset(i64::MAX))).expect("read");
+        let found = RecordBatch::validate(&read.bytes)
+            .expect("valid")
+            .header()
+            .base_offset();
+        assert_eq!(found, Offset(offset));
+    }
+}
+
+#[test]
+fn truncating_to_the_start_empties_the_log() {
+    let disk = MemoryDisk::default();
+    let log = open(&disk, small_config());
+    for i in 0..30 {
+        append(&log, &batch(1, 3000, i));
+    }
+    block_on(log.flush()).expect("flush");
+    assert_eq!(
+        block_on(log.truncate_suffix(Offset(0))).expect("truncate to 0"),
+        Offset(0)
+    );
+    assert_eq!(log.next_offset(), Offset(0));
+    assert_eq!(log.segment_bases(), vec![Offset(0)]);
+    assert!(read_all(&log, Offset(0)).is_empty());
+    let fresh = batch(1, 5, 7);
+    assert_eq!(append(&log, &fresh), (Offset(0), Offset(0)));
+    block_on(log.close()).expect("close");
+    let log = open(&disk, small_config());
+    assert_eq!(read_all(&log, Offset(0)), vec![stamped(&fresh, Offset(0))]);
+}
+
+#[test]
+fn a_file_cut_inside_a_batch_recovers_to_the_batch_before() {
+    let disk = MemoryDisk::default();
+    let log = open(&disk, small_config());
+    let mut expected = Vec::new();
+    for i in 0..6 {
+        let bytes = batch(1, 1500, i);
+        let (base, _) = append(&log, &bytes);
+        expected.push(stamped(&bytes, base));
+    }
+    block_on(log.flush()).expect("flush");
+    drop(log);
+    let path = dir().join(spate_storage::segment::log_file_name(Offset(0)));
+    let mut contents = disk.contents(&path).expect("segment");
+    let cut = expected[..4].iter().map(Vec::len).sum::<usize>() + 700;
+    contents.truncate(cut);
+    disk.set_contents(&path, contents);
+    let log = open(&disk, small_config());
+    assert_eq!(log.next_offset(), Offset(4));
+    assert_eq!(read_all(&log, Offset(0)), expected[..4].to_vec());
+}

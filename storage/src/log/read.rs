@@ -154,6 +154,8 @@ impl<F: DiskFile> ReadPlan<F> {
     }
 
     fn corrupt(&self, position: u64, reason: &str) -> LogError {
+        // Reads never serve a bad batch; say so once per failed read, not per record.
+        tracing::error!(file = %self.path.display(), position, reason, "corrupt batch refused");
         LogError::Corrupt {
             file: self.path.clone(),
             position,

@@ -50,6 +50,7 @@ pub(super) async fn recover_segment<D: Disk>(
         Some(scan) => scan,
         None => {
             // The index points at no batch with its offset: distrust it and rebuild.
+            tracing::warn!(file = %log_path.display(), "recovery: stale index, rebuilding it by scanning");
             index.clear();
             scan_batches(&file, &log_path, &mut index, size, scan_tail, epochs)
                 .await?
@@ -60,6 +61,12 @@ pub(super) async fn recover_segment<D: Disk>(
     segment.end = scan.end;
     segment.next_offset = scan.next_offset;
     if scan_tail && scan.end < size {
+        tracing::warn!(
+            file = %log_path.display(),
+            log_end = scan.end,
+            file_size = size,
+            "recovery: log end found before the file end (preallocated or torn tail); file cut there"
+        );
         // Cut the file at the log's end, durably, before anything is appended after it: the
         // bytes past a torn write may hold whole, valid batches of an unacknowledged flush
         // (its writes run concurrently), which must never be found by a later recovery.
