@@ -7,12 +7,12 @@
 //! replication or shards: the broker hands it validated batches and asks for byte ranges back.
 //! glommio may be named only in `src/disk/glommio.rs`.
 
+pub mod budget;
 pub mod disk;
 pub mod epochs;
 pub mod join;
 pub mod log;
 mod notify;
 pub mod segment;
-pub mod tail;
 
 pub use log::{Appended, FlushPolicy, Log, LogConfig, LogError, ReadBatches, Retention};

@@ -29,7 +29,8 @@ fn config() -> LogConfig {
         max_unflushed_bytes: 512 * 1024,
         flush_policy: spate_storage::FlushPolicy::EveryCommit,
         preallocate_bytes: 256 * 1024,
-        tail_cache: Some(spate_storage::tail::TailBudget::new(1 << 20)),
+        tail_cache: Some(spate_storage::budget::Budget::new(1 << 20)),
+        write_budget: None,
     }
 }
 

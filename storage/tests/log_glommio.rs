@@ -34,6 +34,7 @@ fn config() -> LogConfig {
         flush_policy: spate_storage::FlushPolicy::EveryCommit,
         preallocate_bytes: 128 * 1024,
         tail_cache: None,
+        write_budget: None,
     }
 }
 
@@ -110,7 +111,7 @@ fn truncation_retention_epochs_and_timestamps_on_real_files() {
     run_executor("log-maintenance", IO_MEMORY_BYTES, move || async move {
         let disk = GlommioDisk::new(&root).await.expect("probe");
         let dir = root.join("events-0");
-        let budget = spate_storage::tail::TailBudget::new(256 * 1024);
+        let budget = spate_storage::budget::Budget::new(256 * 1024);
         let config = LogConfig {
             tail_cache: Some(budget.clone()),
             ..config()

@@ -2,8 +2,8 @@
 
 use futures_lite::future::block_on;
 use spate_model::{BatchBuilder, BuilderRecord, Compression, LeaderEpoch, Offset, RecordBatch};
+use spate_storage::budget::Budget;
 use spate_storage::disk::memory::MemoryDisk;
-use spate_storage::tail::TailBudget;
 use spate_storage::{Log, LogConfig, LogError};
 use std::path::{Path, PathBuf};
 
@@ -31,7 +31,8 @@ fn small_config() -> LogConfig {
         flush_policy: spate_storage::FlushPolicy::EveryCommit,
         preallocate_bytes: 32 * 1024,
         // Every test also runs the tail cache: a small budget, so eviction happens too.
-        tail_cache: Some(TailBudget::new(48 * 1024)),
+        tail_cache: Some(Budget::new(48 * 1024)),
+        write_budget: None,
     }
 }
 
@@ -897,7 +898,7 @@ fn a_cancelled_flush_does_not_block_the_next() {
 #[test]
 fn the_tail_cache_serves_recent_batches_without_disk_reads() {
     let disk = MemoryDisk::default();
-    let budget = TailBudget::new(64 * 1024);
+    let budget = Budget::new(64 * 1024);
     let config = LogConfig {
         tail_cache: Some(budget.clone()),
         ..small_config()
@@ -1090,4 +1091,38 @@ fn a_file_cut_inside_a_batch_recovers_to_the_batch_before() {
     let log = open(&disk, small_config());
     assert_eq!(log.next_offset(), Offset(4));
     assert_eq!(read_all(&log, Offset(0)), expected[..4].to_vec());
+}
+
+#[test]
+fn a_shared_write_budget_bounds_unflushed_bytes_across_logs() {
+    let disk = MemoryDisk::default();
+    let budget = spate_storage::budget::Budget::new(20_000);
+    let config = LogConfig {
+        write_budget: Some(budget.clone()),
+        ..small_config()
+    };
+    let a = open(&disk, config.clone());
+    let b = block_on(Log::open(disk.clone(), &PathBuf::from("/data/b-0"), config)).expect("open");
+    let bytes = batch(1, 4000, 1);
+    let valid = RecordBatch::validate(&bytes).expect("valid");
+    let mut accepted = 0;
+    for log in [&a, &b, &a, &b, &a, &b] {
+        match log.append(&valid, LeaderEpoch(0)) {
+            Ok(_) => accepted += 1,
+            Err(LogError::BufferFull { limit: 20_000, .. }) => {}
+            Err(e) => panic!("{e}"),
+        }
+        assert!(budget.used() <= 20_000);
+    }
+    assert_eq!(
+        accepted,
+        20_000 / bytes.len(),
+        "the two logs together stop at the budget"
+    );
+    block_on(a.flush()).expect("flush a");
+    assert!(budget.used() < 20_000, "a flush returns its log's share");
+    a.append(&valid, LeaderEpoch(0)).expect("room again");
+    drop(b);
+    block_on(a.flush()).expect("flush a");
+    assert_eq!(budget.used(), 0, "flushed and dropped logs hold nothing");
 }

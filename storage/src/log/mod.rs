@@ -31,11 +31,11 @@ mod maintenance;
 mod read;
 mod recovery;
 
+use crate::budget::Budget;
 use crate::disk::{Disk, DiskBuffer, DiskFile};
 use crate::epochs::{EpochCache, LEADER_EPOCH_FILE};
 use crate::notify::Notify;
 use crate::segment::{self, SegmentIndex};
-use crate::tail::TailBudget;
 use chunks::{close_open_chunk, write_into_chunks};
 pub use maintenance::Retention;
 use read::ReadPlan;
@@ -51,6 +51,12 @@ use std::rc::Rc;
 pub const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
 
 /// Tunables of one log. Every buffer they size is bounded by them.
+///
+/// Memory budget of one log: at most `max_unflushed_bytes` appended and waiting for a flush,
+/// at most as much again in the flush writing it (one write phase at a time), plus one open
+/// `chunk_bytes` chunk and a carried page; buffers come from glommio's registered I/O memory
+/// while it lasts, then from aligned heap memory. Per shard, `write_budget` bounds the
+/// waiting bytes of all its logs together and `tail_cache` the written bytes they keep.
 #[derive(Debug, Clone)]
 pub struct LogConfig {
     /// Roll to a new segment before one would grow past this (`segment.bytes`).
@@ -68,7 +74,10 @@ pub struct LogConfig {
     pub flush_policy: FlushPolicy,
     /// The shard's tail-cache budget: written chunks are kept for reads while it allows.
     /// `None` keeps nothing once written.
-    pub tail_cache: Option<Rc<TailBudget>>,
+    pub tail_cache: Option<Rc<Budget>>,
+    /// The shard's write-behind budget, shared with its other logs: appends beyond it get
+    /// [`LogError::BufferFull`]. `None`: only `max_unflushed_bytes` bounds this log.
+    pub write_budget: Option<Rc<Budget>>,
 }
 
 impl Default for LogConfig {
@@ -81,6 +90,7 @@ impl Default for LogConfig {
             preallocate_bytes: 64 * 1024 * 1024,
             flush_policy: FlushPolicy::EveryCommit,
             tail_cache: None,
+            write_budget: None,
         }
     }
 }
@@ -339,7 +349,7 @@ fn apply_written_jobs<F: DiskFile>(
     state: &mut State<F>,
     jobs: &[FlushJob<F>],
     files: &[Rc<F>],
-    tail: Option<&TailBudget>,
+    tail: Option<&Budget>,
 ) {
     for (job, file) in jobs.iter().zip(files) {
         let Some(segment) = state.segments.get_mut(&job.base.get()) else {
@@ -370,7 +380,7 @@ fn apply_written_jobs<F: DiskFile>(
 }
 
 /// Drops every chunk of a segment, returning the budget its kept chunks held.
-fn release_all_chunks<F: DiskFile>(segment: &mut Segment<F>, tail: Option<&TailBudget>) {
+fn release_all_chunks<F: DiskFile>(segment: &mut Segment<F>, tail: Option<&Budget>) {
     for chunk in segment.chunks.drain(..) {
         if let (Some(budget), true) = (tail, chunk.retained > 0) {
             budget.give_back(chunk.retained);
@@ -382,6 +392,10 @@ impl<D: Disk> Drop for Log<D> {
     fn drop(&mut self) {
         let tail = self.config.tail_cache.clone();
         if let Ok(mut state) = self.state.try_borrow_mut() {
+            if let Some(budget) = &self.config.write_budget {
+                budget.give_back(state.unflushed_bytes);
+                state.unflushed_bytes = 0;
+            }
             for segment in state.segments.values_mut() {
                 release_all_chunks(segment, tail.as_deref());
             }
@@ -396,7 +410,7 @@ impl<D: Disk> Drop for Log<D> {
 fn retain_written<F: DiskFile>(
     segment: &mut Segment<F>,
     newly_written: &[bool],
-    tail: Option<&TailBudget>,
+    tail: Option<&Budget>,
 ) {
     let mut index = 0;
     let mut flags = newly_written.to_vec();
@@ -660,6 +674,14 @@ impl<D: Disk> Log<D> {
                 limit: self.config.max_unflushed_bytes,
             });
         }
+        if let Some(budget) = &self.config.write_budget {
+            if !budget.try_take(bytes.len()) {
+                return Err(LogError::BufferFull {
+                    unflushed_bytes: budget.used(),
+                    limit: budget.capacity(),
+                });
+            }
+        }
         let base_offset = state.next_offset;
         if !state.epochs.assign(leader_epoch, base_offset) {
             return Err(LogError::StaleLeaderEpoch {
@@ -816,6 +838,10 @@ impl<D: Disk> Log<D> {
     fn gather_flush_jobs(&self) -> (Offset, Vec<FlushJob<D::File>>) {
         let mut state = self.state.borrow_mut();
         let target = state.next_offset;
+        if let Some(budget) = &self.config.write_budget {
+            // Handed to this flush: the bytes now count against the flush, not the budget.
+            budget.give_back(state.unflushed_bytes);
+        }
         state.unflushed_bytes = 0;
         let preallocate = self.config.preallocate_bytes;
         let mut jobs = Vec::new();

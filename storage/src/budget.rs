@@ -1,25 +1,29 @@
-//! The tail cache's budget: how many bytes of already-written chunks the logs of one shard
-//! may keep in memory, so consumers reading near the end are served without a disk read.
+//! Byte budgets shared by the logs of one shard, so their memory is bounded per shard
+//! whatever the number of partitions:
 //!
-//! Each log keeps its most recent written chunks while the shared budget allows, evicting
-//! its own oldest first; when the budget is spent by others, it keeps nothing more (no
-//! cross-log eviction in this version). Bounded by construction: the sum over logs never
-//! exceeds the capacity.
+//! - the tail cache ([`crate::LogConfig::tail_cache`]): written chunks kept in memory so
+//!   consumers reading near the end are served without a disk read. Each log keeps its most
+//!   recent chunks while the budget allows, evicting its own oldest first; when others have
+//!   spent the budget it keeps nothing more (no cross-log eviction in this version);
+//! - the write-behind buffers ([`crate::LogConfig::write_budget`]): bytes appended and not
+//!   yet handed to a flush. An append that does not fit gets `BufferFull`: flush, then retry.
+//!
+//! Bounded by construction: the sum over logs never exceeds the capacity.
 
 use std::cell::Cell;
 use std::rc::Rc;
 
-/// A shard's tail-cache budget, shared by its logs.
+/// A shard's byte budget, shared by its logs.
 #[derive(Debug)]
-pub struct TailBudget {
+pub struct Budget {
     capacity: usize,
     used: Cell<usize>,
 }
 
-impl TailBudget {
+impl Budget {
     /// A budget of `capacity` bytes.
-    pub fn new(capacity: usize) -> Rc<TailBudget> {
-        Rc::new(TailBudget {
+    pub fn new(capacity: usize) -> Rc<Budget> {
+        Rc::new(Budget {
             capacity,
             used: Cell::new(0),
         })
