@@ -1,0 +1,152 @@
+//! Kafka API dispatch: one file per API, each with the version range it serves.
+//!
+//! A request whose header cannot be read, whose API this broker does not serve, or whose
+//! version is outside the advertised range closes its connection (as Kafka does) — except
+//! ApiVersions, which always answers with the ranges (KIP-511).
+
+mod api_versions;
+mod create_topics;
+mod fetch;
+mod list_offsets;
+mod metadata;
+mod produce;
+
+use crate::topics::Topics;
+use bytes::{Bytes, BytesMut};
+use spate_protocol::header::RequestHeader;
+use spate_protocol::kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
+use spate_protocol::{decode_request_body, encode_response, Rope};
+
+/// What the broker knows about itself and holds.
+#[derive(Debug)]
+pub struct Broker {
+    /// This node's id.
+    pub node_id: i32,
+    /// The host and port clients are told to use.
+    pub advertised: (String, u16),
+    /// The topics.
+    pub topics: Topics,
+    /// Metadata creates unknown topics.
+    pub auto_create_topics: bool,
+    /// Partitions of auto-created topics.
+    pub num_partitions: i32,
+}
+
+/// The versions served, as advertised in ApiVersions. Produce v0–v2 are advertised but
+/// refused, as Kafka 4 does: librdkafka needs v0 in the list to produce compressed batches
+/// (KAFKA-18659).
+pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 0, 9),
+    (ApiKey::Fetch, 4, 13),
+    (ApiKey::ListOffsets, 1, 7),
+    (ApiKey::Metadata, 0, 12),
+    (ApiKey::ApiVersions, 0, 3),
+    (ApiKey::CreateTopics, 2, 7),
+];
+
+/// What to send back for one request.
+#[derive(Debug)]
+pub enum Reply {
+    /// A whole response frame.
+    Frame(BytesMut),
+    /// A response frame as chunks (Fetch: record data is not copied).
+    Rope(Rope),
+    /// Nothing (a Produce with acks=0).
+    Nothing,
+    /// Close the connection.
+    Close(String),
+}
+
+fn serves(api: ApiKey, version: i16) -> bool {
+    SUPPORTED
+        .iter()
+        .any(|&(key, min, max)| key == api && (min..=max).contains(&version))
+}
+
+/// Handles one request frame (without its size prefix).
+pub async fn handle(broker: &Broker, mut frame: Bytes) -> Reply {
+    let header = match RequestHeader::decode(&mut frame) {
+        Ok(header) => header,
+        Err(e) => return Reply::Close(format!("bad request header: {e}")),
+    };
+    let Some(api) = header.api() else {
+        return Reply::Close(format!("unknown API key {}", header.api_key));
+    };
+    if api == ApiKey::ApiVersions {
+        return api_versions::handle(&header, frame);
+    }
+    if !serves(api, header.api_version) {
+        return Reply::Close(format!("{api:?} v{} is not served", header.api_version));
+    }
+    let body = match decode_request_body(&header, frame) {
+        Ok(body) => body,
+        Err(e) => return Reply::Close(format!("malformed request: {e}")),
+    };
+    let version = header.api_version;
+    let response = match body {
+        RequestKind::Metadata(request) => {
+            ResponseKind::Metadata(metadata::handle(broker, request, version).await)
+        }
+        RequestKind::Produce(request) => match produce::handle(broker, request).await {
+            Some(response) => ResponseKind::Produce(response),
+            None => return Reply::Nothing,
+        },
+        RequestKind::Fetch(request) => {
+            let response = fetch::handle(broker, request, version).await;
+            return match spate_protocol::encode_fetch_response(
+                header.correlation_id,
+                version,
+                &response,
+            ) {
+                Ok(rope) => Reply::Rope(rope),
+                Err(e) => Reply::Close(format!("cannot encode a fetch response: {e}")),
+            };
+        }
+        RequestKind::ListOffsets(request) => {
+            ResponseKind::ListOffsets(list_offsets::handle(broker, request).await)
+        }
+        RequestKind::CreateTopics(request) => {
+            ResponseKind::CreateTopics(create_topics::handle(broker, request, version).await)
+        }
+        other => return Reply::Close(format!("no handler for {other:?}")),
+    };
+    respond(header.correlation_id, api, version, &response)
+}
+
+fn respond(correlation_id: i32, api: ApiKey, version: i16, response: &ResponseKind) -> Reply {
+    let mut out = BytesMut::with_capacity(256);
+    match encode_response(&mut out, correlation_id, api, version, response) {
+        Ok(()) => Reply::Frame(out),
+        Err(e) => Reply::Close(format!("cannot encode the response: {e}")),
+    }
+}
+
+/// Kafka error codes the handlers use.
+pub mod error_code {
+    /// No error.
+    pub const NONE: i16 = 0;
+    /// OFFSET_OUT_OF_RANGE.
+    pub const OFFSET_OUT_OF_RANGE: i16 = 1;
+    /// CORRUPT_MESSAGE.
+    pub const CORRUPT_MESSAGE: i16 = 2;
+    /// UNKNOWN_TOPIC_OR_PARTITION.
+    pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+    /// MESSAGE_TOO_LARGE.
+    pub const MESSAGE_TOO_LARGE: i16 = 10;
+    /// INVALID_TOPIC_EXCEPTION.
+    pub const INVALID_TOPIC: i16 = 17;
+    /// UNSUPPORTED_VERSION.
+    pub const UNSUPPORTED_VERSION: i16 = 35;
+    /// TOPIC_ALREADY_EXISTS.
+    pub const TOPIC_ALREADY_EXISTS: i16 = 36;
+    /// INVALID_PARTITIONS.
+    pub const INVALID_PARTITIONS: i16 = 37;
+    /// INVALID_REPLICATION_FACTOR.
+    pub const INVALID_REPLICATION_FACTOR: i16 = 38;
+    /// INVALID_REQUEST.
+    pub const INVALID_REQUEST: i16 = 42;
+    /// KAFKA_STORAGE_ERROR.
+    pub const KAFKA_STORAGE_ERROR: i16 = 56;
+    /// UNKNOWN_TOPIC_ID.
+    pub const UNKNOWN_TOPIC_ID: i16 = 100;
+}

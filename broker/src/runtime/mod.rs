@@ -1,0 +1,70 @@
+//! The runtime seam: executors, tasks, timers and TCP, on glommio. The only place in the
+//! broker that names glommio (DESIGN §1), so replacing it stays local.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+pub use glommio::net::TcpStream as Stream;
+
+/// Registered I/O memory per shard executor. Locked memory is scarce (`ulimit -l` is 8 MiB
+/// on the development machines), so keep it small; DMA buffers beyond it come from aligned
+/// heap memory.
+pub const IO_MEMORY_BYTES: usize = 2 << 20;
+
+/// Runs a shard: a glommio executor on its own thread, running `make()`'s future to
+/// completion. `cpu`, when given, pins the executor to that CPU.
+pub fn run_shard<T, F, Fut>(name: &str, cpu: Option<usize>, make: F) -> io::Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = T> + 'static,
+{
+    let placement = match cpu {
+        Some(cpu) => glommio::Placement::Fixed(cpu),
+        None => glommio::Placement::Unbound,
+    };
+    let handle = glommio::LocalExecutorBuilder::new(placement)
+        .name(name)
+        .io_memory(IO_MEMORY_BYTES)
+        .spawn(make)
+        .map_err(io::Error::from)?;
+    handle.join().map_err(io::Error::from)
+}
+
+/// Spawns a task on the current shard that runs on its own; its result is dropped.
+pub fn spawn_detached(future: impl Future<Output = ()> + 'static) {
+    glommio::spawn_local(future).detach();
+}
+
+/// Sleeps on the current shard.
+pub async fn sleep(duration: Duration) {
+    glommio::timer::sleep(duration).await;
+}
+
+/// A listening socket (SO_REUSEPORT, so every shard can bind the same address).
+#[derive(Debug)]
+pub struct Listener {
+    inner: glommio::net::TcpListener,
+}
+
+impl Listener {
+    /// Binds `address`.
+    pub fn bind(address: SocketAddr) -> io::Result<Listener> {
+        let inner = glommio::net::TcpListener::bind(address).map_err(io::Error::from)?;
+        Ok(Listener { inner })
+    }
+
+    /// The bound address (with the real port when 0 was asked for).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.local_addr().map_err(io::Error::from)
+    }
+
+    /// Waits for the next connection.
+    pub async fn accept(&self) -> io::Result<Stream> {
+        let stream = self.inner.accept().await.map_err(io::Error::from)?;
+        stream.set_nodelay(true).map_err(io::Error::from)?;
+        Ok(stream)
+    }
+}

@@ -1,0 +1,451 @@
+//! Black-box tests: the `spate` binary on a real socket and a real data directory, driven by
+//! real Kafka clients (librdkafka through confluent-kafka, kafka-python, KafkaJS) installed
+//! by `scripts/install-clients`, and by raw protocol bytes.
+
+use bytes::{Buf, Bytes, BytesMut};
+use spate_protocol::header::RequestHeader;
+use spate_protocol::kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
+use spate_protocol::{decode_response, encode_request};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("repo root")
+        .to_path_buf()
+}
+
+/// A broker process on an ephemeral port; killed when dropped.
+struct Broker {
+    child: Child,
+    address: String,
+    data_dir: PathBuf,
+}
+
+impl Broker {
+    fn start(data_dir: &Path) -> Broker {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_spate"))
+            .args(["start", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start spate");
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().expect("stdout"))
+            .read_line(&mut line)
+            .expect("start-up line");
+        let address = line
+            .split_whitespace()
+            .skip_while(|word| *word != "on")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .to_string();
+        Broker {
+            child,
+            address,
+            data_dir: data_dir.to_path_buf(),
+        }
+    }
+
+    fn stop(mut self, signal: &str) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .expect("kill");
+        assert!(sent.success());
+        let status = self.child.wait().expect("wait");
+        std::mem::forget(self);
+        status
+    }
+
+    fn restart(self, signal: &str) -> Broker {
+        let data_dir = self.data_dir.clone();
+        self.stop(signal);
+        Broker::start(&data_dir)
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn run_client(program: &Path, args: &[&str]) {
+    assert!(
+        program.exists(),
+        "{} is missing: run scripts/install-clients (scripts/test does)",
+        program.display()
+    );
+    let output = Command::new(program)
+        .args(args)
+        .output()
+        .expect("run the client");
+    assert!(
+        output.status.success(),
+        "{} {args:?} failed:\nstdout: {}\nstderr: {}",
+        program.display(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&output.stdout).starts_with("ok"),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+}
+
+fn python(script: &str, args: &[&str]) {
+    let script = repo().join("broker/tests/clients").join(script);
+    let mut all = vec![script.to_str().expect("utf-8 path")];
+    all.extend_from_slice(args);
+    run_client(&repo().join(".venv/bin/python"), &all);
+}
+
+#[test]
+fn librdkafka_round_trips_with_every_codec_and_acks_mode() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let broker = Broker::start(data.path());
+    for (topic, codec, acks) in [
+        ("plain", "none", "all"),
+        ("gz", "gzip", "all"),
+        ("snap", "snappy", "1"),
+        ("lz", "lz4", "all"),
+        ("zs", "zstd", "all"),
+    ] {
+        python(
+            "roundtrip_librdkafka.py",
+            &[&broker.address, topic, "500", codec, acks],
+        );
+    }
+    // acks=0 gets no response; the records still arrive.
+    python(
+        "roundtrip_librdkafka.py",
+        &[&broker.address, "fire-and-forget", "200", "none", "0"],
+    );
+}
+
+#[test]
+fn kafka_python_round_trips() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let broker = Broker::start(data.path());
+    python(
+        "roundtrip_kafka_python.py",
+        &[&broker.address, "kp-plain", "300", "none"],
+    );
+    python(
+        "roundtrip_kafka_python.py",
+        &[&broker.address, "kp-gzip", "300", "gzip"],
+    );
+}
+
+#[test]
+fn the_kafkajs_producer_as_users_write_it() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let broker = Broker::start(data.path());
+    let node = PathBuf::from("/usr/bin/env");
+    let script = repo().join("broker/tests/clients/kafkajs_orders.js");
+    let modules = repo().join("tests/clients/node/node_modules");
+    assert!(
+        modules.exists(),
+        "KafkaJS is missing: run scripts/install-clients"
+    );
+    let output = Command::new(&node)
+        .args([
+            "node",
+            script.to_str().expect("path"),
+            &broker.address,
+            "50",
+        ])
+        .env("NODE_PATH", &modules)
+        .output()
+        .expect("run node");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // Read the orders back with librdkafka: 50 of them, in order, keyed by order id.
+    let check = repo().join("broker/tests/clients/check_orders.py");
+    run_client(
+        &repo().join(".venv/bin/python"),
+        &[check.to_str().expect("path"), &broker.address, "50"],
+    );
+}
+
+#[test]
+fn acknowledged_records_survive_sigterm_and_sigkill() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let broker = Broker::start(data.path());
+    python(
+        "roundtrip_librdkafka.py",
+        &[
+            &broker.address,
+            "durable",
+            "400",
+            "lz4",
+            "all",
+            "--produce-only",
+        ],
+    );
+    // A clean stop, then a restart: everything is there with the same offsets.
+    let status = broker.stop("-TERM");
+    assert!(status.success(), "SIGTERM exits cleanly: {status}");
+    assert!(data.path().join("durable-0/.clean-shutdown").exists());
+    let broker = Broker::start(data.path());
+    python(
+        "roundtrip_librdkafka.py",
+        &[
+            &broker.address,
+            "durable",
+            "400",
+            "lz4",
+            "all",
+            "--consume-only",
+        ],
+    );
+    // Acknowledged (acks=all) records survive SIGKILL too: recovery finds them.
+    python(
+        "roundtrip_librdkafka.py",
+        &[
+            &broker.address,
+            "killed",
+            "400",
+            "zstd",
+            "all",
+            "--produce-only",
+        ],
+    );
+    let broker = broker.restart("-KILL");
+    python(
+        "roundtrip_librdkafka.py",
+        &[
+            &broker.address,
+            "killed",
+            "400",
+            "zstd",
+            "all",
+            "--consume-only",
+        ],
+    );
+    python(
+        "roundtrip_librdkafka.py",
+        &[
+            &broker.address,
+            "durable",
+            "400",
+            "lz4",
+            "all",
+            "--consume-only",
+        ],
+    );
+}
+
+/// A raw connection speaking bytes.
+struct Raw {
+    stream: TcpStream,
+    correlation: i32,
+}
+
+impl Raw {
+    fn connect(address: &str) -> Raw {
+        let stream = TcpStream::connect(address).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        Raw {
+            stream,
+            correlation: 0,
+        }
+    }
+
+    fn send_frame(&mut self, frame: &[u8]) {
+        self.stream.write_all(frame).expect("send");
+    }
+
+    /// The next response frame, or `None` if the broker closed the connection.
+    fn receive(&mut self) -> Option<Bytes> {
+        let mut size = [0_u8; 4];
+        if self.stream.read_exact(&mut size).is_err() {
+            return None;
+        }
+        let mut body = vec![0_u8; i32::from_be_bytes(size) as usize];
+        self.stream.read_exact(&mut body).ok()?;
+        Some(Bytes::from(body))
+    }
+
+    fn call(&mut self, api: ApiKey, version: i16, body: RequestKind) -> ResponseKind {
+        self.correlation += 1;
+        let header = RequestHeader::new(api, version, self.correlation, Some("raw-test"));
+        let mut out = BytesMut::new();
+        encode_request(&mut out, &header, &body).expect("encode");
+        self.send_frame(&out);
+        let frame = self.receive().expect("a response");
+        let (correlation, response) = decode_response(api, version, frame).expect("decode");
+        assert_eq!(correlation, self.correlation);
+        response
+    }
+}
+
+#[test]
+fn raw_bytes_get_kafka_errors_or_a_closed_connection() {
+    use spate_protocol::kafka_protocol::messages::produce_request::{
+        PartitionProduceData, ProduceRequest, TopicProduceData,
+    };
+    use spate_protocol::kafka_protocol::messages::{
+        ApiVersionsRequest, MetadataRequest, TopicName,
+    };
+    use spate_protocol::kafka_protocol::protocol::StrBytes;
+
+    let data = tempfile::tempdir().expect("temp dir");
+    let broker = Broker::start(data.path());
+    let mut raw = Raw::connect(&broker.address);
+
+    // KIP-511: an ApiVersions version beyond ours gets error 35 and our ranges in a v0 body.
+    raw.correlation += 1;
+    let mut out = BytesMut::new();
+    let header = RequestHeader::new(ApiKey::ApiVersions, 4, raw.correlation, Some("raw-test"));
+    encode_request(
+        &mut out,
+        &header,
+        &RequestKind::ApiVersions(ApiVersionsRequest::default()),
+    )
+    .expect("encode");
+    raw.send_frame(&out);
+    let mut frame = raw.receive().expect("a response");
+    assert_eq!(frame.get_i32(), raw.correlation, "v0 response header");
+    assert_eq!(frame.get_i16(), 35, "UNSUPPORTED_VERSION");
+    let ranges = frame.get_i32();
+    assert!(ranges >= 5, "the ranges come along: {ranges}");
+
+    // Metadata auto-creates a topic; an invalid name gets INVALID_TOPIC_EXCEPTION.
+    let request = MetadataRequest::default().with_topics(Some(vec![
+        spate_protocol::kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
+            .with_name(Some(TopicName(StrBytes::from_static_str("raw-topic")))),
+        spate_protocol::kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
+            .with_name(Some(TopicName(StrBytes::from_static_str("bad/name")))),
+    ]));
+    let ResponseKind::Metadata(metadata) = raw.call(
+        ApiKey::Metadata,
+        9,
+        RequestKind::Metadata(request.with_allow_auto_topic_creation(true)),
+    ) else {
+        panic!("not metadata")
+    };
+    assert_eq!(metadata.topics[0].error_code, 0);
+    assert_eq!(metadata.topics[0].partitions.len(), 1);
+    assert_eq!(metadata.topics[1].error_code, 17, "INVALID_TOPIC_EXCEPTION");
+
+    // A batch with a broken CRC is CORRUPT_MESSAGE; an unknown topic UNKNOWN_TOPIC_OR_PARTITION.
+    let mut builder = spate_model::BatchBuilder::new(spate_model::Compression::None);
+    builder
+        .push(&spate_model::BuilderRecord {
+            value: Some(b"x"),
+            ..Default::default()
+        })
+        .expect("push");
+    let mut corrupt = builder.build().expect("build");
+    let last = corrupt.len() - 1;
+    corrupt[last] ^= 1;
+    let produce = |topic: &'static str, records: Vec<u8>| {
+        RequestKind::Produce(
+            ProduceRequest::default()
+                .with_acks(-1)
+                .with_timeout_ms(5000)
+                .with_topic_data(vec![TopicProduceData::default()
+                    .with_name(TopicName(StrBytes::from_static_str(topic)))
+                    .with_partition_data(vec![PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(Bytes::from(records)))])]),
+        )
+    };
+    let ResponseKind::Produce(response) =
+        raw.call(ApiKey::Produce, 7, produce("raw-topic", corrupt))
+    else {
+        panic!()
+    };
+    assert_eq!(
+        response.responses[0].partition_responses[0].error_code, 2,
+        "CORRUPT_MESSAGE"
+    );
+    let good = builder.build().expect("build");
+    let ResponseKind::Produce(response) =
+        raw.call(ApiKey::Produce, 7, produce("no-such-topic", good.clone()))
+    else {
+        panic!()
+    };
+    assert_eq!(
+        response.responses[0].partition_responses[0].error_code, 3,
+        "UNKNOWN_TOPIC_OR_PARTITION"
+    );
+    let ResponseKind::Produce(response) = raw.call(ApiKey::Produce, 9, produce("raw-topic", good))
+    else {
+        panic!()
+    };
+    let partition = &response.responses[0].partition_responses[0];
+    assert_eq!(
+        (partition.error_code, partition.base_offset),
+        (0, 0),
+        "a good batch lands at offset 0"
+    );
+
+    // A frame claiming more than socket.request.max.bytes closes the connection.
+    raw.send_frame(&(200 * 1024 * 1024_i32).to_be_bytes());
+    assert!(raw.receive().is_none(), "the broker hung up");
+    // Garbage in a well-sized frame closes that connection only; the broker still serves.
+    let mut raw = Raw::connect(&broker.address);
+    raw.send_frame(&[0, 0, 0, 6, 0x7f, 0x7f, 0, 1, 0, 0]);
+    assert!(raw.receive().is_none());
+    let mut raw = Raw::connect(&broker.address);
+    let ResponseKind::ApiVersions(versions) = raw.call(
+        ApiKey::ApiVersions,
+        3,
+        RequestKind::ApiVersions(ApiVersionsRequest::default()),
+    ) else {
+        panic!()
+    };
+    assert_eq!(versions.error_code, 0);
+    assert!(
+        versions
+            .api_keys
+            .iter()
+            .any(|range| range.api_key == 0 && range.min_version == 0),
+        "Produce v0 advertised (KAFKA-18659)"
+    );
+}
+
+#[test]
+fn bad_configuration_is_refused_with_a_clear_message() {
+    let output = Command::new(env!("CARGO_BIN_EXE_spate"))
+        .args(["--listen", "not-an-address"])
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("--listen"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // A port in use.
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = holder.local_addr().expect("addr").port();
+    let data = tempfile::tempdir().expect("temp dir");
+    let output = Command::new(env!("CARGO_BIN_EXE_spate"))
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(data.path())
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("cannot listen"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
