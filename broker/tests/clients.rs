@@ -449,3 +449,174 @@ fn bad_configuration_is_refused_with_a_clear_message() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// Every advertised version of every served API answers a well-formed request with a
+/// response that decodes (no field set that the version lacks, no closed connection).
+#[test]
+fn every_served_api_version_answers() {
+    use spate_protocol::kafka_protocol::messages::create_topics_request::{
+        CreatableTopic, CreateTopicsRequest,
+    };
+    use spate_protocol::kafka_protocol::messages::fetch_request::{
+        FetchPartition, FetchRequest, FetchTopic,
+    };
+    use spate_protocol::kafka_protocol::messages::list_offsets_request::{
+        ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic,
+    };
+    use spate_protocol::kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    use spate_protocol::kafka_protocol::messages::produce_request::{
+        PartitionProduceData, ProduceRequest, TopicProduceData,
+    };
+    use spate_protocol::kafka_protocol::messages::{
+        ApiVersionsRequest, MetadataRequest, TopicName,
+    };
+    use spate_protocol::kafka_protocol::protocol::StrBytes;
+
+    let data = tempfile::tempdir().expect("temp dir");
+    let broker = Broker::start(data.path());
+    let mut raw = Raw::connect(&broker.address);
+    let topic = || TopicName(StrBytes::from_static_str("versions"));
+    let mut builder = spate_model::BatchBuilder::new(spate_model::Compression::None);
+    builder
+        .push(&spate_model::BuilderRecord {
+            timestamp_ms: 1_700_000_000_000,
+            value: Some(b"v"),
+            ..Default::default()
+        })
+        .expect("push");
+    let batch = Bytes::from(builder.build().expect("build"));
+
+    for version in 0..=3 {
+        let request = ApiVersionsRequest::default();
+        let request = if version >= 3 {
+            request
+                .with_client_software_name(StrBytes::from_static_str("raw"))
+                .with_client_software_version(StrBytes::from_static_str("1"))
+        } else {
+            request
+        };
+        let ResponseKind::ApiVersions(response) = raw.call(
+            ApiKey::ApiVersions,
+            version,
+            RequestKind::ApiVersions(request),
+        ) else {
+            panic!()
+        };
+        assert_eq!(response.error_code, 0, "ApiVersions v{version}");
+    }
+    let mut topic_id = None;
+    for version in 0..=12 {
+        let wanted = MetadataRequestTopic::default().with_name(Some(topic()));
+        let mut request = MetadataRequest::default().with_topics(Some(vec![wanted]));
+        if version >= 4 {
+            request.allow_auto_topic_creation = true;
+        }
+        let ResponseKind::Metadata(response) =
+            raw.call(ApiKey::Metadata, version, RequestKind::Metadata(request))
+        else {
+            panic!()
+        };
+        assert_eq!(response.topics[0].error_code, 0, "Metadata v{version}");
+        assert_eq!(response.brokers.len(), 1);
+        if version >= 10 {
+            topic_id = Some(response.topics[0].topic_id);
+        }
+    }
+    let topic_id = topic_id.expect("a topic id from Metadata v10+");
+    for version in 3..=9 {
+        let request = ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(5000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(topic())
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(batch.clone()))])]);
+        let ResponseKind::Produce(response) =
+            raw.call(ApiKey::Produce, version, RequestKind::Produce(request))
+        else {
+            panic!()
+        };
+        assert_eq!(
+            response.responses[0].partition_responses[0].error_code, 0,
+            "Produce v{version}"
+        );
+    }
+    for version in 4..=13 {
+        let mut wanted = FetchTopic::default().with_partitions(vec![FetchPartition::default()
+            .with_partition(0)
+            .with_fetch_offset(0)
+            .with_partition_max_bytes(1 << 20)]);
+        if version >= 13 {
+            wanted.topic_id = topic_id;
+        } else {
+            wanted.topic = topic();
+        }
+        let request = FetchRequest::default()
+            .with_max_wait_ms(100)
+            .with_min_bytes(1)
+            .with_max_bytes(1 << 20)
+            .with_topics(vec![wanted]);
+        let ResponseKind::Fetch(response) =
+            raw.call(ApiKey::Fetch, version, RequestKind::Fetch(request))
+        else {
+            panic!()
+        };
+        let partition = &response.responses[0].partitions[0];
+        assert_eq!(partition.error_code, 0, "Fetch v{version}");
+        assert!(
+            partition.records.as_ref().is_some_and(|r| !r.is_empty()),
+            "Fetch v{version} returns the batches"
+        );
+        assert_eq!(partition.high_watermark, 7, "seven batches produced");
+    }
+    for version in 1..=7 {
+        for timestamp in [-2, -1, 1_700_000_000_000] {
+            let request = ListOffsetsRequest::default()
+                .with_replica_id(spate_protocol::kafka_protocol::messages::BrokerId(-1))
+                .with_topics(vec![ListOffsetsTopic::default()
+                    .with_name(topic())
+                    .with_partitions(vec![ListOffsetsPartition::default()
+                        .with_partition_index(0)
+                        .with_timestamp(timestamp)])]);
+            let ResponseKind::ListOffsets(response) = raw.call(
+                ApiKey::ListOffsets,
+                version,
+                RequestKind::ListOffsets(request),
+            ) else {
+                panic!()
+            };
+            let partition = &response.topics[0].partitions[0];
+            assert_eq!(
+                partition.error_code, 0,
+                "ListOffsets v{version} ts {timestamp}"
+            );
+            let expected = match timestamp {
+                -2 => 0,
+                -1 => 7,
+                _ => 0,
+            };
+            assert_eq!(
+                partition.offset, expected,
+                "ListOffsets v{version} ts {timestamp}"
+            );
+        }
+    }
+    for version in 2..=7 {
+        let name = format!("created-v{version}");
+        let request = CreateTopicsRequest::default()
+            .with_timeout_ms(5000)
+            .with_topics(vec![CreatableTopic::default()
+                .with_name(TopicName(StrBytes::from_string(name.clone())))
+                .with_num_partitions(3)
+                .with_replication_factor(1)]);
+        let ResponseKind::CreateTopics(response) = raw.call(
+            ApiKey::CreateTopics,
+            version,
+            RequestKind::CreateTopics(request),
+        ) else {
+            panic!()
+        };
+        assert_eq!(response.topics[0].error_code, 0, "CreateTopics v{version}");
+    }
+}

@@ -11,7 +11,14 @@ use spate_protocol::kafka_protocol::messages::list_offsets_response::{
 const EARLIEST: i64 = -2;
 const LATEST: i64 = -1;
 
-pub(super) async fn handle(broker: &Broker, request: ListOffsetsRequest) -> ListOffsetsResponse {
+/// The first version whose response carries the leader epoch.
+const FIRST_LEADER_EPOCH_VERSION: i16 = 4;
+
+pub(super) async fn handle(
+    broker: &Broker,
+    request: ListOffsetsRequest,
+    version: i16,
+) -> ListOffsetsResponse {
     let mut topics = Vec::with_capacity(request.topics.len());
     for wanted in &request.topics {
         let topic = broker.topics.get(wanted.name.0.as_str());
@@ -58,7 +65,13 @@ pub(super) async fn handle(broker: &Broker, request: ListOffsetsRequest) -> List
                     .with_offset(-1)
                     .with_timestamp(-1),
             };
-            partitions.push(answer.with_leader_epoch(0));
+            // The field exists from v4; setting it earlier makes the response unencodable.
+            let epoch = if version >= FIRST_LEADER_EPOCH_VERSION {
+                0
+            } else {
+                -1
+            };
+            partitions.push(answer.with_leader_epoch(epoch));
         }
         topics.push(
             ListOffsetsTopicResponse::default()

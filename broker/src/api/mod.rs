@@ -103,7 +103,7 @@ pub async fn handle(broker: &Broker, mut frame: Bytes) -> Reply {
             };
         }
         RequestKind::ListOffsets(request) => {
-            ResponseKind::ListOffsets(list_offsets::handle(broker, request).await)
+            ResponseKind::ListOffsets(list_offsets::handle(broker, request, version).await)
         }
         RequestKind::CreateTopics(request) => {
             ResponseKind::CreateTopics(create_topics::handle(broker, request, version).await)
