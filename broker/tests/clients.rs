@@ -620,3 +620,53 @@ fn every_served_api_version_answers() {
         assert_eq!(response.topics[0].error_code, 0, "CreateTopics v{version}");
     }
 }
+
+/// Debian's kcat links librdkafka 2.0.2: an old client on the non-flexible versions.
+#[test]
+fn kcat_with_old_librdkafka_produces_and_consumes() {
+    let kcat = ["/usr/bin/kcat", "/usr/local/bin/kcat"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists());
+    let kcat =
+        kcat.expect("kcat is missing: run scripts/install-clients as root (scripts/test does)");
+    let data = tempfile::tempdir().expect("temp dir");
+    let broker = Broker::start(data.path());
+    let lines: Vec<String> = (0..100).map(|i| format!("line {i}")).collect();
+    let mut producer = Command::new(&kcat)
+        .args(["-b", &broker.address, "-P", "-t", "kcat-lines"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("kcat -P");
+    producer
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("{}\n", lines.join("\n")).as_bytes())
+        .expect("write lines");
+    assert!(producer.wait().expect("kcat -P").success());
+    let output = Command::new(&kcat)
+        .args([
+            "-b",
+            &broker.address,
+            "-C",
+            "-t",
+            "kcat-lines",
+            "-o",
+            "beginning",
+            "-e",
+            "-q",
+        ])
+        .output()
+        .expect("kcat -C");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let read: Vec<&str> = std::str::from_utf8(&output.stdout)
+        .expect("utf-8")
+        .lines()
+        .collect();
+    assert_eq!(read, lines);
+}
