@@ -42,6 +42,17 @@ pub enum TopicError {
     /// The name is taken.
     #[error("topic {0} already exists")]
     Exists(String),
+    /// No such topic.
+    #[error("topic {0} does not exist")]
+    Unknown(String),
+    /// CreatePartitions must raise the count.
+    #[error("the topic has {current} partitions; {requested} is not an increase (at most {MAX_PARTITIONS})")]
+    BadNewPartitionCount {
+        /// Partitions now.
+        current: i32,
+        /// Partitions asked for.
+        requested: i32,
+    },
     /// A partition count outside 1..=MAX_PARTITIONS.
     #[error("{0} partitions: a topic has between 1 and {MAX_PARTITIONS}")]
     BadPartitionCount(i32),
@@ -217,6 +228,65 @@ impl Topics {
                 path,
                 reason: e.to_string(),
             })
+    }
+
+    /// Deletes a topic: it leaves the metadata file first (so a crash never resurrects it),
+    /// then its logs are closed and their directories removed.
+    pub async fn delete(&self, name: &str) -> Result<Uuid, TopicError> {
+        let topic = self
+            .topics
+            .borrow_mut()
+            .remove(name)
+            .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
+        self.persist().await?;
+        let count = topic.partitions.len();
+        for (index, log) in topic.partitions.into_iter().enumerate() {
+            if let Ok(log) = Rc::try_unwrap(log) {
+                // Closing flushes what is buffered; the directory goes next anyway.
+                log.close().await?;
+            }
+            let dir = self.data_dir.join(format!("{name}-{index}"));
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                tracing::warn!(dir = %dir.display(), error = %e, "could not remove a deleted partition's directory");
+            }
+        }
+        tracing::info!(topic = name, partitions = count, "topic deleted");
+        Ok(topic.id)
+    }
+
+    /// Raises a topic's partition count to `count` (CreatePartitions).
+    pub async fn add_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        validate_only: bool,
+    ) -> Result<(), TopicError> {
+        let topic = self
+            .get(name)
+            .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
+        let current = i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX);
+        if count <= current || count > MAX_PARTITIONS {
+            return Err(TopicError::BadNewPartitionCount {
+                current,
+                requested: count,
+            });
+        }
+        if validate_only {
+            return Ok(());
+        }
+        let mut added = Vec::new();
+        for partition in current..count {
+            let dir = self.data_dir.join(format!("{name}-{partition}"));
+            added.push(Rc::new(
+                Log::open(self.disk.clone(), &dir, self.log_config.clone()).await?,
+            ));
+        }
+        if let Some(topic) = self.topics.borrow_mut().get_mut(name) {
+            topic.partitions.extend(added);
+        }
+        self.persist().await?;
+        tracing::info!(topic = name, from = current, to = count, "partitions added");
+        Ok(())
     }
 
     /// Flushes and closes every log (clean shutdown): logs no task holds any more get their

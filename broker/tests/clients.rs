@@ -602,6 +602,97 @@ fn every_served_api_version_answers() {
             );
         }
     }
+    for version in 2..=4 {
+        use spate_protocol::kafka_protocol::messages::offset_for_leader_epoch_request::{
+            OffsetForLeaderEpochRequest, OffsetForLeaderPartition, OffsetForLeaderTopic,
+        };
+        let request = OffsetForLeaderEpochRequest::default().with_topics(vec![
+            OffsetForLeaderTopic::default()
+                .with_topic(topic())
+                .with_partitions(vec![OffsetForLeaderPartition::default()
+                    .with_partition(0)
+                    .with_current_leader_epoch(0)
+                    .with_leader_epoch(0)]),
+        ]);
+        let ResponseKind::OffsetForLeaderEpoch(response) = raw.call(
+            ApiKey::OffsetForLeaderEpoch,
+            version,
+            RequestKind::OffsetForLeaderEpoch(request),
+        ) else {
+            panic!()
+        };
+        let partition = &response.topics[0].partitions[0];
+        assert_eq!(
+            (
+                partition.error_code,
+                partition.leader_epoch,
+                partition.end_offset
+            ),
+            (0, 0, 7),
+            "OffsetForLeaderEpoch v{version}"
+        );
+    }
+    for version in 0..=1 {
+        use spate_protocol::kafka_protocol::messages::DescribeClusterRequest;
+        let ResponseKind::DescribeCluster(response) = raw.call(
+            ApiKey::DescribeCluster,
+            version,
+            RequestKind::DescribeCluster(DescribeClusterRequest::default()),
+        ) else {
+            panic!()
+        };
+        assert_eq!(
+            (response.error_code, response.brokers.len()),
+            (0, 1),
+            "DescribeCluster v{version}"
+        );
+    }
+    for version in 0..=2 {
+        use spate_protocol::kafka_protocol::messages::delete_records_request::{
+            DeleteRecordsPartition, DeleteRecordsRequest, DeleteRecordsTopic,
+        };
+        let request = DeleteRecordsRequest::default()
+            .with_timeout_ms(5000)
+            .with_topics(vec![DeleteRecordsTopic::default()
+                .with_name(topic())
+                .with_partitions(vec![DeleteRecordsPartition::default()
+                    .with_partition_index(0)
+                    .with_offset(i64::from(version) + 1)])]);
+        let ResponseKind::DeleteRecords(response) = raw.call(
+            ApiKey::DeleteRecords,
+            version,
+            RequestKind::DeleteRecords(request),
+        ) else {
+            panic!()
+        };
+        let partition = &response.topics[0].partitions[0];
+        assert_eq!(
+            (partition.error_code, partition.low_watermark),
+            (0, i64::from(version) + 1),
+            "DeleteRecords v{version}"
+        );
+    }
+    for version in 0..=3 {
+        use spate_protocol::kafka_protocol::messages::create_partitions_request::{
+            CreatePartitionsRequest, CreatePartitionsTopic,
+        };
+        let request = CreatePartitionsRequest::default()
+            .with_timeout_ms(5000)
+            .with_topics(vec![CreatePartitionsTopic::default()
+                .with_name(topic())
+                .with_count(2 + i32::from(version))]);
+        let ResponseKind::CreatePartitions(response) = raw.call(
+            ApiKey::CreatePartitions,
+            version,
+            RequestKind::CreatePartitions(request),
+        ) else {
+            panic!()
+        };
+        assert_eq!(
+            response.results[0].error_code, 0,
+            "CreatePartitions v{version}"
+        );
+    }
     for version in 2..=7 {
         let name = format!("created-v{version}");
         let request = CreateTopicsRequest::default()
@@ -618,6 +709,30 @@ fn every_served_api_version_answers() {
             panic!()
         };
         assert_eq!(response.topics[0].error_code, 0, "CreateTopics v{version}");
+    }
+    for version in 1..=6 {
+        use spate_protocol::kafka_protocol::messages::delete_topics_request::{
+            DeleteTopicState, DeleteTopicsRequest,
+        };
+        let name = TopicName(StrBytes::from_string(format!("created-v{}", version + 1)));
+        let request = if version >= 6 {
+            DeleteTopicsRequest::default()
+                .with_topics(vec![DeleteTopicState::default().with_name(Some(name))])
+        } else {
+            DeleteTopicsRequest::default().with_topic_names(vec![name])
+        };
+        let request = request.with_timeout_ms(5000);
+        let ResponseKind::DeleteTopics(response) = raw.call(
+            ApiKey::DeleteTopics,
+            version,
+            RequestKind::DeleteTopics(request),
+        ) else {
+            panic!()
+        };
+        assert_eq!(
+            response.responses[0].error_code, 0,
+            "DeleteTopics v{version}"
+        );
     }
 }
 
@@ -669,4 +784,15 @@ fn kcat_with_old_librdkafka_produces_and_consumes() {
         .lines()
         .collect();
     assert_eq!(read, lines);
+}
+
+#[test]
+fn librdkafka_admin_client_manages_topics_and_records() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let broker = Broker::start(data.path());
+    python("admin_librdkafka.py", &[&broker.address]);
+    // Deleted topics are gone from disk and from the metadata file.
+    assert!(!data.path().join("admin-a-0").exists());
+    let metadata = std::fs::read_to_string(data.path().join("topics.json")).expect("topics.json");
+    assert!(!metadata.contains("admin-a"), "{metadata}");
 }

@@ -5,10 +5,15 @@
 //! ApiVersions, which always answers with the ranges (KIP-511).
 
 mod api_versions;
+mod create_partitions;
 mod create_topics;
+mod delete_records;
+mod delete_topics;
+mod describe_cluster;
 mod fetch;
 mod list_offsets;
 mod metadata;
+mod offset_for_leader_epoch;
 mod produce;
 
 use crate::topics::Topics;
@@ -42,6 +47,11 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Metadata, 0, 12),
     (ApiKey::ApiVersions, 0, 3),
     (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::DeleteRecords, 0, 2),
+    (ApiKey::OffsetForLeaderEpoch, 2, 4),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::DescribeCluster, 0, 1),
 ];
 
 /// What to send back for one request.
@@ -107,6 +117,21 @@ pub async fn handle(broker: &Broker, mut frame: Bytes) -> Reply {
         }
         RequestKind::CreateTopics(request) => {
             ResponseKind::CreateTopics(create_topics::handle(broker, request, version).await)
+        }
+        RequestKind::DeleteTopics(request) => {
+            ResponseKind::DeleteTopics(delete_topics::handle(broker, request, version).await)
+        }
+        RequestKind::DeleteRecords(request) => {
+            ResponseKind::DeleteRecords(delete_records::handle(broker, request).await)
+        }
+        RequestKind::OffsetForLeaderEpoch(request) => {
+            ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(broker, request))
+        }
+        RequestKind::CreatePartitions(request) => {
+            ResponseKind::CreatePartitions(create_partitions::handle(broker, request).await)
+        }
+        RequestKind::DescribeCluster(_) => {
+            ResponseKind::DescribeCluster(describe_cluster::handle(broker))
         }
         other => return Reply::Close(format!("no handler for {other:?}")),
     };

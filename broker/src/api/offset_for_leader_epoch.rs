@@ -1,0 +1,72 @@
+//! OffsetForLeaderEpoch (key 23), versions 2–4: where a leader epoch ended in this log
+//! (KIP-320 consumers validate their position with it; followers truncate with it). The
+//! single node's partitions are in leader epoch 0.
+
+use super::{error_code, Broker};
+use spate_model::LeaderEpoch;
+use spate_protocol::kafka_protocol::messages::offset_for_leader_epoch_request::OffsetForLeaderEpochRequest;
+use spate_protocol::kafka_protocol::messages::offset_for_leader_epoch_response::{
+    EpochEndOffset, OffsetForLeaderEpochResponse, OffsetForLeaderTopicResult,
+};
+
+/// The leader epoch of every partition of this single node.
+const CURRENT_EPOCH: i32 = 0;
+const FENCED_LEADER_EPOCH: i16 = 74;
+const UNKNOWN_LEADER_EPOCH: i16 = 75;
+
+pub(super) fn handle(
+    broker: &Broker,
+    request: OffsetForLeaderEpochRequest,
+) -> OffsetForLeaderEpochResponse {
+    let topics = request
+        .topics
+        .iter()
+        .map(|wanted| {
+            let topic = broker.topics.get(wanted.topic.0.as_str());
+            let partitions = wanted
+                .partitions
+                .iter()
+                .map(|asked| {
+                    let answer = EpochEndOffset::default()
+                        .with_partition(asked.partition)
+                        .with_leader_epoch(-1)
+                        .with_end_offset(-1);
+                    let log = topic.as_ref().and_then(|t| {
+                        usize::try_from(asked.partition)
+                            .ok()
+                            .and_then(|i| t.partitions.get(i))
+                    });
+                    let Some(log) = log else {
+                        return answer.with_error_code(error_code::UNKNOWN_TOPIC_OR_PARTITION);
+                    };
+                    // -1 means the caller does not know the current epoch: no fencing check.
+                    if asked.current_leader_epoch > CURRENT_EPOCH {
+                        return answer.with_error_code(UNKNOWN_LEADER_EPOCH);
+                    }
+                    if asked.current_leader_epoch >= 0 && asked.current_leader_epoch < CURRENT_EPOCH
+                    {
+                        return answer.with_error_code(FENCED_LEADER_EPOCH);
+                    }
+                    match log.end_offset_for_epoch(LeaderEpoch(asked.leader_epoch)) {
+                        Some((epoch, end)) => answer
+                            .with_leader_epoch(epoch.get())
+                            .with_end_offset(end.get()),
+                        // An empty log, or an epoch older than any in it.
+                        None if log.latest_epoch().is_none()
+                            && asked.leader_epoch >= CURRENT_EPOCH =>
+                        {
+                            answer
+                                .with_leader_epoch(CURRENT_EPOCH)
+                                .with_end_offset(log.next_offset().get())
+                        }
+                        None => answer,
+                    }
+                })
+                .collect();
+            OffsetForLeaderTopicResult::default()
+                .with_topic(wanted.topic.clone())
+                .with_partitions(partitions)
+        })
+        .collect();
+    OffsetForLeaderEpochResponse::default().with_topics(topics)
+}
