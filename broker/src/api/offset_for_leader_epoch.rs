@@ -40,12 +40,15 @@ pub(super) fn handle(
                         return answer.with_error_code(error_code::UNKNOWN_TOPIC_OR_PARTITION);
                     };
                     // -1 means the caller does not know the current epoch: no fencing check.
-                    if asked.current_leader_epoch > CURRENT_EPOCH {
-                        return answer.with_error_code(UNKNOWN_LEADER_EPOCH);
-                    }
-                    if asked.current_leader_epoch >= 0 && asked.current_leader_epoch < CURRENT_EPOCH
-                    {
-                        return answer.with_error_code(FENCED_LEADER_EPOCH);
+                    let known = asked.current_leader_epoch >= 0;
+                    match asked.current_leader_epoch.cmp(&CURRENT_EPOCH) {
+                        std::cmp::Ordering::Greater => {
+                            return answer.with_error_code(UNKNOWN_LEADER_EPOCH)
+                        }
+                        std::cmp::Ordering::Less if known => {
+                            return answer.with_error_code(FENCED_LEADER_EPOCH)
+                        }
+                        _ => {}
                     }
                     match log.end_offset_for_epoch(LeaderEpoch(asked.leader_epoch)) {
                         Some((epoch, end)) => answer
