@@ -13,6 +13,8 @@
 
 pub mod api;
 pub mod config;
+pub mod maintenance;
 pub mod runtime;
 pub mod server;
+pub mod topic_config;
 pub mod topics;

@@ -113,6 +113,7 @@ async fn run(config: Config, stop: Arc<AtomicBool>) -> Result<(), String> {
         data_dir.display()
     );
     let activity = Rc::new(Activity::default());
+    runtime::spawn_detached(spate_broker::maintenance::run(broker.clone()));
     let serving = server::serve(broker.clone(), listener, activity.clone());
     let stopping = async {
         while !stop.load(Ordering::Relaxed) {

@@ -1,9 +1,10 @@
 //! Topics and their partitions' logs on this (single) shard, and the topic metadata file.
 //!
-//! `<data>/topics.json` lists every topic with its id and partition count; it is rewritten
-//! atomically (temporary file, fsync, rename, directory fsync) when a topic is created, and
-//! read at start-up. Each partition's log lives in `<data>/<topic>-<partition>/`.
+//! `<data>/topics.json` lists every topic with its id, partition count and config overrides;
+//! it is rewritten atomically (temporary file, fsync, rename, directory fsync) on every
+//! change, and read at start-up. Each partition's log lives in `<data>/<topic>-<partition>/`.
 
+use crate::topic_config::{ConfigError, TopicConfig};
 use serde::{Deserialize, Serialize};
 use spate_model::TopicName;
 use spate_storage::disk::glommio::GlommioDisk;
@@ -31,9 +32,11 @@ pub struct Topic {
     pub id: Uuid,
     /// Its partitions' logs, by index.
     pub partitions: Vec<PartitionLog>,
+    /// Its configs (overrides of Kafka's defaults).
+    pub config: TopicConfig,
 }
 
-/// Why a topic could not be created or opened.
+/// Why a topic operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum TopicError {
     /// The name breaks Kafka's rules.
@@ -45,6 +48,9 @@ pub enum TopicError {
     /// No such topic.
     #[error("topic {0} does not exist")]
     Unknown(String),
+    /// A partition count outside 1..=MAX_PARTITIONS.
+    #[error("{0} partitions: a topic has between 1 and {MAX_PARTITIONS}")]
+    BadPartitionCount(i32),
     /// CreatePartitions must raise the count.
     #[error("the topic has {current} partitions; {requested} is not an increase (at most {MAX_PARTITIONS})")]
     BadNewPartitionCount {
@@ -53,9 +59,9 @@ pub enum TopicError {
         /// Partitions asked for.
         requested: i32,
     },
-    /// A partition count outside 1..=MAX_PARTITIONS.
-    #[error("{0} partitions: a topic has between 1 and {MAX_PARTITIONS}")]
-    BadPartitionCount(i32),
+    /// A topic config is unknown or invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     /// The storage failed.
     #[error(transparent)]
     Log(#[from] LogError),
@@ -80,6 +86,9 @@ struct TopicEntry {
     /// The topic id, hyphenated.
     id: String,
     partitions: i32,
+    /// Config overrides.
+    #[serde(default)]
+    configs: BTreeMap<String, String>,
 }
 
 /// Every topic this broker holds.
@@ -103,11 +112,11 @@ impl Topics {
             path: path.clone(),
             reason,
         };
-        let file: TopicsFile = match disk
+        let stored = disk
             .read_small(&path)
             .await
-            .map_err(|e| metadata_error(e.to_string()))?
-        {
+            .map_err(|e| metadata_error(e.to_string()))?;
+        let file: TopicsFile = match stored {
             Some(bytes) => {
                 serde_json::from_slice(&bytes).map_err(|e| metadata_error(e.to_string()))?
             }
@@ -122,8 +131,9 @@ impl Topics {
         for entry in file.topics {
             let id = Uuid::parse_str(&entry.id)
                 .map_err(|e| metadata_error(format!("topic {}: bad id: {e}", entry.name)))?;
+            let config = TopicConfig::from_overrides(entry.configs)?;
             let topic = topics
-                .open_partitions(&entry.name, id, entry.partitions)
+                .open_partitions(&entry.name, id, entry.partitions, config)
                 .await?;
             topics.topics.borrow_mut().insert(entry.name, topic);
         }
@@ -135,18 +145,33 @@ impl Topics {
         name: &str,
         id: Uuid,
         partitions: i32,
+        config: TopicConfig,
     ) -> Result<Topic, TopicError> {
         let mut logs = Vec::with_capacity(usize::try_from(partitions).unwrap_or(0));
         for partition in 0..partitions {
-            let dir = self.data_dir.join(format!("{name}-{partition}"));
-            logs.push(Rc::new(
-                Log::open(self.disk.clone(), &dir, self.log_config.clone()).await?,
-            ));
+            logs.push(self.open_log(name, partition, &config).await?);
         }
         Ok(Topic {
             id,
             partitions: logs,
+            config,
         })
+    }
+
+    async fn open_log(
+        &self,
+        name: &str,
+        partition: i32,
+        config: &TopicConfig,
+    ) -> Result<PartitionLog, TopicError> {
+        let dir = self.data_dir.join(format!("{name}-{partition}"));
+        let log_config = LogConfig {
+            segment_bytes: config.segment_bytes(),
+            ..self.log_config.clone()
+        };
+        Ok(Rc::new(
+            Log::open(self.disk.clone(), &dir, log_config).await?,
+        ))
     }
 
     /// The topic named `name`, if it exists.
@@ -156,8 +181,8 @@ impl Topics {
 
     /// The topic with id `id`, and its name.
     pub fn by_id(&self, id: Uuid) -> Option<(String, Topic)> {
-        self.topics
-            .borrow()
+        let topics = self.topics.borrow();
+        topics
             .iter()
             .find(|(_, topic)| topic.id == id)
             .map(|(name, topic)| (name.clone(), topic.clone()))
@@ -175,22 +200,27 @@ impl Topics {
             return Err(TopicError::BadPartitionCount(partitions));
         }
         let collision = valid.collision_key();
-        if self
+        let taken = self
             .topics
             .borrow()
             .keys()
-            .any(|existing| existing == name || existing.replace('.', "_") == collision)
-        {
+            .any(|existing| existing == name || existing.replace('.', "_") == collision);
+        if taken {
             return Err(TopicError::Exists(name.to_string()));
         }
         Ok(())
     }
 
     /// Creates a topic: its logs, then its line in the metadata file.
-    pub async fn create(&self, name: &str, partitions: i32) -> Result<Topic, TopicError> {
+    pub async fn create(
+        &self,
+        name: &str,
+        partitions: i32,
+        config: TopicConfig,
+    ) -> Result<Topic, TopicError> {
         self.check_new(name, partitions)?;
         let id = new_topic_id(name);
-        let topic = self.open_partitions(name, id, partitions).await?;
+        let topic = self.open_partitions(name, id, partitions, config).await?;
         // Another task may have created it while the logs opened.
         if self.topics.borrow().contains_key(name) {
             return Err(TopicError::Exists(name.to_string()));
@@ -201,33 +231,6 @@ impl Topics {
         self.persist().await?;
         tracing::info!(topic = name, partitions, %id, "topic created");
         Ok(topic)
-    }
-
-    async fn persist(&self) -> Result<(), TopicError> {
-        let file = TopicsFile {
-            topics: self
-                .topics
-                .borrow()
-                .iter()
-                .map(|(name, topic)| TopicEntry {
-                    name: name.clone(),
-                    id: topic.id.hyphenated().to_string(),
-                    partitions: i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX),
-                })
-                .collect(),
-        };
-        let path = self.data_dir.join(TOPICS_FILE);
-        let bytes = serde_json::to_vec_pretty(&file).map_err(|e| TopicError::Metadata {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
-        self.disk
-            .write_atomically(&path, &bytes)
-            .await
-            .map_err(|e| TopicError::Metadata {
-                path,
-                reason: e.to_string(),
-            })
     }
 
     /// Deletes a topic: it leaves the metadata file first (so a crash never resurrects it),
@@ -276,10 +279,7 @@ impl Topics {
         }
         let mut added = Vec::new();
         for partition in current..count {
-            let dir = self.data_dir.join(format!("{name}-{partition}"));
-            added.push(Rc::new(
-                Log::open(self.disk.clone(), &dir, self.log_config.clone()).await?,
-            ));
+            added.push(self.open_log(name, partition, &topic.config).await?);
         }
         if let Some(topic) = self.topics.borrow_mut().get_mut(name) {
             topic.partitions.extend(added);
@@ -287,6 +287,64 @@ impl Topics {
         self.persist().await?;
         tracing::info!(topic = name, from = current, to = count, "partitions added");
         Ok(())
+    }
+
+    /// Replaces a topic's configs, persists them, and applies what applies to open logs.
+    pub async fn set_config(&self, name: &str, config: TopicConfig) -> Result<(), TopicError> {
+        let logs = {
+            let mut topics = self.topics.borrow_mut();
+            let topic = topics
+                .get_mut(name)
+                .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
+            topic.config = config.clone();
+            topic.partitions.clone()
+        };
+        for log in logs {
+            log.set_segment_bytes(config.segment_bytes());
+        }
+        self.persist().await
+    }
+
+    /// Every partition's log with its topic's config, for background maintenance.
+    pub fn all_logs(&self) -> Vec<(PartitionLog, TopicConfig)> {
+        let topics = self.topics.borrow();
+        topics
+            .values()
+            .flat_map(|topic| {
+                topic
+                    .partitions
+                    .iter()
+                    .map(|log| (log.clone(), topic.config.clone()))
+            })
+            .collect()
+    }
+
+    async fn persist(&self) -> Result<(), TopicError> {
+        let topics = self
+            .topics
+            .borrow()
+            .iter()
+            .map(|(name, topic)| TopicEntry {
+                name: name.clone(),
+                id: topic.id.hyphenated().to_string(),
+                partitions: i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX),
+                configs: topic.config.overrides().clone(),
+            })
+            .collect();
+        let path = self.data_dir.join(TOPICS_FILE);
+        let bytes = serde_json::to_vec_pretty(&TopicsFile { topics }).map_err(|e| {
+            TopicError::Metadata {
+                path: path.clone(),
+                reason: e.to_string(),
+            }
+        })?;
+        self.disk
+            .write_atomically(&path, &bytes)
+            .await
+            .map_err(|e| TopicError::Metadata {
+                path,
+                reason: e.to_string(),
+            })
     }
 
     /// Flushes and closes every log (clean shutdown): logs no task holds any more get their

@@ -693,6 +693,90 @@ fn every_served_api_version_answers() {
             "CreatePartitions v{version}"
         );
     }
+    for version in 1..=4 {
+        use spate_protocol::kafka_protocol::messages::describe_configs_request::{
+            DescribeConfigsRequest, DescribeConfigsResource,
+        };
+        let request = DescribeConfigsRequest::default().with_resources(vec![
+            DescribeConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(StrBytes::from_static_str("versions")),
+        ]);
+        let request = if version >= 3 {
+            request.with_include_documentation(true)
+        } else {
+            request
+        };
+        let ResponseKind::DescribeConfigs(response) = raw.call(
+            ApiKey::DescribeConfigs,
+            version,
+            RequestKind::DescribeConfigs(request),
+        ) else {
+            panic!()
+        };
+        assert_eq!(
+            response.results[0].error_code, 0,
+            "DescribeConfigs v{version}"
+        );
+        assert!(
+            response.results[0]
+                .configs
+                .iter()
+                .any(|c| c.name.as_str() == "retention.ms"),
+            "DescribeConfigs v{version}"
+        );
+    }
+    for version in 0..=2 {
+        use spate_protocol::kafka_protocol::messages::alter_configs_request::{
+            AlterConfigsRequest, AlterConfigsResource, AlterableConfig,
+        };
+        let request =
+            AlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(StrBytes::from_static_str("versions"))
+                .with_configs(vec![AlterableConfig::default()
+                    .with_name(StrBytes::from_static_str("retention.ms"))
+                    .with_value(Some(StrBytes::from_string(format!(
+                        "{}",
+                        100_000 + i64::from(version)
+                    ))))])]);
+        let ResponseKind::AlterConfigs(response) = raw.call(
+            ApiKey::AlterConfigs,
+            version,
+            RequestKind::AlterConfigs(request),
+        ) else {
+            panic!()
+        };
+        assert_eq!(
+            response.responses[0].error_code, 0,
+            "AlterConfigs v{version}"
+        );
+    }
+    for version in 0..=1 {
+        use spate_protocol::kafka_protocol::messages::incremental_alter_configs_request::{
+            AlterConfigsResource, AlterableConfig, IncrementalAlterConfigsRequest,
+        };
+        let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
+            AlterConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(StrBytes::from_static_str("versions"))
+                .with_configs(vec![AlterableConfig::default()
+                    .with_name(StrBytes::from_static_str("bogus.key"))
+                    .with_config_operation(0)
+                    .with_value(Some(StrBytes::from_static_str("1")))]),
+        ]);
+        let ResponseKind::IncrementalAlterConfigs(response) = raw.call(
+            ApiKey::IncrementalAlterConfigs,
+            version,
+            RequestKind::IncrementalAlterConfigs(request),
+        ) else {
+            panic!()
+        };
+        assert_eq!(
+            response.responses[0].error_code, 40,
+            "IncrementalAlterConfigs v{version}: INVALID_CONFIG"
+        );
+    }
     for version in 2..=7 {
         let name = format!("created-v{version}");
         let request = CreateTopicsRequest::default()
@@ -795,4 +879,20 @@ fn librdkafka_admin_client_manages_topics_and_records() {
     assert!(!data.path().join("admin-a-0").exists());
     let metadata = std::fs::read_to_string(data.path().join("topics.json")).expect("topics.json");
     assert!(!metadata.contains("admin-a"), "{metadata}");
+}
+
+#[test]
+fn topic_configs_are_stored_described_altered_and_honoured() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let broker = Broker::start(data.path());
+    python("configs_librdkafka.py", &[&broker.address]);
+    // The overrides survive a restart.
+    let broker = broker.restart("-TERM");
+    let metadata = std::fs::read_to_string(data.path().join("topics.json")).expect("topics.json");
+    assert!(
+        metadata.contains("\"max.message.bytes\": \"2000\""),
+        "{metadata}"
+    );
+    assert!(metadata.contains("LogAppendTime"), "{metadata}");
+    drop(broker);
 }

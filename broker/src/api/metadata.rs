@@ -77,7 +77,11 @@ async fn by_name(broker: &Broker, name: &str, allow_create: bool) -> MetadataRes
     if !allow_create {
         return error(error_code::UNKNOWN_TOPIC_OR_PARTITION);
     }
-    match broker.topics.create(name, broker.num_partitions).await {
+    match broker
+        .topics
+        .create(name, broker.num_partitions, Default::default())
+        .await
+    {
         Ok(topic) => describe(broker, name, &topic),
         // Created meanwhile by another request: describe what is there.
         Err(TopicError::Exists(_)) => match broker.topics.get(name) {

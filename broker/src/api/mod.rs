@@ -5,6 +5,7 @@
 //! ApiVersions, which always answers with the ranges (KIP-511).
 
 mod api_versions;
+mod configs;
 mod create_partitions;
 mod create_topics;
 mod delete_records;
@@ -52,6 +53,9 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::DescribeCluster, 0, 1),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
 ];
 
 /// What to send back for one request.
@@ -133,6 +137,15 @@ pub async fn handle(broker: &Broker, mut frame: Bytes) -> Reply {
         RequestKind::DescribeCluster(_) => {
             ResponseKind::DescribeCluster(describe_cluster::handle(broker))
         }
+        RequestKind::DescribeConfigs(request) => {
+            ResponseKind::DescribeConfigs(configs::describe(broker, request, version))
+        }
+        RequestKind::AlterConfigs(request) => {
+            ResponseKind::AlterConfigs(configs::alter(broker, request).await)
+        }
+        RequestKind::IncrementalAlterConfigs(request) => {
+            ResponseKind::IncrementalAlterConfigs(configs::incremental(broker, request).await)
+        }
         other => return Reply::Close(format!("no handler for {other:?}")),
     };
     respond(header.correlation_id, api, version, &response)
@@ -168,6 +181,8 @@ pub mod error_code {
     pub const INVALID_PARTITIONS: i16 = 37;
     /// INVALID_REPLICATION_FACTOR.
     pub const INVALID_REPLICATION_FACTOR: i16 = 38;
+    /// INVALID_CONFIG.
+    pub const INVALID_CONFIG: i16 = 40;
     /// INVALID_REQUEST.
     pub const INVALID_REQUEST: i16 = 42;
     /// KAFKA_STORAGE_ERROR.

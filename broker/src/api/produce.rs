@@ -5,8 +5,9 @@
 
 use super::{error_code, Broker};
 use crate::runtime;
+use crate::topic_config::TopicConfig;
 use crate::topics::PartitionLog;
-use spate_model::batch::BatchSplitter;
+use spate_model::batch::{set_log_append_time, BatchSplitter};
 use spate_model::{LeaderEpoch, Offset, RecordBatch};
 use spate_protocol::kafka_protocol::messages::produce_request::ProduceRequest;
 use spate_protocol::kafka_protocol::messages::produce_response::{
@@ -40,7 +41,8 @@ pub(super) async fn handle(broker: &Broker, request: ProduceRequest) -> Option<P
                     failure(partition.index, error_code::CORRUPT_MESSAGE, "no records")
                 }
                 (Some(log), Some(records)) => {
-                    let result = append_all(log, records).await;
+                    let config = topic.as_ref().map(|t| t.config.clone()).unwrap_or_default();
+                    let result = append_all(log, records, &config).await;
                     if result.is_ok() && !touched.iter().any(|t| Rc::ptr_eq(t, log)) {
                         touched.push(log.clone());
                     }
@@ -81,10 +83,19 @@ pub(super) async fn handle(broker: &Broker, request: ProduceRequest) -> Option<P
     (request.acks != 0).then(|| ProduceResponse::default().with_responses(responses))
 }
 
-/// Validates and appends every batch of one partition's records; returns the first base
-/// offset. A batch that fails validation rejects the whole partition's records, appending
-/// nothing.
-async fn append_all(log: &PartitionLog, records: &[u8]) -> Result<Offset, (i16, String)> {
+/// What an append assigned: the first base offset, and the append time when the topic
+/// stamps batches with it (`message.timestamp.type=LogAppendTime`), else -1.
+type Assigned = (Offset, i64);
+
+/// Validates and appends every batch of one partition's records. A batch that fails
+/// validation or exceeds `max.message.bytes` rejects the whole partition's records,
+/// appending nothing.
+async fn append_all(
+    log: &PartitionLog,
+    records: &[u8],
+    config: &TopicConfig,
+) -> Result<Assigned, (i16, String)> {
+    let max_bytes = config.max_message_bytes();
     let mut batches = Vec::new();
     for candidate in BatchSplitter::new(records) {
         let bytes = candidate.map_err(|e| (error_code::CORRUPT_MESSAGE, e.to_string()))?;
@@ -96,15 +107,36 @@ async fn append_all(log: &PartitionLog, records: &[u8]) -> Result<Offset, (i16, 
                 "clients may not write control batches".to_string(),
             ));
         }
-        batches.push(batch);
+        if bytes.len() > max_bytes {
+            let message = format!(
+                "batch of {} bytes exceeds max.message.bytes {max_bytes}",
+                bytes.len()
+            );
+            return Err((error_code::MESSAGE_TOO_LARGE, message));
+        }
+        batches.push(bytes);
     }
     if batches.is_empty() {
         return Err((error_code::CORRUPT_MESSAGE, "no record batch".to_string()));
     }
+    let append_time = config.log_append_time().then(now_ms);
     let mut first = None;
-    for batch in &batches {
+    for bytes in batches {
+        // LogAppendTime rewrites CRC-covered fields: stamp a copy (the CRC is recomputed).
+        let stamped;
+        let bytes = match append_time {
+            Some(now) => {
+                let mut copy = bytes.to_vec();
+                set_log_append_time(&mut copy, now);
+                stamped = copy;
+                &stamped[..]
+            }
+            None => bytes,
+        };
+        let batch = RecordBatch::validate(bytes)
+            .map_err(|e| (error_code::CORRUPT_MESSAGE, e.to_string()))?;
         let appended = loop {
-            match log.append(batch, LeaderEpoch(0)) {
+            match log.append(&batch, LeaderEpoch(0)) {
                 Err(LogError::BufferFull { .. }) => {
                     log.flush()
                         .await
@@ -116,7 +148,7 @@ async fn append_all(log: &PartitionLog, records: &[u8]) -> Result<Offset, (i16, 
                 }) => {
                     return Err((
                         error_code::MESSAGE_TOO_LARGE,
-                        format!("batch of {bytes} bytes exceeds {segment_bytes}"),
+                        format!("batch of {bytes} bytes exceeds segment.bytes {segment_bytes}"),
                     ));
                 }
                 other => break other,
@@ -125,19 +157,26 @@ async fn append_all(log: &PartitionLog, records: &[u8]) -> Result<Offset, (i16, 
         let appended = appended.map_err(|e| (error_code::KAFKA_STORAGE_ERROR, e.to_string()))?;
         first.get_or_insert(appended.base_offset);
     }
-    Ok(first.unwrap_or(Offset(-1)))
+    Ok((first.unwrap_or(Offset(-1)), append_time.unwrap_or(-1)))
+}
+
+fn now_ms() -> i64 {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
 }
 
 fn appended(
     index: i32,
     log: &PartitionLog,
-    result: Result<Offset, (i16, String)>,
+    result: Result<Assigned, (i16, String)>,
 ) -> PartitionProduceResponse {
     match result {
-        Ok(base_offset) => PartitionProduceResponse::default()
+        Ok((base_offset, append_time)) => PartitionProduceResponse::default()
             .with_index(index)
             .with_base_offset(base_offset.get())
-            .with_log_append_time_ms(-1)
+            .with_log_append_time_ms(append_time)
             .with_log_start_offset(log.log_start_offset().get()),
         Err((code, message)) => failure(index, code, &message),
     }

@@ -42,7 +42,7 @@ for partition, future in deleted.items():
     low = future.result(timeout=10).low_watermark
     if low != 6:
         sys.exit(f"low watermark {low}")
-consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "admin", "auto.offset.reset": "earliest"})
+consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "admin", "enable.auto.commit": False})
 low, high = consumer.get_watermark_offsets(TopicPartition("admin-b", 0), timeout=10)
 consumer.close()
 if (low, high) != (6, 10):

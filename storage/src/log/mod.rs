@@ -41,7 +41,7 @@ pub use maintenance::Retention;
 use read::ReadPlan;
 use recovery::recover_segment;
 use spate_model::{LeaderEpoch, Offset, RecordBatch};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -226,6 +226,8 @@ pub struct Log<D: Disk> {
     config: LogConfig,
     state: RefCell<State<D::File>>,
     flushed: Notify,
+    /// `segment.bytes`, changeable while open (it applies from the next roll).
+    segment_bytes: Cell<u64>,
 }
 
 #[derive(Debug)]
@@ -599,6 +601,7 @@ impl<D: Disk> Log<D> {
             offline: false,
         };
         Ok(Log {
+            segment_bytes: Cell::new(config.segment_bytes),
             disk,
             dir: dir.to_path_buf(),
             config,
@@ -625,6 +628,12 @@ impl<D: Disk> Log<D> {
     /// Every offset below this one is durable.
     pub fn durable_offset(&self) -> Offset {
         self.state.borrow().durable_offset
+    }
+
+    /// Changes `segment.bytes`; the active segment rolls by the new size from now on.
+    pub fn set_segment_bytes(&self, segment_bytes: u64) {
+        assert!(segment_bytes > 0, "segment.bytes must be positive");
+        self.segment_bytes.set(segment_bytes);
     }
 
     /// Flushes that wrote something so far (a group-commit statistic).
@@ -660,10 +669,10 @@ impl<D: Disk> Log<D> {
         if state.offline {
             return Err(LogError::Offline(self.dir.clone()));
         }
-        if bytes.len() as u64 > self.config.segment_bytes {
+        if bytes.len() as u64 > self.segment_bytes.get() {
             return Err(LogError::BatchTooLarge {
                 bytes: bytes.len(),
-                segment_bytes: self.config.segment_bytes,
+                segment_bytes: self.segment_bytes.get(),
             });
         }
         if state.unflushed_bytes + bytes.len() > self.config.max_unflushed_bytes
@@ -693,7 +702,7 @@ impl<D: Disk> Log<D> {
             .checked_add(i64::from(batch.header().last_offset_delta()))
             .ok_or(LogError::BatchTooLarge {
                 bytes: bytes.len(),
-                segment_bytes: self.config.segment_bytes,
+                segment_bytes: self.segment_bytes.get(),
             })?;
         self.roll_if_needed(&mut state, bytes.len() as u64, base_offset);
         let segment = state
@@ -732,7 +741,7 @@ impl<D: Disk> Log<D> {
             .values_mut()
             .next_back()
             .expect("active segment");
-        if active.end == 0 || active.end + batch_bytes <= self.config.segment_bytes {
+        if active.end == 0 || active.end + batch_bytes <= self.segment_bytes.get() {
             return;
         }
         active.sealed = true;
@@ -864,7 +873,7 @@ impl<D: Disk> Log<D> {
                 )
             });
             let allocate_to = (!segment.sealed && segment.end > segment.allocated).then(|| {
-                (segment.end + preallocate).min(self.config.segment_bytes.max(segment.end))
+                (segment.end + preallocate).min(self.segment_bytes.get().max(segment.end))
             });
             jobs.push(FlushJob {
                 base: segment.base,

@@ -1,0 +1,50 @@
+//! Background work on the shard: retention (`retention.ms`, `retention.bytes`), time-based
+//! segment rolling (`segment.ms`) and high-watermark checkpoints, every few seconds.
+
+use crate::api::Broker;
+use crate::runtime;
+use crate::topics::Topics;
+use spate_storage::Retention;
+use std::rc::Rc;
+use std::time::Duration;
+
+/// How often the maintenance pass runs (Kafka's `log.retention.check.interval.ms` is 5 min;
+/// this pass is cheap, so it runs more often).
+pub const INTERVAL: Duration = Duration::from_secs(5);
+
+/// Runs maintenance passes forever.
+pub async fn run(broker: Rc<Broker>) {
+    loop {
+        runtime::sleep(INTERVAL).await;
+        pass(&broker.topics).await;
+    }
+}
+
+/// One pass over every partition.
+pub async fn pass(topics: &Topics) {
+    let now = now_ms();
+    for (log, config) in topics.all_logs() {
+        log.roll_if_older(now, config.segment_ms());
+        let retention = Retention {
+            retention_ms: config.retention_ms(),
+            retention_bytes: config.retention_bytes(),
+        };
+        match log.apply_retention(retention, now).await {
+            Ok(deleted) if !deleted.is_empty() => {
+                tracing::info!(dir = %log.dir().display(), segments = deleted.len(), "retention deleted segments");
+            }
+            Ok(_) => {}
+            Err(error) => tracing::error!(dir = %log.dir().display(), %error, "retention failed"),
+        }
+        if let Err(error) = log.checkpoint_high_watermark(log.durable_offset()).await {
+            tracing::error!(dir = %log.dir().display(), %error, "high-watermark checkpoint failed");
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
+}
