@@ -1,34 +1,69 @@
-//! The broker's configuration: command-line flags, `SPATE_*` environment variables and the
-//! embedded defaults (listen on 127.0.0.1:9092, data in `./data`, node id 0).
+//! The broker's configuration, from (highest precedence first) command-line flags, `SPATE_*`
+//! environment variables, a TOML file (`--config FILE`), and the embedded defaults: listen on
+//! 127.0.0.1:9092, data in `./data`, node id 0.
+//!
+//! The file uses the flags' names with underscores:
+//!
+//! ```toml
+//! listen = "0.0.0.0:9092"
+//! advertised_listener = "kafka-1.example:9092"
+//! data_dir = "/var/lib/spate"
+//! node_id = 1
+//! auto_create_topics = false
+//! num_partitions = 3
+//! ```
+//!
+//! An unknown key, a value of the wrong type or out of range is refused with a message that
+//! names it.
 
 use clap::Parser;
+use serde::Deserialize;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+const DEFAULT_LISTEN: &str = "127.0.0.1:9092";
+const DEFAULT_DATA_DIR: &str = "./data";
 
 /// `spate start` options. Every flag can also come from its `SPATE_*` variable.
-#[derive(Debug, Clone, Parser)]
+#[derive(Debug, Clone, Default, Parser)]
 pub struct StartArgs {
-    /// Address to accept Kafka clients on.
-    #[arg(long, env = "SPATE_LISTEN", default_value = "127.0.0.1:9092")]
-    pub listen: String,
-    /// host:port clients are told to connect to (defaults to the listen address).
+    /// A TOML file with any of the settings below (flags and variables override it).
+    #[arg(long, env = "SPATE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to accept Kafka clients on [default: 127.0.0.1:9092].
+    #[arg(long, env = "SPATE_LISTEN")]
+    pub listen: Option<String>,
+    /// host:port clients are told to connect to [default: the listen address].
     #[arg(long, env = "SPATE_ADVERTISED_LISTENER")]
     pub advertised_listener: Option<String>,
-    /// Directory holding the partitions' logs and the topic metadata.
-    #[arg(long, env = "SPATE_DATA_DIR", default_value = "./data")]
-    pub data_dir: PathBuf,
-    /// Shards (one executor per core). Only 1 is implemented so far.
-    #[arg(long, env = "SPATE_CORES", default_value_t = 1)]
-    pub cores: usize,
-    /// This broker's node id.
-    #[arg(long, env = "SPATE_NODE_ID", default_value_t = 0)]
-    pub node_id: i32,
-    /// Create topics a client asks Metadata about (`auto.create.topics.enable`).
-    #[arg(long, env = "SPATE_AUTO_CREATE_TOPICS", default_value_t = true, action = clap::ArgAction::Set)]
-    pub auto_create_topics: bool,
-    /// Partitions of an auto-created topic (`num.partitions`).
-    #[arg(long, env = "SPATE_NUM_PARTITIONS", default_value_t = 1)]
-    pub num_partitions: i32,
+    /// Directory holding the partitions' logs and the topic metadata [default: ./data].
+    #[arg(long, env = "SPATE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Shards (one executor per core). Only 1 is implemented so far [default: 1].
+    #[arg(long, env = "SPATE_CORES")]
+    pub cores: Option<usize>,
+    /// This broker's node id [default: 0].
+    #[arg(long, env = "SPATE_NODE_ID")]
+    pub node_id: Option<i32>,
+    /// Create topics a client asks Metadata about (`auto.create.topics.enable`) [default: true].
+    #[arg(long, env = "SPATE_AUTO_CREATE_TOPICS")]
+    pub auto_create_topics: Option<bool>,
+    /// Partitions of an auto-created topic (`num.partitions`) [default: 1].
+    #[arg(long, env = "SPATE_NUM_PARTITIONS")]
+    pub num_partitions: Option<i32>,
+}
+
+/// The TOML file's settings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    advertised_listener: Option<String>,
+    data_dir: Option<PathBuf>,
+    cores: Option<usize>,
+    node_id: Option<i32>,
+    auto_create_topics: Option<bool>,
+    num_partitions: Option<i32>,
 }
 
 /// A validated configuration.
@@ -54,80 +89,120 @@ pub struct Config {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// An address does not parse or resolve.
-    #[error("--{flag} {value:?} is not a host:port address")]
+    #[error("{setting} {value:?} is not a host:port address")]
     BadAddress {
-        /// The flag.
-        flag: &'static str,
+        /// The setting.
+        setting: &'static str,
         /// The value given.
         value: String,
     },
     /// A value out of range.
-    #[error("--{flag} {value}: {reason}")]
+    #[error("{setting} {value}: {reason}")]
     OutOfRange {
-        /// The flag.
-        flag: &'static str,
+        /// The setting.
+        setting: &'static str,
         /// The value given.
         value: String,
         /// The rule.
         reason: &'static str,
     },
+    /// The config file cannot be read or parsed.
+    #[error("config file {path}: {reason}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong (the TOML parser names the key and line).
+        reason: String,
+    },
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::File {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
 }
 
 impl StartArgs {
-    /// Checks the arguments and resolves addresses.
+    /// Layers flags and variables over the file over the defaults, checks the result and
+    /// resolves addresses.
     pub fn validate(self) -> Result<Config, ConfigError> {
-        let listen = resolve("listen", &self.listen)?;
-        let advertised = match &self.advertised_listener {
-            None => (listen.ip().to_string(), listen.port()),
-            Some(value) => split_host_port("advertised-listener", value)?,
+        let file = match &self.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
         };
-        if self.cores != 1 {
+        let listen_text = self
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+        let listen = resolve("--listen", &listen_text)?;
+        let advertised = match self.advertised_listener.or(file.advertised_listener) {
+            None => (listen.ip().to_string(), listen.port()),
+            Some(value) => split_host_port("--advertised-listener", &value)?,
+        };
+        let cores = self.cores.or(file.cores).unwrap_or(1);
+        if cores != 1 {
+            let reason = "only 1 shard is implemented so far";
             return Err(ConfigError::OutOfRange {
-                flag: "cores",
-                value: self.cores.to_string(),
-                reason: "only 1 shard is implemented so far",
+                setting: "--cores",
+                value: cores.to_string(),
+                reason,
             });
         }
-        if self.node_id < 0 {
+        let node_id = self.node_id.or(file.node_id).unwrap_or(0);
+        if node_id < 0 {
+            let reason = "node ids are non-negative";
             return Err(ConfigError::OutOfRange {
-                flag: "node-id",
-                value: self.node_id.to_string(),
-                reason: "node ids are non-negative",
+                setting: "--node-id",
+                value: node_id.to_string(),
+                reason,
             });
         }
-        if !(1..=10_000).contains(&self.num_partitions) {
+        let num_partitions = self.num_partitions.or(file.num_partitions).unwrap_or(1);
+        if !(1..=10_000).contains(&num_partitions) {
+            let reason = "between 1 and 10000";
             return Err(ConfigError::OutOfRange {
-                flag: "num-partitions",
-                value: self.num_partitions.to_string(),
-                reason: "between 1 and 10000",
+                setting: "--num-partitions",
+                value: num_partitions.to_string(),
+                reason,
             });
         }
         Ok(Config {
             listen,
             advertised,
-            data_dir: self.data_dir,
-            cores: self.cores,
-            node_id: self.node_id,
-            auto_create_topics: self.auto_create_topics,
-            num_partitions: self.num_partitions,
+            data_dir: self
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            cores,
+            node_id,
+            auto_create_topics: self
+                .auto_create_topics
+                .or(file.auto_create_topics)
+                .unwrap_or(true),
+            num_partitions,
         })
     }
 }
 
-fn resolve(flag: &'static str, value: &str) -> Result<SocketAddr, ConfigError> {
+fn resolve(setting: &'static str, value: &str) -> Result<SocketAddr, ConfigError> {
     value
         .to_socket_addrs()
         .ok()
         .and_then(|mut addresses| addresses.next())
         .ok_or_else(|| ConfigError::BadAddress {
-            flag,
+            setting,
             value: value.to_string(),
         })
 }
 
-fn split_host_port(flag: &'static str, value: &str) -> Result<(String, u16), ConfigError> {
+fn split_host_port(setting: &'static str, value: &str) -> Result<(String, u16), ConfigError> {
     let bad = || ConfigError::BadAddress {
-        flag,
+        setting,
         value: value.to_string(),
     };
     let (host, port) = value.rsplit_once(':').ok_or_else(bad)?;
@@ -179,5 +254,39 @@ mod tests {
         assert!(args(&["--num-partitions", "0"]).validate().is_err());
         assert!(args(&["--node-id=-3"]).validate().is_err());
         assert!(StartArgs::try_parse_from(["start", "--unknown-flag"]).is_err());
+        assert!(StartArgs::try_parse_from(["start", "--auto-create-topics", "maybe"]).is_err());
+    }
+
+    #[test]
+    fn the_file_sits_between_flags_and_defaults() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("spate.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:9999\"\ndata_dir = \"/srv/spate\"\nnum_partitions = 4\nauto_create_topics = false\n")
+            .expect("write");
+        let file = path.to_str().expect("utf-8");
+        let config = args(&["--config", file]).validate().expect("valid");
+        assert_eq!(config.listen.port(), 9999);
+        assert_eq!(config.data_dir, PathBuf::from("/srv/spate"));
+        assert_eq!(config.num_partitions, 4);
+        assert!(!config.auto_create_topics);
+        let config = args(&["--config", file, "--num-partitions", "2"])
+            .validate()
+            .expect("valid");
+        assert_eq!(config.num_partitions, 2, "a flag beats the file");
+
+        std::fs::write(&path, "lissen = \"127.0.0.1:1\"\n").expect("write");
+        let err = args(&["--config", file])
+            .validate()
+            .expect_err("unknown key");
+        assert!(err.to_string().contains("lissen"), "{err}");
+        std::fs::write(&path, "num_partitions = \"many\"\n").expect("write");
+        let err = args(&["--config", file])
+            .validate()
+            .expect_err("wrong type");
+        assert!(err.to_string().contains("num_partitions"), "{err}");
+        let err = args(&["--config", "/no/such/file.toml"])
+            .validate()
+            .expect_err("missing file");
+        assert!(err.to_string().contains("/no/such/file.toml"), "{err}");
     }
 }
