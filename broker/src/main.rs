@@ -100,6 +100,7 @@ async fn run(config: Config, stop: Arc<AtomicBool>) -> Result<(), String> {
         node_id: config.node_id,
         advertised: advertised.clone(),
         topics,
+        data_dir: data_dir.clone(),
         auto_create_topics: config.auto_create_topics,
         num_partitions: config.num_partitions,
     });

@@ -777,6 +777,72 @@ fn every_served_api_version_answers() {
             "IncrementalAlterConfigs v{version}: INVALID_CONFIG"
         );
     }
+    for version in 1..=4 {
+        use spate_protocol::kafka_protocol::messages::DescribeLogDirsRequest;
+        let ResponseKind::DescribeLogDirs(response) = raw.call(
+            ApiKey::DescribeLogDirs,
+            version,
+            RequestKind::DescribeLogDirs(DescribeLogDirsRequest::default().with_topics(None)),
+        ) else {
+            panic!()
+        };
+        let dir = &response.results[0];
+        let topic = dir
+            .topics
+            .iter()
+            .find(|t| t.name.0.as_str() == "versions")
+            .expect("the topic's dir");
+        assert!(
+            topic.partitions[0].partition_size > 0,
+            "DescribeLogDirs v{version}: sizes"
+        );
+    }
+    {
+        use spate_protocol::kafka_protocol::messages::describe_topic_partitions_request::{
+            Cursor, DescribeTopicPartitionsRequest, TopicRequest,
+        };
+        // Page through the topic's partitions two at a time with the cursor.
+        let mut seen = Vec::new();
+        let mut cursor = None;
+        for _ in 0..10 {
+            let request = DescribeTopicPartitionsRequest::default()
+                .with_topics(vec![TopicRequest::default().with_name(topic())])
+                .with_response_partition_limit(2)
+                .with_cursor(cursor.take());
+            let ResponseKind::DescribeTopicPartitions(response) = raw.call(
+                ApiKey::DescribeTopicPartitions,
+                0,
+                RequestKind::DescribeTopicPartitions(request),
+            ) else {
+                panic!()
+            };
+            seen.extend(
+                response.topics[0]
+                    .partitions
+                    .iter()
+                    .map(|p| p.partition_index),
+            );
+            match response.next_cursor {
+                Some(next) => {
+                    cursor = Some(
+                        Cursor::default()
+                            .with_topic_name(next.topic_name)
+                            .with_partition_index(next.partition_index),
+                    )
+                }
+                None => break,
+            }
+        }
+        assert_eq!(
+            seen,
+            (0..seen.len() as i32).collect::<Vec<_>>(),
+            "every partition once, in order"
+        );
+        assert!(
+            seen.len() >= 4,
+            "CreatePartitions raised the count: {seen:?}"
+        );
+    }
     for version in 2..=7 {
         let name = format!("created-v{version}");
         let request = CreateTopicsRequest::default()

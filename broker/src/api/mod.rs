@@ -11,6 +11,8 @@ mod create_topics;
 mod delete_records;
 mod delete_topics;
 mod describe_cluster;
+mod describe_log_dirs;
+mod describe_topic_partitions;
 mod fetch;
 mod list_offsets;
 mod metadata;
@@ -32,6 +34,8 @@ pub struct Broker {
     pub advertised: (String, u16),
     /// The topics.
     pub topics: Topics,
+    /// The data directory (DescribeLogDirs names it).
+    pub data_dir: std::path::PathBuf,
     /// Metadata creates unknown topics.
     pub auto_create_topics: bool,
     /// Partitions of auto-created topics.
@@ -56,6 +60,8 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::AlterConfigs, 0, 2),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::DescribeLogDirs, 1, 4),
+    (ApiKey::DescribeTopicPartitions, 0, 0),
 ];
 
 /// What to send back for one request.
@@ -146,6 +152,12 @@ pub async fn handle(broker: &Broker, mut frame: Bytes) -> Reply {
         RequestKind::IncrementalAlterConfigs(request) => {
             ResponseKind::IncrementalAlterConfigs(configs::incremental(broker, request).await)
         }
+        RequestKind::DescribeLogDirs(request) => {
+            ResponseKind::DescribeLogDirs(describe_log_dirs::handle(broker, request))
+        }
+        RequestKind::DescribeTopicPartitions(request) => ResponseKind::DescribeTopicPartitions(
+            describe_topic_partitions::handle(broker, request),
+        ),
         other => return Reply::Close(format!("no handler for {other:?}")),
     };
     respond(header.correlation_id, api, version, &response)

@@ -630,6 +630,16 @@ impl<D: Disk> Log<D> {
         self.state.borrow().durable_offset
     }
 
+    /// Bytes the log's segments hold (appended data, preallocation excluded).
+    pub fn size_bytes(&self) -> u64 {
+        self.state
+            .borrow()
+            .segments
+            .values()
+            .map(|segment| segment.end)
+            .sum()
+    }
+
     /// Changes `segment.bytes`; the active segment rolls by the new size from now on.
     pub fn set_segment_bytes(&self, segment_bytes: u64) {
         assert!(segment_bytes > 0, "segment.bytes must be positive");
