@@ -962,3 +962,10 @@ fn topic_configs_are_stored_described_altered_and_honoured() {
     assert!(metadata.contains("LogAppendTime"), "{metadata}");
     drop(broker);
 }
+
+#[test]
+fn sixty_four_partitions_one_mebibyte_records_and_replay_by_timestamp() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let broker = Broker::start(data.path());
+    python("scale_librdkafka.py", &[&broker.address]);
+}
