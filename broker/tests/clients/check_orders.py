@@ -2,25 +2,12 @@
 order with their keys. Usage: check_orders.py BOOTSTRAP COUNT"""
 import json
 import sys
-import time
 
-from confluent_kafka import Consumer, TopicPartition
+from common import consume
+from confluent_kafka import TopicPartition
 
 bootstrap, count = sys.argv[1], int(sys.argv[2])
-consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "orders-check", "enable.auto.commit": False})
-consumer.assign([TopicPartition("customer-orders", 0, 0)])
-got = []
-deadline = time.time() + 30
-while len(got) < count and time.time() < deadline:
-    message = consumer.poll(0.5)
-    if message is None:
-        continue
-    if message.error():
-        sys.exit(f"consume failed: {message.error()}")
-    got.append(message)
-consumer.close()
-if len(got) != count:
-    sys.exit(f"consumed {len(got)} of {count}")
+got = consume(bootstrap, [TopicPartition("customer-orders", 0, 0)], count)
 for i, message in enumerate(got):
     order = json.loads(message.value())
     if order["seq"] != i or message.key() != f"order-{i % 10}".encode():

@@ -2,9 +2,9 @@
 then consume them back from offset 0 and check every field. Usage:
 roundtrip_librdkafka.py BOOTSTRAP TOPIC COUNT CODEC ACKS [--produce-only|--consume-only]"""
 import sys
-import time
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from common import consume
+from confluent_kafka import Producer, TopicPartition
 
 bootstrap, topic, count, codec, acks = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
 mode = sys.argv[6] if len(sys.argv) > 6 else "both"
@@ -26,20 +26,7 @@ if mode in ("both", "--produce-only"):
         sys.exit(f"produce failed: {left} undelivered, errors {failures[:3]}")
 
 if mode in ("both", "--consume-only"):
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "roundtrip", "enable.auto.commit": False})
-    consumer.assign([TopicPartition(topic, 0, 0)])
-    got = []
-    deadline = time.time() + 30
-    while len(got) < count and time.time() < deadline:
-        message = consumer.poll(0.5)
-        if message is None:
-            continue
-        if message.error():
-            sys.exit(f"consume failed: {message.error()}")
-        got.append(message)
-    consumer.close()
-    if len(got) != count:
-        sys.exit(f"consumed {len(got)} of {count}")
+    got = consume(bootstrap, [TopicPartition(topic, 0, 0)], count)
     for i, message in enumerate(got):
         expected = (i, f"k{i}".encode(), f"value-{i}-".encode() * (1 + i % 7), [("h", str(i).encode())], 1_700_000_000_000 + i)
         actual = (message.offset(), message.key(), message.value(), message.headers(), message.timestamp()[1])

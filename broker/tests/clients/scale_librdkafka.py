@@ -1,8 +1,8 @@
 """64 partitions, 1 MiB records and replay from a timestamp, through librdkafka.
 Usage: scale_librdkafka.py BOOTSTRAP"""
 import sys
-import time
 
+from common import consume
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -16,26 +16,6 @@ for future in admin.create_topics([
     future.result(timeout=30)
 
 
-def consume(assignments, expected, **extra):
-    config = {"bootstrap.servers": bootstrap, "group.id": "scale", "enable.auto.commit": False}
-    config.update(extra)
-    consumer = Consumer(config)
-    consumer.assign(assignments)
-    got = []
-    deadline = time.time() + 60
-    while len(got) < expected and time.time() < deadline:
-        message = consumer.poll(0.5)
-        if message is None:
-            continue
-        if message.error():
-            sys.exit(f"consume failed: {message.error()}")
-        got.append(message)
-    consumer.close()
-    if len(got) != expected:
-        sys.exit(f"consumed {len(got)} of {expected}")
-    return got
-
-
 # 64 partitions, 25 records each, every partition read back in order.
 producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5})
 for partition in range(64):
@@ -43,7 +23,7 @@ for partition in range(64):
         producer.produce("wide", value=f"{partition}:{i}".encode(), partition=partition)
 if producer.flush(30):
     sys.exit("wide: undelivered records")
-got = consume([TopicPartition("wide", p, 0) for p in range(64)], 64 * 25)
+got = consume(bootstrap, [TopicPartition("wide", p, 0) for p in range(64)], 64 * 25)
 per_partition = {}
 for message in got:
     per_partition.setdefault(message.partition(), []).append(message.value().decode())
@@ -58,7 +38,7 @@ for payload in payloads:
     big.produce("big", value=payload)
 if big.flush(30):
     sys.exit("big: undelivered records")
-got = consume([TopicPartition("big", 0, 0)], 5, **{"fetch.max.bytes": 8 << 20, "max.partition.fetch.bytes": 4 << 20})
+got = consume(bootstrap, [TopicPartition("big", 0, 0)], 5, **{"fetch.max.bytes": 8 << 20, "max.partition.fetch.bytes": 4 << 20})
 if [m.value() for m in got] != payloads:
     sys.exit("1 MiB records came back different")
 
@@ -72,7 +52,7 @@ found = probe.offsets_for_times([TopicPartition("timed", 0, 5_500)], timeout=10)
 probe.close()
 if found[0].offset != 5:
     sys.exit(f"offsets_for_times gave {found[0].offset}")
-got = consume([TopicPartition("timed", 0, found[0].offset)], 5)
+got = consume(bootstrap, [TopicPartition("timed", 0, found[0].offset)], 5)
 if [m.value() for m in got] != [b"5", b"6", b"7", b"8", b"9"]:
     sys.exit(f"replay from the timestamp gave {[m.value() for m in got]}")
 print("ok scale")
