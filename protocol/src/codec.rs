@@ -165,7 +165,7 @@ pub fn encode_response(
             reason: format!("{e:#}"),
         });
     }
-    patch_size(out, start)
+    patch_size(out, start, api, api_version)
 }
 
 /// Appends a whole request frame (size prefix, header, body) to `out`.
@@ -192,7 +192,7 @@ pub fn encode_request(
             reason: format!("{e:#}"),
         });
     }
-    patch_size(out, start)
+    patch_size(out, start, api, header.api_version)
 }
 
 /// Decodes a response frame (without its size prefix) to a request of `api` at `api_version`;
@@ -237,12 +237,20 @@ fn check_shape(
     Ok(())
 }
 
-fn patch_size(out: &mut BytesMut, start: usize) -> Result<(), CodecError> {
+fn patch_size(
+    out: &mut BytesMut,
+    start: usize,
+    api: ApiKey,
+    version: i16,
+) -> Result<(), CodecError> {
     let size = out.len() - start - 4;
-    let size = i32::try_from(size).map_err(|_| CodecError::Encode {
-        api: ApiKey::Produce,
-        version: 0,
-        reason: format!("message of {size} bytes exceeds 2 GiB"),
+    let size = i32::try_from(size).map_err(|_| {
+        out.truncate(start);
+        CodecError::Encode {
+            api,
+            version,
+            reason: format!("message of {size} bytes exceeds 2 GiB"),
+        }
     })?;
     out[start..start + 4].copy_from_slice(&size.to_be_bytes());
     Ok(())
