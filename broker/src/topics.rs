@@ -36,6 +36,15 @@ pub struct Topic {
     pub config: TopicConfig,
 }
 
+impl Topic {
+    /// The log of partition `index`, if the topic has it.
+    pub fn partition(&self, index: i32) -> Option<&PartitionLog> {
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| self.partitions.get(i))
+    }
+}
+
 /// Why a topic operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum TopicError {

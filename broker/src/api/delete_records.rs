@@ -20,11 +20,9 @@ pub(super) async fn handle(
             let result = DeleteRecordsPartitionResult::default()
                 .with_partition_index(asked.partition_index)
                 .with_low_watermark(-1);
-            let log = topic.as_ref().and_then(|t| {
-                usize::try_from(asked.partition_index)
-                    .ok()
-                    .and_then(|i| t.partitions.get(i))
-            });
+            let log = topic
+                .as_ref()
+                .and_then(|t| t.partition(asked.partition_index));
             let Some(log) = log else {
                 partitions.push(result.with_error_code(error_code::UNKNOWN_TOPIC_OR_PARTITION));
                 continue;

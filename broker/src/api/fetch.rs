@@ -52,11 +52,7 @@ async fn read(
         };
         let mut partitions = Vec::with_capacity(wanted.partitions.len());
         for fetch in &wanted.partitions {
-            let log = found.as_ref().and_then(|t| {
-                usize::try_from(fetch.partition)
-                    .ok()
-                    .and_then(|i| t.partitions.get(i))
-            });
+            let log = found.as_ref().and_then(|t| t.partition(fetch.partition));
             let Some(log) = log else {
                 errors = true;
                 let code = if version >= FIRST_TOPIC_ID_VERSION && found.is_none() {

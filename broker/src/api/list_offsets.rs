@@ -26,11 +26,9 @@ pub(super) async fn handle(
         for asked in &wanted.partitions {
             let answer =
                 ListOffsetsPartitionResponse::default().with_partition_index(asked.partition_index);
-            let log = topic.as_ref().and_then(|t| {
-                usize::try_from(asked.partition_index)
-                    .ok()
-                    .and_then(|i| t.partitions.get(i))
-            });
+            let log = topic
+                .as_ref()
+                .and_then(|t| t.partition(asked.partition_index));
             let Some(log) = log else {
                 partitions.push(
                     answer

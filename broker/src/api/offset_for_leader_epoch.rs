@@ -31,11 +31,7 @@ pub(super) fn handle(
                         .with_partition(asked.partition)
                         .with_leader_epoch(-1)
                         .with_end_offset(-1);
-                    let log = topic.as_ref().and_then(|t| {
-                        usize::try_from(asked.partition)
-                            .ok()
-                            .and_then(|i| t.partitions.get(i))
-                    });
+                    let log = topic.as_ref().and_then(|t| t.partition(asked.partition));
                     let Some(log) = log else {
                         return answer.with_error_code(error_code::UNKNOWN_TOPIC_OR_PARTITION);
                     };

@@ -26,11 +26,7 @@ pub(super) async fn handle(broker: &Broker, request: ProduceRequest) -> Option<P
         let topic = broker.topics.get(topic_data.name.0.as_str());
         let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
         for partition in &topic_data.partition_data {
-            let log = topic.as_ref().and_then(|t| {
-                usize::try_from(partition.index)
-                    .ok()
-                    .and_then(|i| t.partitions.get(i))
-            });
+            let log = topic.as_ref().and_then(|t| t.partition(partition.index));
             let response = match (log, &partition.records) {
                 (None, _) => failure(
                     partition.index,
