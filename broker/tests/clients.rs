@@ -969,3 +969,74 @@ fn sixty_four_partitions_one_mebibyte_records_and_replay_by_timestamp() {
     let broker = Broker::start(data.path());
     python("scale_librdkafka.py", &[&broker.address]);
 }
+
+/// A long-polling fetch on an empty partition answers when data arrives, not at its
+/// deadline (and with the data).
+#[test]
+fn a_long_poll_wakes_when_records_arrive() {
+    use spate_protocol::kafka_protocol::messages::fetch_request::{
+        FetchPartition, FetchRequest, FetchTopic,
+    };
+    use spate_protocol::kafka_protocol::messages::produce_request::{
+        PartitionProduceData, ProduceRequest, TopicProduceData,
+    };
+    use spate_protocol::kafka_protocol::messages::TopicName;
+    use spate_protocol::kafka_protocol::protocol::StrBytes;
+
+    let data = tempfile::tempdir().expect("temp dir");
+    let broker = Broker::start(data.path());
+    let topic = || TopicName(StrBytes::from_static_str("waiting"));
+    let mut admin = Raw::connect(&broker.address);
+    let metadata = spate_protocol::kafka_protocol::messages::MetadataRequest::default()
+        .with_topics(Some(vec![spate_protocol::kafka_protocol::messages::metadata_request::MetadataRequestTopic::default().with_name(Some(topic()))]))
+        .with_allow_auto_topic_creation(true);
+    admin.call(ApiKey::Metadata, 9, RequestKind::Metadata(metadata));
+
+    let address = broker.address.clone();
+    let producer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        let mut raw = Raw::connect(&address);
+        let mut builder = spate_model::BatchBuilder::new(spate_model::Compression::None);
+        builder
+            .push(&spate_model::BuilderRecord {
+                value: Some(b"wake up"),
+                ..Default::default()
+            })
+            .expect("push");
+        let request = ProduceRequest::default()
+            .with_acks(1)
+            .with_timeout_ms(5000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_static_str("waiting")))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(Bytes::from(builder.build().expect("build"))))])]);
+        raw.call(ApiKey::Produce, 7, RequestKind::Produce(request));
+    });
+    let started = std::time::Instant::now();
+    let request = FetchRequest::default()
+        .with_max_wait_ms(10_000)
+        .with_min_bytes(1)
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(topic())
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(0)
+                .with_partition_max_bytes(1 << 20)])]);
+    let ResponseKind::Fetch(response) = admin.call(ApiKey::Fetch, 11, RequestKind::Fetch(request))
+    else {
+        panic!()
+    };
+    let waited = started.elapsed();
+    producer.join().expect("producer");
+    let records = response.responses[0].partitions[0]
+        .records
+        .clone()
+        .expect("records");
+    assert!(!records.is_empty(), "the fetch returned the new batch");
+    assert!(
+        waited < Duration::from_secs(8),
+        "woke on the append, not at the 10 s deadline ({waited:?})"
+    );
+}

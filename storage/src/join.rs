@@ -55,6 +55,34 @@ impl<F: Future> Future for JoinAll<F> {
     }
 }
 
+/// Resolves when the first of `futures` does (with its index and output); the others are
+/// dropped. Pending forever for an empty list.
+pub async fn first_of<F: Future>(futures: Vec<F>) -> (usize, F::Output) {
+    FirstOf {
+        futures: futures.into_iter().map(Box::pin).collect(),
+    }
+    .await
+}
+
+struct FirstOf<F: Future> {
+    futures: Vec<Pin<Box<F>>>,
+}
+
+impl<F: Future> Unpin for FirstOf<F> {}
+
+impl<F: Future> Future for FirstOf<F> {
+    type Output = (usize, F::Output);
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        for (index, future) in self.futures.iter_mut().enumerate() {
+            if let Poll::Ready(output) = future.as_mut().poll(cx) {
+                return Poll::Ready((index, output));
+            }
+        }
+        Poll::Pending
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -68,5 +96,15 @@ mod tests {
         );
         let none: Vec<std::future::Ready<u8>> = Vec::new();
         assert!(futures_lite::future::block_on(join_all(none)).is_empty());
+    }
+
+    #[test]
+    fn the_first_ready_future_wins() {
+        let futures: Vec<std::pin::Pin<Box<dyn Future<Output = u8>>>> = vec![
+            Box::pin(std::future::pending()),
+            Box::pin(async { 7 }),
+            Box::pin(async { 9 }),
+        ];
+        assert_eq!(futures_lite::future::block_on(first_of(futures)), (1, 7));
     }
 }

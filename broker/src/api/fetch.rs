@@ -5,18 +5,18 @@
 
 use super::{error_code, Broker};
 use crate::runtime;
+use crate::topics::PartitionLog;
 use bytes::Bytes;
 use spate_model::Offset;
 use spate_protocol::kafka_protocol::messages::fetch_request::FetchRequest;
 use spate_protocol::kafka_protocol::messages::fetch_response::{
     FetchResponse, FetchableTopicResponse, PartitionData,
 };
+use spate_storage::join;
 use std::time::{Duration, Instant};
 
 /// The longest a fetch waits for data, whatever the client asks.
 const MAX_WAIT: Duration = Duration::from_secs(30);
-/// How often a waiting fetch looks again.
-const POLL_INTERVAL: Duration = Duration::from_millis(2);
 const FIRST_TOPIC_ID_VERSION: i16 = 13;
 
 pub(super) async fn handle(broker: &Broker, request: FetchRequest, version: i16) -> FetchResponse {
@@ -24,25 +24,44 @@ pub(super) async fn handle(broker: &Broker, request: FetchRequest, version: i16)
     let deadline = Instant::now() + wait;
     let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
     loop {
-        let (response, bytes, errors) = read(broker, &request, version).await;
+        let pass = read(broker, &request, version).await;
         let now = Instant::now();
-        if bytes >= min_bytes.max(1) || errors || now >= deadline {
-            return response;
+        if pass.bytes >= min_bytes.max(1) || pass.errors || now >= deadline {
+            return pass.response;
         }
-        runtime::sleep(POLL_INTERVAL.min(deadline - now)).await;
+        // Sleep until one of the partitions' high watermarks moves, or the deadline.
+        let moved = pass
+            .watched
+            .iter()
+            .map(|(log, seen)| log.wait_for_durable_beyond(*seen))
+            .collect();
+        futures_lite::future::or(
+            async {
+                join::first_of(moved).await;
+            },
+            runtime::sleep(deadline - now),
+        )
+        .await;
     }
 }
 
-/// One pass over the requested partitions: the response, its record bytes, and whether any
-/// partition failed (which answers at once).
-async fn read(
-    broker: &Broker,
-    request: &FetchRequest,
-    version: i16,
-) -> (FetchResponse, usize, bool) {
+/// What one pass over the partitions found.
+struct Pass {
+    response: FetchResponse,
+    /// Record bytes in the response.
+    bytes: usize,
+    /// Whether any partition failed (which answers at once).
+    errors: bool,
+    /// Each partition read, with the high watermark it had.
+    watched: Vec<(PartitionLog, Offset)>,
+}
+
+/// One pass over the requested partitions.
+async fn read(broker: &Broker, request: &FetchRequest, version: i16) -> Pass {
     let mut budget = usize::try_from(request.max_bytes).unwrap_or(0);
     let mut total = 0;
     let mut errors = false;
+    let mut watched = Vec::new();
     let mut topics = Vec::with_capacity(request.topics.len());
     for wanted in &request.topics {
         let found = if version >= FIRST_TOPIC_ID_VERSION {
@@ -64,6 +83,7 @@ async fn read(
                 continue;
             };
             let high_watermark = log.durable_offset();
+            watched.push((log.clone(), high_watermark));
             let log_start = log.log_start_offset();
             let offset = Offset(fetch.fetch_offset);
             if offset < log_start || offset > log.next_offset() {
@@ -111,11 +131,12 @@ async fn read(
         }
         topics.push(topic);
     }
-    (
-        FetchResponse::default().with_responses(topics),
-        total,
+    Pass {
+        response: FetchResponse::default().with_responses(topics),
+        bytes: total,
         errors,
-    )
+        watched,
+    }
 }
 
 fn empty(partition: i32, code: i16, high_watermark: i64, log_start: i64) -> PartitionData {

@@ -630,6 +630,21 @@ impl<D: Disk> Log<D> {
         self.state.borrow().durable_offset
     }
 
+    /// Resolves once the durable offset is beyond `offset` (a long-polling fetch waits on
+    /// it), or the log goes offline.
+    pub async fn wait_for_durable_beyond(&self, offset: Offset) {
+        loop {
+            let generation = self.flushed.generation();
+            {
+                let state = self.state.borrow();
+                if state.durable_offset > offset || state.offline {
+                    return;
+                }
+            }
+            self.flushed.changed_since(generation).await;
+        }
+    }
+
     /// Bytes the log's segments hold (appended data, preallocation excluded).
     pub fn size_bytes(&self) -> u64 {
         self.state
