@@ -777,6 +777,33 @@ fn every_served_api_version_answers() {
             "IncrementalAlterConfigs v{version}: INVALID_CONFIG"
         );
     }
+    // Max timestamp (-3) is a v7 feature. Every batch has the same timestamp and DeleteRecords
+    // moved the log start to 3 above, so the answer is the first record from there.
+    for version in [6, 7] {
+        let request = ListOffsetsRequest::default()
+            .with_replica_id(spate_protocol::kafka_protocol::messages::BrokerId(-1))
+            .with_topics(vec![ListOffsetsTopic::default()
+                .with_name(topic())
+                .with_partitions(vec![ListOffsetsPartition::default()
+                    .with_partition_index(0)
+                    .with_timestamp(-3)])]);
+        let ResponseKind::ListOffsets(response) = raw.call(
+            ApiKey::ListOffsets,
+            version,
+            RequestKind::ListOffsets(request),
+        ) else {
+            panic!()
+        };
+        let partition = &response.topics[0].partitions[0];
+        if version == 7 {
+            assert_eq!(
+                (partition.error_code, partition.offset, partition.timestamp),
+                (0, 3, 1_700_000_000_000)
+            );
+        } else {
+            assert_eq!(partition.error_code, 35, "UNSUPPORTED_VERSION before v7");
+        }
+    }
     for version in 1..=4 {
         use spate_protocol::kafka_protocol::messages::DescribeLogDirsRequest;
         let ResponseKind::DescribeLogDirs(response) = raw.call(

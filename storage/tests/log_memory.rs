@@ -764,6 +764,10 @@ fn offsets_are_found_by_timestamp() {
         assert_eq!(find(1_215), Some((Offset(38), 1_220)));
         assert_eq!(find(2_920), Some((Offset(89), 2_920)));
         assert_eq!(find(2_921), None);
+        // Records below the log start are never the answer: the next match is.
+        block_on(log.truncate_prefix(Offset(2))).expect("truncate prefix");
+        assert_eq!(find(0), Some((Offset(2), 20)));
+        assert_eq!(log.max_timestamp(), 2_920);
         if compression == Compression::None {
             assert!(log.segment_bases().len() > 1, "the lookup crossed segments");
         }

@@ -1,6 +1,6 @@
-//! ListOffsets (key 2), versions 1–7: earliest (-2), latest (-1: the high watermark) and by
-//! timestamp (the first record at or after it). Max-timestamp lookups (-3, v7) are not
-//! served yet and answer UNSUPPORTED_VERSION for that partition.
+//! ListOffsets (key 2), versions 1–7: earliest (-2), latest (-1: the high watermark), by
+//! timestamp (the first record at or after it) and, from v7, max timestamp (-3: the first
+//! record carrying the log's largest timestamp, KIP-734).
 
 use super::{error_code, Broker};
 use spate_protocol::kafka_protocol::messages::list_offsets_request::ListOffsetsRequest;
@@ -10,6 +10,8 @@ use spate_protocol::kafka_protocol::messages::list_offsets_response::{
 
 const EARLIEST: i64 = -2;
 const LATEST: i64 = -1;
+const MAX_TIMESTAMP: i64 = -3;
+const FIRST_MAX_TIMESTAMP_VERSION: i16 = 7;
 
 /// The first version whose response carries the leader epoch.
 const FIRST_LEADER_EPOCH_VERSION: i16 = 4;
@@ -45,6 +47,24 @@ pub(super) async fn handle(
                 LATEST => answer
                     .with_offset(log.durable_offset().get())
                     .with_timestamp(-1),
+                MAX_TIMESTAMP if version >= FIRST_MAX_TIMESTAMP_VERSION => {
+                    let target = log.max_timestamp();
+                    match log.offset_for_timestamp(target).await {
+                        Ok(Some((offset, found)))
+                            if target >= 0 && offset < log.durable_offset() =>
+                        {
+                            answer.with_offset(offset.get()).with_timestamp(found)
+                        }
+                        Ok(_) => answer.with_offset(-1).with_timestamp(-1),
+                        Err(error) => {
+                            tracing::error!(%error, "max-timestamp lookup failed");
+                            answer
+                                .with_error_code(error_code::KAFKA_STORAGE_ERROR)
+                                .with_offset(-1)
+                                .with_timestamp(-1)
+                        }
+                    }
+                }
                 timestamp if timestamp >= 0 => match log.offset_for_timestamp(timestamp).await {
                     Ok(Some((offset, found))) if offset < log.durable_offset() => {
                         answer.with_offset(offset.get()).with_timestamp(found)

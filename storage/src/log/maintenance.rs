@@ -389,10 +389,11 @@ impl<D: Disk> Log<D> {
                 .collect::<Vec<_>>()
         };
         for plan in plans {
-            if let Some(found) = plan.find_timestamp(timestamp).await? {
-                if found.0 >= self.log_start_offset() {
-                    return Ok(Some(found));
-                }
+            if let Some(found) = plan
+                .find_timestamp(timestamp, self.log_start_offset())
+                .await?
+            {
+                return Ok(Some(found));
             }
         }
         Ok(None)

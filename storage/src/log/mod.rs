@@ -645,6 +645,17 @@ impl<D: Disk> Log<D> {
         }
     }
 
+    /// The largest batch max-timestamp in the log, or -1 when it holds no timestamps.
+    pub fn max_timestamp(&self) -> i64 {
+        let state = self.state.borrow();
+        state
+            .segments
+            .values()
+            .map(|segment| segment.index.max_timestamp())
+            .max()
+            .unwrap_or(-1)
+    }
+
     /// Bytes the log's segments hold (appended data, preallocation excluded).
     pub fn size_bytes(&self) -> u64 {
         self.state

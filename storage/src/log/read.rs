@@ -93,10 +93,12 @@ impl<F: DiskFile> ReadPlan<F> {
         Ok((position, next.unwrap_or(offset)))
     }
 
-    /// The first record at or after `timestamp` in this segment, scanning from `start`.
+    /// The first record at or after `timestamp` in this segment, scanning from `start` and
+    /// ignoring records below `from` (the log start offset).
     pub(super) async fn find_timestamp(
         &self,
         timestamp: i64,
+        from: Offset,
     ) -> Result<Option<(Offset, i64)>, LogError> {
         let mut position = self.start;
         let mut window = WindowBytes {
@@ -113,9 +115,9 @@ impl<F: DiskFile> ReadPlan<F> {
             let batch =
                 RecordBatch::validate(bytes).map_err(|e| self.corrupt(position, &e.to_string()))?;
             let header = batch.header();
-            if header.max_timestamp() >= timestamp {
+            if header.max_timestamp() >= timestamp && header.last_offset() >= from {
                 if header.timestamp_type() == TimestampType::LogAppendTime {
-                    return Ok(Some((base, header.max_timestamp())));
+                    return Ok(Some((base.max(from), header.max_timestamp())));
                 }
                 batch
                     .decompress_into(MAX_DECOMPRESSED_BYTES, &mut scratch)
@@ -123,11 +125,9 @@ impl<F: DiskFile> ReadPlan<F> {
                 for record in batch.records_in(&scratch) {
                     let record = record.map_err(|e| self.corrupt(position, &e.to_string()))?;
                     let record_timestamp = record.timestamp(header);
-                    if record_timestamp >= timestamp {
-                        return Ok(Some((
-                            Offset(base.get() + i64::from(record.offset_delta)),
-                            record_timestamp,
-                        )));
+                    let offset = Offset(base.get() + i64::from(record.offset_delta));
+                    if record_timestamp >= timestamp && offset >= from {
+                        return Ok(Some((offset, record_timestamp)));
                     }
                 }
             }
