@@ -7,7 +7,7 @@
 //! honoured by the host) and a few ms; CRC32C with SSE4.2 ~20–30 GiB/s.
 
 use spate_storage::disk::glommio::{GlommioDisk, GlommioFile};
-use spate_storage::disk::{Disk, DiskFile};
+use spate_storage::disk::{Disk, DiskBuffer, DiskFile};
 use spate_storage::join::join_all;
 use std::io;
 use std::path::Path;
@@ -43,6 +43,9 @@ impl Default for LimitsConfig {
 pub struct Limits {
     /// Sequential O_DIRECT write bandwidth, fdatasync at the end included (MiB/s).
     pub write_mib_s: f64,
+    /// Sequential O_DIRECT writes made durable every MiB: 1 MiB (four blocks in flight),
+    /// then fdatasync, repeated (MiB/s). The ceiling for group commit with 1 MiB rounds.
+    pub durable_rounds_mib_s: f64,
     /// Sequential O_DIRECT read bandwidth (MiB/s).
     pub read_mib_s: f64,
     /// fdatasync after one 4 KiB write: p50, p99, p99.9, max (µs).
@@ -63,11 +66,13 @@ pub async fn measure(disk: &GlommioDisk, dir: &Path, config: LimitsConfig) -> io
     file.allocate(config.bytes).await?;
     let write_mib_s = sequential_write(disk, &file, config).await?;
     let read_mib_s = sequential_read(&file, config).await?;
+    let durable_rounds_mib_s = durable_rounds(disk, &file, config).await?;
     let fsync_us = fsync_latency(disk, &file, config.fsync_samples).await?;
     drop(file);
     disk.remove(&path).await?;
     Ok(Limits {
         write_mib_s,
+        durable_rounds_mib_s,
         read_mib_s,
         fsync_us,
         crc32c_mib_s: crc32c_speed(),
@@ -91,7 +96,7 @@ async fn sequential_write(
         let wave: Vec<_> = (next..blocks.min(next + config.depth as u64))
             .map(|block| {
                 let mut buffer = disk.alloc_buffer(config.block_bytes);
-                buffer.as_mut().fill((block % 251) as u8);
+                buffer.bytes_mut().fill((block % 251) as u8);
                 file.write_at(Rc::new(buffer), block * config.block_bytes as u64)
             })
             .collect();
@@ -103,6 +108,34 @@ async fn sequential_write(
     file.fdatasync().await?;
     Ok(mib_per_s(
         blocks * config.block_bytes as u64,
+        started.elapsed().as_secs_f64(),
+    ))
+}
+
+async fn durable_rounds(
+    disk: &GlommioDisk,
+    file: &Rc<GlommioFile>,
+    config: LimitsConfig,
+) -> io::Result<f64> {
+    const ROUND_BYTES: u64 = 1 << 20;
+    let block = config.block_bytes as u64;
+    let rounds = (config.bytes / 4 / ROUND_BYTES).max(1);
+    let started = Instant::now();
+    for round in 0..rounds {
+        let writes: Vec<_> = (0..ROUND_BYTES / block)
+            .map(|i| {
+                let mut buffer = disk.alloc_buffer(config.block_bytes);
+                buffer.bytes_mut().fill(round as u8);
+                file.write_at(Rc::new(buffer), round * ROUND_BYTES + i * block)
+            })
+            .collect();
+        for result in join_all(writes).await {
+            result?;
+        }
+        file.fdatasync().await?;
+    }
+    Ok(mib_per_s(
+        rounds * ROUND_BYTES,
         started.elapsed().as_secs_f64(),
     ))
 }

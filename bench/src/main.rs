@@ -159,6 +159,11 @@ fn one_run(
     .map_err(|e| format!("executor: {e}"))??;
     let (limits, storage_figures) = figures;
     report.record("limit.disk.write", "MiB/s", limits.write_mib_s);
+    report.record(
+        "limit.disk.write_durable_1MiB_rounds",
+        "MiB/s",
+        limits.durable_rounds_mib_s,
+    );
     report.record("limit.disk.read", "MiB/s", limits.read_mib_s);
     for (name, value) in ["p50", "p99", "p999", "max"].iter().zip(limits.fsync_us) {
         report.record(&format!("limit.fdatasync.{name}"), "us", value);
