@@ -385,7 +385,9 @@ fn raw_bytes_get_kafka_errors_or_a_closed_connection() {
         response.responses[0].partition_responses[0].error_code, 3,
         "UNKNOWN_TOPIC_OR_PARTITION"
     );
-    let ResponseKind::Produce(response) = raw.call(ApiKey::Produce, 9, produce("raw-topic", good))
+    let good_again = || good.clone();
+    let ResponseKind::Produce(response) =
+        raw.call(ApiKey::Produce, 9, produce("raw-topic", good.clone()))
     else {
         panic!()
     };
@@ -394,6 +396,64 @@ fn raw_bytes_get_kafka_errors_or_a_closed_connection() {
         (partition.error_code, partition.base_offset),
         (0, 0),
         "a good batch lands at offset 0"
+    );
+
+    // acks outside -1..=1 is INVALID_REQUIRED_ACKS; a transactional batch is refused while
+    // transactions are not served (INVALID_TXN_STATE), and neither appends anything.
+    let mut builder = spate_model::BatchBuilder::new(spate_model::Compression::None);
+    builder
+        .push(&spate_model::BuilderRecord {
+            value: Some(b"y"),
+            ..Default::default()
+        })
+        .expect("push");
+    let RequestKind::Produce(bad_acks) = produce("raw-topic", builder.build().expect("build"))
+    else {
+        panic!()
+    };
+    let ResponseKind::Produce(response) = raw.call(
+        ApiKey::Produce,
+        9,
+        RequestKind::Produce(bad_acks.with_acks(2)),
+    ) else {
+        panic!()
+    };
+    assert_eq!(
+        response.responses[0].partition_responses[0].error_code, 21,
+        "INVALID_REQUIRED_ACKS"
+    );
+    let mut transactional = spate_model::BatchBuilder::new(spate_model::Compression::None)
+        .producer(
+            spate_model::ProducerId(5),
+            spate_model::ProducerEpoch(0),
+            spate_model::Sequence(0),
+        )
+        .transactional(true);
+    transactional
+        .push(&spate_model::BuilderRecord {
+            value: Some(b"t"),
+            ..Default::default()
+        })
+        .expect("push");
+    let ResponseKind::Produce(response) = raw.call(
+        ApiKey::Produce,
+        9,
+        produce("raw-topic", transactional.build().expect("build")),
+    ) else {
+        panic!()
+    };
+    assert_eq!(
+        response.responses[0].partition_responses[0].error_code, 48,
+        "INVALID_TXN_STATE"
+    );
+    let ResponseKind::Produce(response) =
+        raw.call(ApiKey::Produce, 9, produce("raw-topic", good_again()))
+    else {
+        panic!()
+    };
+    assert_eq!(
+        response.responses[0].partition_responses[0].base_offset, 1,
+        "nothing was appended in between"
     );
 
     // A frame claiming more than socket.request.max.bytes closes the connection.

@@ -183,6 +183,8 @@ pub mod error_code {
     pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
     /// MESSAGE_TOO_LARGE.
     pub const MESSAGE_TOO_LARGE: i16 = 10;
+    /// INVALID_REQUIRED_ACKS.
+    pub const INVALID_REQUIRED_ACKS: i16 = 21;
     /// INVALID_TOPIC_EXCEPTION.
     pub const INVALID_TOPIC: i16 = 17;
     /// UNSUPPORTED_VERSION.
@@ -197,6 +199,8 @@ pub mod error_code {
     pub const INVALID_CONFIG: i16 = 40;
     /// INVALID_REQUEST.
     pub const INVALID_REQUEST: i16 = 42;
+    /// INVALID_TXN_STATE.
+    pub const INVALID_TXN_STATE: i16 = 48;
     /// KAFKA_STORAGE_ERROR.
     pub const KAFKA_STORAGE_ERROR: i16 = 56;
     /// UNKNOWN_TOPIC_ID.

@@ -20,6 +20,14 @@ use std::rc::Rc;
 
 /// Returns `None` for `acks=0`, which gets no response.
 pub(super) async fn handle(broker: &Broker, request: ProduceRequest) -> Option<ProduceResponse> {
+    if !matches!(request.acks, -1..=1) {
+        // Kafka answers every partition with INVALID_REQUIRED_ACKS and appends nothing.
+        return Some(reject_all(
+            &request,
+            error_code::INVALID_REQUIRED_ACKS,
+            "acks must be -1, 0 or 1",
+        ));
+    }
     let mut touched: Vec<PartitionLog> = Vec::new();
     let mut responses = Vec::with_capacity(request.topic_data.len());
     for topic_data in &request.topic_data {
@@ -103,6 +111,14 @@ async fn append_all(
                 "clients may not write control batches".to_string(),
             ));
         }
+        if batch.header().is_transactional() {
+            // Without a transaction coordinator, read_committed consumers would see these
+            // records as committed: refuse rather than mislabel them.
+            return Err((
+                error_code::INVALID_TXN_STATE,
+                "transactions are not supported yet".to_string(),
+            ));
+        }
         if bytes.len() > max_bytes {
             let message = format!(
                 "batch of {} bytes exceeds max.message.bytes {max_bytes}",
@@ -176,6 +192,24 @@ fn appended(
             .with_log_start_offset(log.log_start_offset().get()),
         Err((code, message)) => failure(index, code, &message),
     }
+}
+
+fn reject_all(request: &ProduceRequest, code: i16, message: &str) -> ProduceResponse {
+    let responses = request
+        .topic_data
+        .iter()
+        .map(|topic| {
+            let partitions = topic
+                .partition_data
+                .iter()
+                .map(|p| failure(p.index, code, message))
+                .collect();
+            TopicProduceResponse::default()
+                .with_name(topic.name.clone())
+                .with_partition_responses(partitions)
+        })
+        .collect();
+    ProduceResponse::default().with_responses(responses)
 }
 
 fn failure(index: i32, code: i16, message: &str) -> PartitionProduceResponse {
