@@ -5,6 +5,9 @@ use crate::disk::{DiskBuffer, DiskFile};
 use spate_model::batch::{BATCH_HEADER_BYTES, LOG_OVERHEAD_BYTES};
 use spate_model::{BatchHeader, Offset, RecordBatch, TimestampType};
 
+/// Size of each concurrent request a large disk read is split into.
+const READ_PIECE_BYTES: usize = 256 * 1024;
+
 /// The most a batch may decompress to when a timestamp lookup has to look inside it.
 const MAX_DECOMPRESSED_BYTES: usize = 64 * 1024 * 1024;
 use std::path::PathBuf;
@@ -178,14 +181,22 @@ impl<F: DiskFile> ReadPlan<F> {
                 .file
                 .as_ref()
                 .ok_or_else(|| self.corrupt(pos, "data neither buffered nor on disk"))?;
-            let from_disk = file
-                .read_at(pos, disk_len)
-                .await
-                .map_err(io_error(|| format!("reading {}", self.path.display())))?;
-            if from_disk.len() < disk_len {
+            // Large reads go out as several requests at once: the device serves a queue
+            // faster than one long request.
+            let pieces: Vec<_> = (0..disk_len.div_ceil(READ_PIECE_BYTES))
+                .map(|i| {
+                    let offset = i * READ_PIECE_BYTES;
+                    file.read_at(pos + offset as u64, READ_PIECE_BYTES.min(disk_len - offset))
+                })
+                .collect();
+            for piece in crate::join::join_all(pieces).await {
+                let piece =
+                    piece.map_err(io_error(|| format!("reading {}", self.path.display())))?;
+                out.extend_from_slice(&piece);
+            }
+            if out.len() < disk_len {
                 return Err(self.corrupt(pos, "segment file shorter than its recorded end"));
             }
-            out.extend_from_slice(&from_disk);
         }
         out.resize(len, 0);
         // Later chunks overlap earlier ones by at most a carried page holding the same bytes.
