@@ -101,6 +101,7 @@ async fn run(config: Config, stop: Arc<AtomicBool>) -> Result<(), String> {
         advertised: advertised.clone(),
         topics,
         data_dir: data_dir.clone(),
+        request_budget: spate_storage::budget::Budget::new(server::MAX_INFLIGHT_REQUEST_BYTES),
         auto_create_topics: config.auto_create_topics,
         num_partitions: config.num_partitions,
     });

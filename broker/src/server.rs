@@ -7,6 +7,7 @@ use crate::runtime::{self, Listener, Stream};
 use bytes::BytesMut;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use spate_protocol::FrameDecoder;
+use spate_storage::budget::Budget;
 use std::cell::Cell;
 use std::rc::Rc;
 
@@ -16,6 +17,14 @@ pub const MAX_REQUEST_BYTES: usize = 100 * 1024 * 1024;
 const READ_CHUNK_BYTES: usize = 64 * 1024;
 /// Open connections per shard; more are accepted and closed at once.
 pub const MAX_CONNECTIONS: usize = 10_000;
+/// Request bytes a shard holds at once across its connections (frames being received or
+/// handled). A connection whose next frame does not fit waits before reading it: memory
+/// admission happens before buffering and decoding, not after.
+pub const MAX_INFLIGHT_REQUEST_BYTES: usize = 256 * 1024 * 1024;
+const _: () = assert!(
+    MAX_INFLIGHT_REQUEST_BYTES >= MAX_REQUEST_BYTES + 4,
+    "the largest frame must fit"
+);
 
 /// Counts what is in progress, for graceful shutdown.
 #[derive(Debug, Default)]
@@ -60,6 +69,33 @@ pub async fn serve(broker: Rc<Broker>, listener: Listener, activity: Rc<Activity
     }
 }
 
+/// The request bytes one connection holds from the shard's budget; returned when the frame
+/// is answered or the connection ends.
+struct Admission<'a> {
+    budget: &'a Budget,
+    bytes: usize,
+}
+
+impl Admission<'_> {
+    async fn claim(&mut self, bytes: usize) {
+        while !self.budget.try_take(bytes) {
+            // Back-pressure: wait for other connections' frames to be answered.
+            runtime::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        self.bytes = bytes;
+    }
+
+    fn release(&mut self) {
+        self.budget.give_back(std::mem::take(&mut self.bytes));
+    }
+}
+
+impl Drop for Admission<'_> {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
 async fn connection(
     broker: &Broker,
     mut stream: Stream,
@@ -68,6 +104,10 @@ async fn connection(
     let decoder = FrameDecoder::new(MAX_REQUEST_BYTES);
     let mut buffer = BytesMut::with_capacity(READ_CHUNK_BYTES);
     let mut chunk = vec![0_u8; READ_CHUNK_BYTES];
+    let mut admitted = Admission {
+        budget: &broker.request_budget,
+        bytes: 0,
+    };
     loop {
         while let Some(frame) = decoder.decode(&mut buffer).map_err(|e| e.to_string())? {
             activity.requests.set(activity.requests.get() + 1);
@@ -86,11 +126,65 @@ async fn connection(
                     return Err(reason);
                 }
             }
+            admitted.release();
+        }
+        // Claim the next frame's size before buffering it (its prefix says how big it is).
+        let needed = decoder.needed(&buffer).map_err(|e| e.to_string())?;
+        if buffer.len() >= 4 && admitted.bytes == 0 {
+            admitted.claim(needed).await;
         }
         let read = stream.read(&mut chunk).await.map_err(|e| e.to_string())?;
         if read == 0 {
             return Ok(());
         }
         buffer.extend_from_slice(&chunk[..read]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+    use std::time::Duration;
+
+    /// A claim that does not fit waits until another connection's frame is answered, and no
+    /// more than the budget is ever held.
+    #[test]
+    fn admission_waits_for_room_and_never_exceeds_the_budget() {
+        let order = runtime::run_shard("admission-test", None, || async {
+            let budget = Budget::new(100);
+            let events = Rc::new(std::cell::RefCell::new(Vec::new()));
+            let mut first = Admission {
+                budget: &budget,
+                bytes: 0,
+            };
+            first.claim(60).await;
+            let waiting_done = Rc::new(Cell::new(false));
+            let second = {
+                let (budget, events, done) = (&budget, events.clone(), waiting_done.clone());
+                async move {
+                    let mut second = Admission { budget, bytes: 0 };
+                    second.claim(60).await;
+                    events.borrow_mut().push("second admitted");
+                    assert!(budget.used() <= 100);
+                    done.set(true);
+                }
+            };
+            let release = async {
+                runtime::sleep(Duration::from_millis(20)).await;
+                assert!(
+                    !waiting_done.get(),
+                    "the second claim waited while the first held the room"
+                );
+                events.borrow_mut().push("first released");
+                first.release();
+            };
+            futures_lite::future::zip(second, release).await;
+            let order = events.borrow().clone();
+            assert_eq!(budget.used(), 0, "dropped admissions give their bytes back");
+            order
+        })
+        .expect("executor");
+        assert_eq!(order, vec!["first released", "second admitted"]);
     }
 }

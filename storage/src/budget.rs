@@ -40,7 +40,7 @@ impl Budget {
     }
 
     /// Claims `bytes` if they fit.
-    pub(crate) fn try_take(&self, bytes: usize) -> bool {
+    pub fn try_take(&self, bytes: usize) -> bool {
         let used = self.used.get();
         if used + bytes > self.capacity {
             return false;
@@ -50,7 +50,7 @@ impl Budget {
     }
 
     /// Returns `bytes` claimed earlier.
-    pub(crate) fn give_back(&self, bytes: usize) {
+    pub fn give_back(&self, bytes: usize) {
         let used = self.used.get();
         assert!(
             bytes <= used,

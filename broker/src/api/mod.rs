@@ -36,6 +36,8 @@ pub struct Broker {
     pub topics: Topics,
     /// The data directory (DescribeLogDirs names it).
     pub data_dir: std::path::PathBuf,
+    /// The shard's budget for request bytes being received or handled.
+    pub request_budget: std::rc::Rc<spate_storage::budget::Budget>,
     /// Metadata creates unknown topics.
     pub auto_create_topics: bool,
     /// Partitions of auto-created topics.
