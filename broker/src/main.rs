@@ -6,6 +6,7 @@ use spate_broker::config::{Config, StartArgs};
 use spate_broker::runtime::{self, Listener};
 use spate_broker::server::{self, Activity};
 use spate_broker::topics::Topics;
+use spate_storage::budget::Budget;
 use spate_storage::disk::glommio::GlommioDisk;
 use spate_storage::LogConfig;
 use std::process::ExitCode;
@@ -35,6 +36,11 @@ enum Command {
     /// Example: spate start --listen 127.0.0.1:9092 --data-dir /var/lib/spate
     Start(StartArgs),
 }
+
+/// Written log data a shard keeps in memory for readers near the end of their partitions.
+const TAIL_CACHE_BYTES: usize = 64 * 1024 * 1024;
+/// Appended data a shard holds while it waits for a flush, over all its partitions.
+const WRITE_BEHIND_BYTES: usize = 256 * 1024 * 1024;
 
 /// How long shutdown waits for in-flight requests.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -86,7 +92,13 @@ async fn run(config: Config, stop: Arc<AtomicBool>) -> Result<(), String> {
         .map_err(|e| format!("data directory {} is not usable: {e}", data_dir.display()))?;
     let listener = Listener::bind(config.listen)
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
-    let topics = Topics::open(disk, data_dir, LogConfig::default())
+    // The shard's memory budgets, shared by all its logs.
+    let log_config = LogConfig {
+        tail_cache: Some(Budget::new(TAIL_CACHE_BYTES)),
+        write_budget: Some(Budget::new(WRITE_BEHIND_BYTES)),
+        ..LogConfig::default()
+    };
+    let topics = Topics::open(disk, data_dir, log_config)
         .await
         .map_err(|e| format!("cannot open the topics in {}: {e}", data_dir.display()))?;
     let topic_count = topics.names().len();

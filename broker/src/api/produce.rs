@@ -6,7 +6,7 @@
 use super::{error_code, Broker};
 use crate::runtime;
 use crate::topic_config::TopicConfig;
-use crate::topics::PartitionLog;
+use crate::topics::{PartitionLog, Topics};
 use spate_model::batch::{set_log_append_time, BatchSplitter};
 use spate_model::{LeaderEpoch, Offset, RecordBatch};
 use spate_protocol::kafka_protocol::messages::produce_request::ProduceRequest;
@@ -46,7 +46,7 @@ pub(super) async fn handle(broker: &Broker, request: ProduceRequest) -> Option<P
                 }
                 (Some(log), Some(records)) => {
                     let config = topic.as_ref().map(|t| t.config.clone()).unwrap_or_default();
-                    let result = append_all(log, records, &config).await;
+                    let result = append_all(&broker.topics, log, records, &config).await;
                     if result.is_ok() && !touched.iter().any(|t| Rc::ptr_eq(t, log)) {
                         touched.push(log.clone());
                     }
@@ -95,6 +95,7 @@ type Assigned = (Offset, i64);
 /// validation or exceeds `max.message.bytes` rejects the whole partition's records,
 /// appending nothing.
 async fn append_all(
+    topics: &Topics,
     log: &PartitionLog,
     records: &[u8],
     config: &TopicConfig,
@@ -150,7 +151,9 @@ async fn append_all(
         let appended = loop {
             match log.append(&batch, LeaderEpoch(0)) {
                 Err(LogError::BufferFull { .. }) => {
-                    log.flush()
+                    // The shard's write-behind budget is full: flush whatever holds it (this
+                    // request's earlier partitions included), which returns it, then retry.
+                    flush_backlogged(topics)
                         .await
                         .map_err(|e| (error_code::KAFKA_STORAGE_ERROR, e.to_string()))?;
                 }
@@ -170,6 +173,16 @@ async fn append_all(
         first.get_or_insert(appended.base_offset);
     }
     Ok((first.unwrap_or(Offset(-1)), append_time.unwrap_or(-1)))
+}
+
+/// Flushes every partition of the shard with unflushed appends.
+async fn flush_backlogged(topics: &Topics) -> Result<(), LogError> {
+    for (log, _) in topics.all_logs() {
+        if log.unflushed_bytes() > 0 {
+            log.flush().await?;
+        }
+    }
+    Ok(())
 }
 
 fn now_ms() -> i64 {

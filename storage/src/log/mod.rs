@@ -720,6 +720,13 @@ impl<D: Disk> Log<D> {
             });
         }
         if let Some(budget) = &self.config.write_budget {
+            if bytes.len() > budget.capacity() {
+                // It could never be buffered: refuse instead of waiting forever for room.
+                return Err(LogError::BatchTooLarge {
+                    bytes: bytes.len(),
+                    segment_bytes: budget.capacity() as u64,
+                });
+            }
             if !budget.try_take(bytes.len()) {
                 return Err(LogError::BufferFull {
                     unflushed_bytes: budget.used(),
