@@ -508,6 +508,20 @@ fn bad_configuration_is_refused_with_a_clear_message() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    // A data directory that cannot be created (its parent is a file).
+    let blocker = data.path().join("a-file");
+    std::fs::write(&blocker, b"not a directory").expect("write");
+    let output = Command::new(env!("CARGO_BIN_EXE_spate"))
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(blocker.join("data"))
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("data directory") && stderr.contains("not usable"),
+        "{stderr}"
+    );
 }
 
 /// Every advertised version of every served API answers a well-formed request with a
