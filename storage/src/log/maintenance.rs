@@ -272,7 +272,13 @@ impl<D: Disk> Log<D> {
     async fn truncate_segment_at(&self, base: i64, offset: Offset) -> Result<Offset, LogError> {
         let (plan, path) = {
             let state = self.state.borrow();
-            let segment = &state.segments[&base];
+            let Some(segment) = state.segments.get(&base) else {
+                return Err(LogError::Corrupt {
+                    file: self.dir.join(segment::log_file_name(Offset(base))),
+                    position: 0,
+                    reason: "the segment was deleted while it was being truncated".to_string(),
+                });
+            };
             let path = self.dir.join(segment::log_file_name(segment.base));
             (
                 ReadPlan::for_segment(segment, path.clone(), Offset(i64::MAX)),
@@ -313,7 +319,17 @@ impl<D: Disk> Log<D> {
         }
         // Rebuild the index's running figures up to the cut, then reopen the segment for
         // appends with its partial last page carried in an open chunk.
-        let mut index = self.state.borrow().segments[&base].index.clone();
+        let index = self
+            .state
+            .borrow()
+            .segments
+            .get(&base)
+            .map(|segment| segment.index.clone());
+        let mut index = index.ok_or_else(|| LogError::Corrupt {
+            file: path.clone(),
+            position,
+            reason: "the segment was deleted while it was being truncated".to_string(),
+        })?;
         let _ = index.truncate_for_rescan(position);
         let mut epochs = crate::epochs::EpochCache::default();
         scan_batches(
@@ -342,7 +358,14 @@ impl<D: Disk> Log<D> {
             buffer.bytes_mut()[..bytes.len()].copy_from_slice(&bytes);
         }
         let mut state = self.state.borrow_mut();
-        let segment = state.segments.get_mut(&base).expect("kept segment");
+        // Retention may have run during the awaits above and removed the segment.
+        let Some(segment) = state.segments.get_mut(&base) else {
+            return Err(LogError::Corrupt {
+                file: path.clone(),
+                position,
+                reason: "the segment was deleted while it was being truncated".to_string(),
+            });
+        };
         segment.index = index;
         segment.end = position;
         segment.allocated = position;
