@@ -1,6 +1,8 @@
 //! The runtime seam: executors, tasks, timers and TCP, on glommio. The only place in the
 //! broker that names glommio (DESIGN §1), so replacing it stays local.
 
+pub mod mesh;
+
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
