@@ -1,8 +1,18 @@
-//! `spate-loadgen`: an open-loop Kafka load generator with HDR latency histograms, live
-//! progress and a capacity-planning mode.
+//! `spate-loadgen`: an open-loop Kafka load generator with HDR latency histograms.
 //!
 //! A black box to the broker: it depends only on `spate-model` and `spate-protocol` (plus
-//! glommio for its workers), never on `broker` or `storage`, so it measures Kafka, Redpanda and
+//! glommio for its I/O), never on `broker` or `storage`, so it measures Kafka, Redpanda and
 //! Spate alike.
 //!
-//! The generator lands with the loadgen issue; this crate is its reserved place.
+//! What runs today: one producer on one connection, at a fixed rate, to one topic's
+//! partitions (round-robin), with acks 0/1/all; publish latency measured from each message's
+//! intended send time (no coordinated omission) beside the service time; a JSON result file
+//! and a summary table. Consumers and end-to-end latency, several workers and connections,
+//! compression, keys, workload files, interval series, `.hgrm`/SVG/HTML output and the
+//! capacity mode come next (the loadgen issue lists them).
+
+pub mod client;
+pub mod report;
+pub mod run;
+
+pub use run::{run, RunConfig, RunError, RunResult};

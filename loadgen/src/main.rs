@@ -1,0 +1,137 @@
+//! The `spate-loadgen` command line.
+
+use clap::{Parser, Subcommand};
+use spate_loadgen::{report, run, RunConfig};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "spate-loadgen",
+    version,
+    about = "Open-loop Kafka load generator with HDR latency histograms"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Produce at a fixed rate and report publish latency from each message's intended send
+    /// time, beside the service time.
+    ///
+    /// Example: spate-loadgen run --bootstrap 127.0.0.1:9092 --topic load --rate 10000 --message-size 1024 --duration 30s --warmup 5s
+    Run {
+        /// A broker to start from (host:port).
+        #[arg(long)]
+        bootstrap: String,
+        /// The topic to produce to.
+        #[arg(long, default_value = "spate-loadgen")]
+        topic: String,
+        /// Messages per second.
+        #[arg(long, default_value_t = 1000.0)]
+        rate: f64,
+        /// Bytes per message.
+        #[arg(long, default_value_t = 1024)]
+        message_size: usize,
+        /// Run time, e.g. 30s or 500ms.
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        duration: Duration,
+        /// Initial part left out of the histograms.
+        #[arg(long, default_value = "0s", value_parser = parse_duration)]
+        warmup: Duration,
+        /// all (-1), 1 or 0.
+        #[arg(long, default_value = "all", value_parser = parse_acks)]
+        acks: i16,
+        /// Also write the result as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, unit) = match text.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(at) => text.split_at(at),
+        None => return Err(format!("{text:?}: give a unit (ms, s, m)")),
+    };
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        other => return Err(format!("unknown unit {other:?} (ms, s, m)")),
+    };
+    if !(0.0..=86_400.0).contains(&seconds) {
+        return Err(format!("{text:?} is out of range"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+fn parse_acks(text: &str) -> Result<i16, String> {
+    match text {
+        "all" | "-1" => Ok(-1),
+        "1" => Ok(1),
+        "0" => Ok(0),
+        other => Err(format!("acks {other:?}: all, 1 or 0")),
+    }
+}
+
+fn main() -> ExitCode {
+    let Command::Run {
+        bootstrap,
+        topic,
+        rate,
+        message_size,
+        duration,
+        warmup,
+        acks,
+        json,
+    } = Cli::parse().command;
+    if !(rate > 0.0 && rate <= 10_000_000.0) {
+        eprintln!("spate-loadgen: --rate must be between 0 and 10000000 messages per second");
+        return ExitCode::from(2);
+    }
+    if warmup >= duration {
+        eprintln!("spate-loadgen: --warmup must be shorter than --duration");
+        return ExitCode::from(2);
+    }
+    let config = RunConfig {
+        bootstrap,
+        topic,
+        rate,
+        message_bytes: message_size,
+        duration,
+        warmup,
+        acks,
+    };
+    let shared = config.clone();
+    let outcome = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+        .name("spate-loadgen")
+        .spawn(move || async move { run(&shared).await })
+        .and_then(|handle| handle.join());
+    let result = match outcome {
+        Ok(Ok(result)) => result,
+        Ok(Err(e)) => {
+            eprintln!("spate-loadgen: {e}");
+            return ExitCode::FAILURE;
+        }
+        Err(e) => {
+            eprintln!("spate-loadgen: executor: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    print!("{}", report::table(&config, &result));
+    if let Some(path) = json {
+        let document =
+            serde_json::to_string_pretty(&report::json(&config, &result)).unwrap_or_default();
+        if let Err(e) = std::fs::write(&path, document) {
+            eprintln!("spate-loadgen: cannot write {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    ExitCode::SUCCESS
+}
