@@ -67,6 +67,7 @@ fn config(address: &str, topic: &str, rate: f64, seconds: f64) -> RunConfig {
         duration: Duration::from_secs_f64(seconds),
         warmup: Duration::from_millis(200),
         acks: -1,
+        consumers: 1,
     }
 }
 
@@ -77,6 +78,19 @@ fn a_fixed_rate_run_reaches_its_rate_and_lands_every_record() {
     let result = run(config(&broker.address, "steady", 2000.0, 2.0));
     assert!(result.errors.is_empty(), "{:?}", result.errors);
     assert_eq!(result.produced, 4000);
+    assert_eq!(
+        result.consumed, 4000,
+        "every produced record is consumed, counts match"
+    );
+    let e2e = result
+        .e2e_latency
+        .as_ref()
+        .expect("end-to-end latency with a consumer");
+    assert!(
+        e2e.len() > 3000,
+        "end-to-end samples after the warm-up: {}",
+        e2e.len()
+    );
     let achieved = result.produced as f64 / result.elapsed.as_secs_f64();
     assert!(
         (achieved - 2000.0).abs() / 2000.0 < 0.05,
@@ -96,10 +110,12 @@ fn a_fixed_rate_run_reaches_its_rate_and_lands_every_record() {
     let json =
         spate_loadgen::report::json(&config(&broker.address, "steady", 2000.0, 2.0), &result);
     for key in ["p50", "p75", "p90", "p95", "p99", "p99.9", "p99.99", "max"] {
-        assert!(json["publish_latency_us"][key].as_u64().is_some(), "{key}");
-        assert!(json["service_time_us"][key].as_u64().is_some(), "{key}");
+        for histogram in ["publish_latency_us", "service_time_us", "e2e_latency_us"] {
+            assert!(json[histogram][key].as_u64().is_some(), "{histogram} {key}");
+        }
     }
     assert_eq!(json["throughput"]["produced"], 4000);
+    assert_eq!(json["throughput"]["consumed"], 4000);
 }
 
 #[test]

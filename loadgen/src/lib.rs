@@ -12,6 +12,7 @@
 //! capacity mode come next (the loadgen issue lists them).
 
 pub mod client;
+pub mod consume;
 pub mod report;
 pub mod run;
 

@@ -45,6 +45,9 @@ enum Command {
         /// all (-1), 1 or 0.
         #[arg(long, default_value = "all", value_parser = parse_acks)]
         acks: i16,
+        /// Consumers reading the run back for end-to-end latency (0 or 1).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=1))]
+        consumers: u32,
         /// Also write the result as JSON here.
         #[arg(long)]
         json: Option<PathBuf>,
@@ -89,6 +92,7 @@ fn main() -> ExitCode {
         duration,
         warmup,
         acks,
+        consumers,
         json,
     } = Cli::parse().command;
     if !(rate > 0.0 && rate <= 10_000_000.0) {
@@ -107,6 +111,7 @@ fn main() -> ExitCode {
         duration,
         warmup,
         acks,
+        consumers,
     };
     let shared = config.clone();
     let outcome = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)

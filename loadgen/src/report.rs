@@ -27,8 +27,7 @@ fn percentiles(histogram: &Histogram<u64>) -> Value {
     Value::Object(out)
 }
 
-/// The result document. `e2e_latency_us` is null and the consumed figures 0 while the load
-/// generator has no consumers.
+/// The result document. `e2e_latency_us` is null when the run had no consumer.
 pub fn json(config: &RunConfig, result: &RunResult) -> Value {
     let seconds = result.elapsed.as_secs_f64().max(f64::MIN_POSITIVE);
     let errors: u64 = result.errors.values().sum();
@@ -43,18 +42,18 @@ pub fn json(config: &RunConfig, result: &RunResult) -> Value {
             "warmup_s": config.warmup.as_secs_f64(),
             "acks": config.acks,
             "producers": 1,
-            "consumers": 0,
+            "consumers": config.consumers,
         },
         "publish_latency_us": percentiles(&result.publish_latency),
         "service_time_us": percentiles(&result.service_time),
-        "e2e_latency_us": Value::Null,
+        "e2e_latency_us": result.e2e_latency.as_ref().map_or(Value::Null, percentiles),
         "throughput": {
             "produced_msgs_per_s": result.produced as f64 / seconds,
             "produced_mb_per_s": mb / seconds,
-            "consumed_msgs_per_s": 0.0,
-            "consumed_mb_per_s": 0.0,
+            "consumed_msgs_per_s": result.consumed as f64 / seconds,
+            "consumed_mb_per_s": result.consumed as f64 * result.message_bytes as f64 / 1e6 / seconds,
             "produced": result.produced,
-            "consumed": 0,
+            "consumed": result.consumed,
             "errors": errors,
         },
         "errors_by_code": result.errors.iter().map(|(code, count)| (code.to_string(), json!(count))).collect::<Map<_, _>>(),
@@ -66,12 +65,13 @@ pub fn json(config: &RunConfig, result: &RunResult) -> Value {
 pub fn table(config: &RunConfig, result: &RunResult) -> String {
     let seconds = result.elapsed.as_secs_f64().max(f64::MIN_POSITIVE);
     let mut out = format!(
-        "produced {} messages in {seconds:.2} s: {:.0} msgs/s (target {:.0}), {:.2} MB/s, {} errors\n",
+        "produced {} messages in {seconds:.2} s: {:.0} msgs/s (target {:.0}), {:.2} MB/s, {} errors; consumed {}\n",
         result.produced,
         result.produced as f64 / seconds,
         config.rate,
         result.produced as f64 * result.message_bytes as f64 / 1e6 / seconds,
         result.errors.values().sum::<u64>(),
+        result.consumed,
     );
     out.push_str(&format!("{:<14}", "latency (µs)"));
     for (name, _) in PERCENTILES {

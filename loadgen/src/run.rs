@@ -8,6 +8,7 @@
 //! out — is recorded beside it, and is what a closed-loop tool would report.
 
 use crate::client::{ClientError, Connection};
+use crate::consume::{consume, end_offsets, now_us, Progress, INTENDED_HEADER};
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use spate_model::{BatchBuilder, BuilderRecord, Compression};
@@ -20,6 +21,7 @@ use spate_protocol::kafka_protocol::messages::produce_request::{
 use spate_protocol::kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind, TopicName};
 use spate_protocol::kafka_protocol::protocol::StrBytes;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 /// The most messages one produce request carries; more that are due go in the next one.
@@ -44,6 +46,8 @@ pub struct RunConfig {
     pub warmup: Duration,
     /// `acks`: -1 (all), 0 or 1.
     pub acks: i16,
+    /// Consumers reading the run back (0 or 1 so far).
+    pub consumers: u32,
 }
 
 /// What a run measured.
@@ -61,6 +65,10 @@ pub struct RunResult {
     pub elapsed: Duration,
     /// Bytes per message value.
     pub message_bytes: usize,
+    /// Records the consumer read.
+    pub consumed: u64,
+    /// Intended send time to consumption (µs), after the warm-up; `None` without consumers.
+    pub e2e_latency: Option<Histogram<u64>>,
 }
 
 /// Why a run stopped early.
@@ -89,6 +97,23 @@ pub async fn run(config: &RunConfig) -> Result<RunResult, RunError> {
     let mut connection = Connection::connect(&config.bootstrap).await?;
     let partitions = partition_count(&mut connection, &config.topic).await?;
     let produce_version = connection.version(ApiKey::Produce, (3, 9))?;
+    let progress = Rc::new(Progress::default());
+    let wall_start_us = now_us();
+    let warmup_until_us =
+        wall_start_us + i64::try_from(config.warmup.as_micros()).unwrap_or(i64::MAX);
+    let consumer = if config.consumers > 0 {
+        let offsets = end_offsets(&mut connection, &config.topic, partitions).await?;
+        let (bootstrap, topic, progress) = (
+            config.bootstrap.clone(),
+            config.topic.clone(),
+            progress.clone(),
+        );
+        Some(glommio::spawn_local(async move {
+            consume(&bootstrap, &topic, offsets, warmup_until_us, progress).await
+        }))
+    } else {
+        None
+    };
     let payload = vec![0x5a_u8; config.message_bytes];
     let interval_s = 1.0 / config.rate;
     let total = (config.rate * config.duration.as_secs_f64()).ceil() as u64;
@@ -100,6 +125,8 @@ pub async fn run(config: &RunConfig) -> Result<RunResult, RunError> {
         service_time: histogram(),
         elapsed: Duration::ZERO,
         message_bytes: config.message_bytes,
+        consumed: 0,
+        e2e_latency: None,
     };
     let start = Instant::now();
     let intended = |i: u64| start + Duration::from_secs_f64(i as f64 * interval_s);
@@ -112,7 +139,8 @@ pub async fn run(config: &RunConfig) -> Result<RunResult, RunError> {
             continue;
         }
         let end = due.min(next + MAX_BATCH_MESSAGES);
-        let request = produce_request(config, partitions, next, end, &payload)?;
+        let intended_us = |i: u64| wall_start_us + (i as f64 * interval_s * 1e6) as i64;
+        let request = produce_request(config, partitions, next, end, &payload, intended_us)?;
         let sent = Instant::now();
         let outcome = if config.acks == 0 {
             // No response comes: "acknowledged" when written.
@@ -159,7 +187,10 @@ pub async fn run(config: &RunConfig) -> Result<RunResult, RunError> {
                 .copied()
                 .unwrap_or(if config.acks == 0 { 0 } else { -1 })
             {
-                0 => result.produced += 1,
+                0 => {
+                    result.produced += 1;
+                    progress.produced.set(result.produced);
+                }
                 code => *result.errors.entry(code).or_default() += 1,
             }
             if i >= warmup_messages {
@@ -175,6 +206,12 @@ pub async fn run(config: &RunConfig) -> Result<RunResult, RunError> {
         next = end;
     }
     result.elapsed = start.elapsed();
+    progress.done.set(true);
+    if let Some(consumer) = consumer {
+        let consumed = consumer.await?;
+        result.consumed = consumed.records;
+        result.e2e_latency = Some(consumed.e2e_latency);
+    }
     Ok(result)
 }
 
@@ -220,6 +257,7 @@ fn produce_request(
     first: u64,
     end: u64,
     payload: &[u8],
+    intended_us: impl Fn(u64) -> i64,
 ) -> Result<ProduceRequest, RunError> {
     let mut builders: BTreeMap<i32, BatchBuilder> = BTreeMap::new();
     for i in first..end {
@@ -231,7 +269,7 @@ fn produce_request(
                 timestamp_ms: now_ms(),
                 key: None,
                 value: Some(payload),
-                headers: &[],
+                headers: &[(INTENDED_HEADER, Some(&intended_us(i).to_be_bytes()))],
             })
             .map_err(|e| RunError::Topic {
                 topic: config.topic.clone(),
