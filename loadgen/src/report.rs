@@ -78,10 +78,14 @@ pub fn table(config: &RunConfig, result: &RunResult) -> String {
         out.push_str(&format!("{name:>10}"));
     }
     out.push_str(&format!("{:>10}\n", "max"));
-    for (label, histogram) in [
+    let mut rows = vec![
         ("publish", &result.publish_latency),
         ("service time", &result.service_time),
-    ] {
+    ];
+    if let Some(e2e) = &result.e2e_latency {
+        rows.push(("end to end", e2e));
+    }
+    for (label, histogram) in rows {
         out.push_str(&format!("{label:<14}"));
         for (_, quantile) in PERCENTILES {
             out.push_str(&format!("{:>10}", histogram.value_at_percentile(quantile)));
