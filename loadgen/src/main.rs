@@ -51,6 +51,10 @@ enum Command {
         /// Also write the result as JSON here.
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Also write each latency histogram as PREFIX-<name>.hgrm (HdrHistogram's
+        /// percentile-distribution format, milliseconds).
+        #[arg(long, value_name = "PREFIX")]
+        hgrm: Option<String>,
     },
 }
 
@@ -94,6 +98,7 @@ fn main() -> ExitCode {
         acks,
         consumers,
         json,
+        hgrm,
     } = Cli::parse().command;
     if !(rate > 0.0 && rate <= 10_000_000.0) {
         eprintln!("spate-loadgen: --rate must be between 0 and 10000000 messages per second");
@@ -136,6 +141,22 @@ fn main() -> ExitCode {
         if let Err(e) = std::fs::write(&path, document) {
             eprintln!("spate-loadgen: cannot write {}: {e}", path.display());
             return ExitCode::FAILURE;
+        }
+    }
+    if let Some(prefix) = hgrm {
+        let mut histograms = vec![
+            ("publish", &result.publish_latency),
+            ("service", &result.service_time),
+        ];
+        if let Some(e2e) = &result.e2e_latency {
+            histograms.push(("e2e", e2e));
+        }
+        for (name, histogram) in histograms {
+            let path = format!("{prefix}-{name}.hgrm");
+            if let Err(e) = std::fs::write(&path, report::hgrm(histogram)) {
+                eprintln!("spate-loadgen: cannot write {path}: {e}");
+                return ExitCode::FAILURE;
+            }
         }
     }
     ExitCode::SUCCESS

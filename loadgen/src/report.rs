@@ -94,3 +94,79 @@ pub fn table(config: &RunConfig, result: &RunResult) -> String {
     }
     out
 }
+
+/// A histogram in HdrHistogram's percentile-distribution text format (`.hgrm`, what the
+/// HdrHistogram plotters read), values in milliseconds.
+pub fn hgrm(histogram: &Histogram<u64>) -> String {
+    const TICKS_PER_HALF_DISTANCE: u32 = 5;
+    let mut out = format!(
+        "{:>12} {:>14} {:>10} {:>14}\n\n",
+        "Value", "Percentile", "TotalCount", "1/(1-Percentile)"
+    );
+    for step in histogram.iter_quantiles(TICKS_PER_HALF_DISTANCE) {
+        let quantile = step.quantile_iterated_to();
+        let value_ms = step.value_iterated_to() as f64 / 1000.0;
+        let total = histogram.count_between(0, step.value_iterated_to());
+        if quantile < 1.0 {
+            out.push_str(&format!(
+                "{value_ms:>12.3} {quantile:>14.12} {total:>10} {:>14.2}\n",
+                1.0 / (1.0 - quantile)
+            ));
+        } else {
+            out.push_str(&format!("{value_ms:>12.3} {quantile:>14.12} {total:>10}\n"));
+        }
+    }
+    out.push_str(&format!(
+        "#[Mean    = {:>12.3}, StdDeviation   = {:>12.3}]\n",
+        histogram.mean() / 1000.0,
+        histogram.stdev() / 1000.0
+    ));
+    out.push_str(&format!(
+        "#[Max     = {:>12.3}, Total count    = {:>12}]\n",
+        histogram.max() as f64 / 1000.0,
+        histogram.len()
+    ));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hgrm_lists_rising_percentiles_and_the_summary_lines() {
+        let mut histogram = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("bounds");
+        for value in 1..=10_000_u64 {
+            histogram.record(value * 10).expect("record");
+        }
+        let text = hgrm(&histogram);
+        let rows: Vec<(f64, f64)> = text
+            .lines()
+            .skip(2)
+            .take_while(|line| !line.starts_with('#'))
+            .map(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                (
+                    fields[0].parse().expect("value"),
+                    fields[1].parse().expect("percentile"),
+                )
+            })
+            .collect();
+        assert!(rows.len() > 20, "{} rows", rows.len());
+        assert!(
+            rows.windows(2)
+                .all(|w| w[0].0 <= w[1].0 && w[0].1 <= w[1].1),
+            "values and percentiles rise"
+        );
+        let (last_value, last_quantile) = *rows.last().expect("rows");
+        assert_eq!(last_quantile, 1.0);
+        assert!(
+            (last_value - 100.0).abs() < 0.2,
+            "the max is 100 ms: {last_value}"
+        );
+        assert!(
+            text.contains("#[Max     =") && text.contains("Total count    =        10000"),
+            "{text}"
+        );
+    }
+}
