@@ -2,14 +2,17 @@
 //! real Kafka clients (librdkafka through confluent-kafka, kafka-python, KafkaJS) installed
 //! by `scripts/install-clients`, and by raw protocol bytes.
 
+mod common;
+
 use bytes::{Buf, Bytes, BytesMut};
+use common::Broker;
 use spate_protocol::header::RequestHeader;
 use spate_protocol::kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use spate_protocol::{decode_response, encode_request};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 fn repo() -> PathBuf {
@@ -17,65 +20,6 @@ fn repo() -> PathBuf {
         .parent()
         .expect("repo root")
         .to_path_buf()
-}
-
-/// A broker process on an ephemeral port; killed when dropped.
-struct Broker {
-    child: Child,
-    address: String,
-    data_dir: PathBuf,
-}
-
-impl Broker {
-    fn start(data_dir: &Path) -> Broker {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_spate"))
-            .args(["start", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start spate");
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().expect("stdout"))
-            .read_line(&mut line)
-            .expect("start-up line");
-        let address = line
-            .split_whitespace()
-            .skip_while(|word| *word != "on")
-            .nth(1)
-            .unwrap_or_else(|| panic!("no address in {line:?}"))
-            .to_string();
-        Broker {
-            child,
-            address,
-            data_dir: data_dir.to_path_buf(),
-        }
-    }
-
-    fn stop(mut self, signal: &str) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill")
-            .args([signal, &pid])
-            .status()
-            .expect("kill");
-        assert!(sent.success());
-        let status = self.child.wait().expect("wait");
-        std::mem::forget(self);
-        status
-    }
-
-    fn restart(self, signal: &str) -> Broker {
-        let data_dir = self.data_dir.clone();
-        self.stop(signal);
-        Broker::start(&data_dir)
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn run_client(program: &Path, args: &[&str]) {

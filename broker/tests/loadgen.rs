@@ -2,53 +2,11 @@
 //! lands every record; a broker paused mid-run shows up in the publish latency (measured from
 //! intended send times) but not in the service time a closed-loop tool would report.
 
+mod common;
+
+use common::Broker;
 use spate_loadgen::{RunConfig, RunResult};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-
-struct Broker {
-    child: Child,
-    address: String,
-}
-
-impl Broker {
-    fn start(data_dir: &std::path::Path) -> Broker {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_spate"))
-            .args(["start", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start spate");
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().expect("stdout"))
-            .read_line(&mut line)
-            .expect("start-up line");
-        let address = line
-            .split_whitespace()
-            .skip_while(|w| *w != "on")
-            .nth(1)
-            .expect("address")
-            .to_string();
-        Broker { child, address }
-    }
-
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([signal, &self.child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success());
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn run(config: RunConfig) -> RunResult {
     spate_broker::runtime::run_shard("loadgen-test", None, move || async move {
