@@ -7,7 +7,23 @@ mod common;
 use bytes::{Buf, Bytes, BytesMut};
 use common::Broker;
 use spate_protocol::header::RequestHeader;
-use spate_protocol::kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
+use spate_protocol::kafka_protocol::messages::create_topics_request::{
+    CreatableTopic, CreateTopicsRequest,
+};
+use spate_protocol::kafka_protocol::messages::fetch_request::{
+    FetchPartition, FetchRequest, FetchTopic,
+};
+use spate_protocol::kafka_protocol::messages::list_offsets_request::{
+    ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic,
+};
+use spate_protocol::kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use spate_protocol::kafka_protocol::messages::produce_request::{
+    PartitionProduceData, ProduceRequest, TopicProduceData,
+};
+use spate_protocol::kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, MetadataRequest, RequestKind, ResponseKind, TopicName,
+};
+use spate_protocol::kafka_protocol::protocol::StrBytes;
 use spate_protocol::{decode_response, encode_request};
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -240,14 +256,6 @@ impl Raw {
 
 #[test]
 fn raw_bytes_get_kafka_errors_or_a_closed_connection() {
-    use spate_protocol::kafka_protocol::messages::produce_request::{
-        PartitionProduceData, ProduceRequest, TopicProduceData,
-    };
-    use spate_protocol::kafka_protocol::messages::{
-        ApiVersionsRequest, MetadataRequest, TopicName,
-    };
-    use spate_protocol::kafka_protocol::protocol::StrBytes;
-
     let data = tempfile::tempdir().expect("temp dir");
     let broker = Broker::start(data.path());
     let mut raw = Raw::connect(&broker.address);
@@ -472,24 +480,6 @@ fn bad_configuration_is_refused_with_a_clear_message() {
 /// response that decodes (no field set that the version lacks, no closed connection).
 #[test]
 fn every_served_api_version_answers() {
-    use spate_protocol::kafka_protocol::messages::create_topics_request::{
-        CreatableTopic, CreateTopicsRequest,
-    };
-    use spate_protocol::kafka_protocol::messages::fetch_request::{
-        FetchPartition, FetchRequest, FetchTopic,
-    };
-    use spate_protocol::kafka_protocol::messages::list_offsets_request::{
-        ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic,
-    };
-    use spate_protocol::kafka_protocol::messages::metadata_request::MetadataRequestTopic;
-    use spate_protocol::kafka_protocol::messages::produce_request::{
-        PartitionProduceData, ProduceRequest, TopicProduceData,
-    };
-    use spate_protocol::kafka_protocol::messages::{
-        ApiVersionsRequest, MetadataRequest, TopicName,
-    };
-    use spate_protocol::kafka_protocol::protocol::StrBytes;
-
     let data = tempfile::tempdir().expect("temp dir");
     let broker = Broker::start(data.path());
     let mut raw = Raw::connect(&broker.address);
@@ -1019,20 +1009,11 @@ fn sixty_four_partitions_one_mebibyte_records_and_replay_by_timestamp() {
 /// deadline (and with the data).
 #[test]
 fn a_long_poll_wakes_when_records_arrive() {
-    use spate_protocol::kafka_protocol::messages::fetch_request::{
-        FetchPartition, FetchRequest, FetchTopic,
-    };
-    use spate_protocol::kafka_protocol::messages::produce_request::{
-        PartitionProduceData, ProduceRequest, TopicProduceData,
-    };
-    use spate_protocol::kafka_protocol::messages::TopicName;
-    use spate_protocol::kafka_protocol::protocol::StrBytes;
-
     let data = tempfile::tempdir().expect("temp dir");
     let broker = Broker::start(data.path());
     let topic = || TopicName(StrBytes::from_static_str("waiting"));
     let mut admin = Raw::connect(&broker.address);
-    let metadata = spate_protocol::kafka_protocol::messages::MetadataRequest::default()
+    let metadata = MetadataRequest::default()
         .with_topics(Some(vec![spate_protocol::kafka_protocol::messages::metadata_request::MetadataRequestTopic::default().with_name(Some(topic()))]))
         .with_allow_auto_topic_creation(true);
     admin.call(ApiKey::Metadata, 9, RequestKind::Metadata(metadata));
