@@ -23,6 +23,8 @@ use std::path::{Path, PathBuf};
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:9092";
 const DEFAULT_DATA_DIR: &str = "./data";
+/// The most shards a broker runs.
+pub const MAX_SHARDS: usize = 256;
 
 /// `spate start` options. Every flag can also come from its `SPATE_*` variable.
 #[derive(Debug, Clone, Default, Parser)]
@@ -39,7 +41,8 @@ pub struct StartArgs {
     /// Directory holding the partitions' logs and the topic metadata [default: ./data].
     #[arg(long, env = "SPATE_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Shards (one executor per core). Only 1 is implemented so far [default: 1].
+    /// Shards: one executor per core, each owning some partitions [default: the number of
+    /// CPUs this process may use].
     #[arg(long, env = "SPATE_CORES")]
     pub cores: Option<usize>,
     /// This broker's node id [default: 0].
@@ -144,9 +147,12 @@ impl StartArgs {
             None => (listen.ip().to_string(), listen.port()),
             Some(value) => split_host_port("--advertised-listener", &value)?,
         };
-        let cores = self.cores.or(file.cores).unwrap_or(1);
-        if cores != 1 {
-            let reason = "only 1 shard is implemented so far";
+        let cores = self
+            .cores
+            .or(file.cores)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+        if !(1..=MAX_SHARDS).contains(&cores) {
+            let reason = "a broker runs between 1 and 256 shards";
             return Err(ConfigError::OutOfRange {
                 setting: "--cores",
                 value: cores.to_string(),

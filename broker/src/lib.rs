@@ -6,13 +6,14 @@
 //! It may depend on every library crate (`model`, `protocol`, `storage`, `replication`) but on
 //! no tool crate (`loadgen`, `bench`, `tests`). glommio may be named only in `src/runtime/`.
 //!
-//! What runs today: one shard serving ApiVersions, Metadata (auto-create), Produce (acks 0, 1,
-//! all with group commit), Fetch (long poll), ListOffsets and CreateTopics over the durable
-//! logs of `spate-storage`, with graceful shutdown. The rest of the single-node broker issue
-//! (more shards, the admin APIs, topic configs, TOML config) lands next.
+//! What runs today: one shard per core, each owning some partitions' logs and serving the
+//! data and admin APIs (see `api`) on the connections the kernel gives it; requests that
+//! touch another shard's partitions go there through the mesh (`runtime::mesh`), and topic
+//! changes go through shard 0 (`controller`).
 
 pub mod api;
 pub mod config;
+pub mod controller;
 pub mod maintenance;
 pub mod runtime;
 pub mod server;

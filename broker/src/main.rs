@@ -3,16 +3,19 @@
 use clap::{Parser, Subcommand};
 use spate_broker::api::Broker;
 use spate_broker::config::{Config, StartArgs};
+use spate_broker::controller::Controller;
+use spate_broker::runtime::mesh::{self, Inbox, Mesh};
 use spate_broker::runtime::{self, Listener};
 use spate_broker::server::{self, Activity};
-use spate_broker::topics::Topics;
+use spate_broker::topics::{Catalog, ShardLogs};
 use spate_storage::budget::Budget;
 use spate_storage::disk::glommio::GlommioDisk;
 use spate_storage::LogConfig;
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 #[derive(Parser)]
@@ -41,9 +44,13 @@ enum Command {
 const TAIL_CACHE_BYTES: usize = 64 * 1024 * 1024;
 /// Appended data a shard holds while it waits for a flush, over all its partitions.
 const WRITE_BEHIND_BYTES: usize = 256 * 1024 * 1024;
+/// Calls waiting in a shard's inbox before callers wait.
+const MESH_CAPACITY: usize = 1024;
 
 /// How long shutdown waits for in-flight requests.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often a shard looks at the shared start-up and shutdown state.
+const POLL: Duration = Duration::from_millis(5);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -71,37 +78,184 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    let result = runtime::run_shard("spate-shard-0", None, move || run(config, stop));
-    match result {
-        Ok(Ok(())) => ExitCode::SUCCESS,
-        Ok(Err(message)) => {
+    match run(config, stop) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
             eprintln!("spate: {message}");
-            ExitCode::FAILURE
-        }
-        Err(error) => {
-            eprintln!("spate: the shard failed: {error}");
             ExitCode::FAILURE
         }
     }
 }
 
-async fn run(config: Config, stop: Arc<AtomicBool>) -> Result<(), String> {
+/// What the shards share while they start and stop.
+struct Lifecycle {
+    shards: usize,
+    /// Set by SIGINT/SIGTERM, or when a shard fails.
+    stop: Arc<AtomicBool>,
+    failed: AtomicBool,
+    /// The first failure's message.
+    failure: Mutex<Option<String>>,
+    /// Shards whose direct-I/O probe is done (they probe one after another: the probe file
+    /// is shared).
+    probed: AtomicUsize,
+    /// Shards with their logs open.
+    opened: AtomicUsize,
+    /// The address shard 0 bound; the others bind the same one (SO_REUSEPORT).
+    bound: Mutex<Option<SocketAddr>>,
+    listening: AtomicUsize,
+    /// Shards that finished their in-flight requests.
+    drained: AtomicUsize,
+}
+
+impl Lifecycle {
+    /// Waits until `ready()`; fails if another shard failed meanwhile.
+    async fn wait_for(&self, ready: impl Fn() -> bool) -> Result<(), String> {
+        while !ready() {
+            if self.failed.load(Ordering::Acquire) {
+                return Err("another shard failed to start".to_string());
+            }
+            runtime::sleep(POLL).await;
+        }
+        Ok(())
+    }
+
+    /// Records a failure (the first one is what the broker reports) and stops every shard.
+    fn fail(&self, message: String) {
+        self.failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert(message);
+        self.failed.store(true, Ordering::Release);
+        self.stop.store(true, Ordering::Release);
+    }
+
+    fn count(counter: &AtomicUsize) -> usize {
+        counter.load(Ordering::Acquire)
+    }
+}
+
+/// Starts one shard per core and waits for all of them to stop.
+fn run(config: Config, stop: Arc<AtomicBool>) -> Result<(), String> {
+    let data_dir = config.data_dir.clone();
+    std::fs::create_dir_all(&data_dir)
+        .map_err(|e| format!("data directory {} is not usable: {e}", data_dir.display()))?;
+    let catalog = Arc::new(
+        Catalog::load(&data_dir, config.cores)
+            .map_err(|e| format!("cannot open the topics in {}: {e}", data_dir.display()))?,
+    );
+    let (mesh, inboxes) = mesh::mesh::<Broker>(config.cores, MESH_CAPACITY);
+    let life = Arc::new(Lifecycle {
+        shards: config.cores,
+        stop,
+        failed: AtomicBool::new(false),
+        failure: Mutex::new(None),
+        probed: AtomicUsize::new(0),
+        opened: AtomicUsize::new(0),
+        bound: Mutex::new(None),
+        listening: AtomicUsize::new(0),
+        drained: AtomicUsize::new(0),
+    });
+    let mut shards = Vec::with_capacity(config.cores);
+    for (index, inbox) in inboxes.into_iter().enumerate() {
+        let (config, catalog, mesh, shard_life) =
+            (config.clone(), catalog.clone(), mesh.clone(), life.clone());
+        let started = runtime::start_shard(&format!("spate-shard-{index}"), None, move || {
+            shard(index, config, catalog, mesh, inbox, shard_life)
+        });
+        match started {
+            Ok(handle) => shards.push(handle),
+            Err(e) => {
+                life.fail(format!("cannot start shard {index}: {e}"));
+                break;
+            }
+        }
+    }
+    drop(mesh);
+    for handle in shards {
+        match handle.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(message)) => life.fail(message),
+            Err(e) => life.fail(format!("a shard failed: {e}")),
+        }
+    }
+    let failure = life
+        .failure
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take();
+    match failure {
+        None => {
+            tracing::info!("stopped cleanly");
+            Ok(())
+        }
+        Some(message) => Err(message),
+    }
+}
+
+/// One shard, from start-up to shutdown; a failure stops the other shards too.
+async fn shard(
+    index: usize,
+    config: Config,
+    catalog: Arc<Catalog>,
+    mesh: Mesh<Broker>,
+    inbox: Inbox<Broker>,
+    life: Arc<Lifecycle>,
+) -> Result<(), String> {
+    let outcome = run_shard(index, config, catalog, mesh, inbox, &life).await;
+    if let Err(message) = &outcome {
+        life.fail(message.clone());
+    }
+    outcome
+}
+
+async fn run_shard(
+    index: usize,
+    config: Config,
+    catalog: Arc<Catalog>,
+    mesh: Mesh<Broker>,
+    inbox: Inbox<Broker>,
+    life: &Lifecycle,
+) -> Result<(), String> {
     let data_dir = &config.data_dir;
+    life.wait_for(|| Lifecycle::count(&life.probed) == index)
+        .await?;
     let disk = GlommioDisk::new(data_dir)
         .await
         .map_err(|e| format!("data directory {} is not usable: {e}", data_dir.display()))?;
-    let listener = Listener::bind(config.listen)
-        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    life.probed.fetch_add(1, Ordering::AcqRel);
     // The shard's memory budgets, shared by all its logs.
     let log_config = LogConfig {
         tail_cache: Some(Budget::new(TAIL_CACHE_BYTES)),
         write_budget: Some(Budget::new(WRITE_BEHIND_BYTES)),
         ..LogConfig::default()
     };
-    let topics = Topics::open(disk, data_dir, log_config)
+    let logs = ShardLogs::new(disk, data_dir, log_config);
+    let owned = logs
+        .open_owned(&catalog.snapshot(), index)
         .await
         .map_err(|e| format!("cannot open the topics in {}: {e}", data_dir.display()))?;
-    let topic_count = topics.names().len();
+    tracing::debug!(
+        shard = index,
+        partitions = owned,
+        "shard opened its partitions"
+    );
+    life.opened.fetch_add(1, Ordering::AcqRel);
+    life.wait_for(|| Lifecycle::count(&life.opened) == life.shards)
+        .await?;
+
+    // Shard 0 binds first (so port 0 picks one port), then the others bind the same address.
+    let listener = if index == 0 {
+        let listener = Listener::bind(config.listen)
+            .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+        let bound = listener.local_addr().map_err(|e| e.to_string())?;
+        *life.bound.lock().unwrap_or_else(PoisonError::into_inner) = Some(bound);
+        listener
+    } else {
+        let bound = || *life.bound.lock().unwrap_or_else(PoisonError::into_inner);
+        life.wait_for(|| bound().is_some()).await?;
+        let address = bound().unwrap_or(config.listen);
+        Listener::bind(address).map_err(|e| format!("cannot listen on {address}: {e}"))?
+    };
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
     let mut advertised = config.advertised.clone();
     if advertised.1 == 0 {
@@ -111,40 +265,59 @@ async fn run(config: Config, stop: Arc<AtomicBool>) -> Result<(), String> {
     let broker = Rc::new(Broker {
         node_id: config.node_id,
         advertised: advertised.clone(),
-        topics,
+        shard: index,
+        mesh,
+        topics: catalog.clone(),
+        logs,
+        controller: (index == 0).then(Controller::default),
         data_dir: data_dir.clone(),
-        request_budget: spate_storage::budget::Budget::new(server::MAX_INFLIGHT_REQUEST_BYTES),
+        request_budget: Budget::new(server::MAX_INFLIGHT_REQUEST_BYTES),
         auto_create_topics: config.auto_create_topics,
         num_partitions: config.num_partitions,
     });
-    println!(
-        "spate {} listening on {bound} (advertised {}:{}), {} shard, node {}, data {} ({topic_count} topics)",
-        env!("CARGO_PKG_VERSION"),
-        advertised.0,
-        advertised.1,
-        config.cores,
-        config.node_id,
-        data_dir.display()
-    );
+    runtime::spawn_detached(inbox.serve(broker.clone()));
+    life.listening.fetch_add(1, Ordering::AcqRel);
+    if index == 0 {
+        life.wait_for(|| Lifecycle::count(&life.listening) == life.shards)
+            .await?;
+        println!(
+            "spate {} listening on {bound} (advertised {}:{}), {} shard{}, node {}, data {} ({} topics)",
+            env!("CARGO_PKG_VERSION"),
+            advertised.0,
+            advertised.1,
+            life.shards,
+            if life.shards == 1 { "" } else { "s" },
+            config.node_id,
+            data_dir.display(),
+            catalog.names().len(),
+        );
+    }
+
     let activity = Rc::new(Activity::default());
     runtime::spawn_detached(spate_broker::maintenance::run(broker.clone()));
     let serving = server::serve(broker.clone(), listener, activity.clone());
     let stopping = async {
-        while !stop.load(Ordering::Relaxed) {
+        while !life.stop.load(Ordering::Acquire) {
             runtime::sleep(Duration::from_millis(50)).await;
         }
     };
     futures_lite::future::or(serving, stopping).await;
-    tracing::info!("shutting down: finishing in-flight requests");
+    if index == 0 {
+        tracing::info!("shutting down: finishing in-flight requests");
+    }
+    // Every shard finishes its requests (which may call other shards) before any closes
+    // its logs.
     let drain_started = Instant::now();
     while activity.requests.get() > 0 && drain_started.elapsed() < DRAIN_TIMEOUT {
         runtime::sleep(Duration::from_millis(10)).await;
     }
+    life.drained.fetch_add(1, Ordering::AcqRel);
+    while Lifecycle::count(&life.drained) < life.shards && drain_started.elapsed() < DRAIN_TIMEOUT {
+        runtime::sleep(Duration::from_millis(10)).await;
+    }
     broker
-        .topics
+        .logs
         .close_all()
         .await
-        .map_err(|e| format!("flushing on shutdown: {e}"))?;
-    tracing::info!("stopped cleanly");
-    Ok(())
+        .map_err(|e| format!("flushing on shutdown: {e}"))
 }

@@ -1,9 +1,8 @@
-//! Background work on the shard: retention (`retention.ms`, `retention.bytes`), time-based
+//! Background work on each shard, for the partitions it owns: retention (`retention.ms`, `retention.bytes`), time-based
 //! segment rolling (`segment.ms`) and high-watermark checkpoints, every few seconds.
 
 use crate::api::Broker;
 use crate::runtime;
-use crate::topics::Topics;
 use spate_storage::Retention;
 use std::rc::Rc;
 use std::time::Duration;
@@ -16,14 +15,20 @@ pub const INTERVAL: Duration = Duration::from_secs(5);
 pub async fn run(broker: Rc<Broker>) {
     loop {
         runtime::sleep(INTERVAL).await;
-        pass(&broker.topics).await;
+        pass(&broker).await;
     }
 }
 
-/// One pass over every partition.
-pub async fn pass(topics: &Topics) {
+/// One pass over every partition this shard owns.
+pub async fn pass(broker: &Broker) {
     let now = now_ms();
-    for (log, config) in topics.all_logs() {
+    let topics = broker.topics.snapshot();
+    let owned = topics.values().flat_map(|topic| {
+        (0..topic.partition_count())
+            .filter(|&index| topic.owner(index) == Some(broker.shard))
+            .filter_map(|index| Some((broker.logs.get(topic.id, index)?, &topic.config)))
+    });
+    for (log, config) in owned {
         log.roll_if_older(now, config.segment_ms());
         let retention = Retention {
             retention_ms: config.retention_ms(),

@@ -97,7 +97,7 @@ impl Drop for Admission<'_> {
 }
 
 async fn connection(
-    broker: &Broker,
+    broker: &Rc<Broker>,
     mut stream: Stream,
     activity: &Activity,
 ) -> Result<(), String> {

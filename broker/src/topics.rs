@@ -1,8 +1,12 @@
-//! Topics and their partitions' logs on this (single) shard, and the topic metadata file.
+//! Topics: their metadata, shared by every shard (the catalog), and their partitions' logs,
+//! each opened by the one shard that owns it.
 //!
 //! `<data>/topics.json` lists every topic with its id, partition count and config overrides;
 //! it is rewritten atomically (temporary file, fsync, rename, directory fsync) on every
 //! change, and read at start-up. Each partition's log lives in `<data>/<topic>-<partition>/`.
+//! Which shard owns a partition is decided when the partition is created or the broker
+//! starts (the least-loaded shard first) and is not stored: any shard can open any
+//! partition's directory, so the broker may restart with a different number of shards.
 
 use crate::topic_config::{ConfigError, TopicConfig};
 use serde::{Deserialize, Serialize};
@@ -11,10 +15,11 @@ use spate_storage::disk::glommio::GlommioDisk;
 use spate_storage::disk::Disk;
 use spate_storage::{Log, LogConfig, LogError};
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::{Arc, PoisonError, RwLock};
 use uuid::Uuid;
 
 /// The metadata file's name in the data directory.
@@ -22,26 +27,31 @@ pub const TOPICS_FILE: &str = "topics.json";
 /// The most partitions one topic may have.
 pub const MAX_PARTITIONS: i32 = 10_000;
 
-/// A partition's log on this shard.
+/// A partition's log, on the shard that owns it.
 pub type PartitionLog = Rc<Log<GlommioDisk>>;
 
-/// One topic.
+/// One topic's metadata.
 #[derive(Debug, Clone)]
 pub struct Topic {
     /// Its id (Metadata v10+, Fetch v13+).
     pub id: Uuid,
-    /// Its partitions' logs, by index.
-    pub partitions: Vec<PartitionLog>,
+    /// The shard owning each partition, by partition index.
+    pub owners: Vec<usize>,
     /// Its configs (overrides of Kafka's defaults).
     pub config: TopicConfig,
 }
 
 impl Topic {
-    /// The log of partition `index`, if the topic has it.
-    pub fn partition(&self, index: i32) -> Option<&PartitionLog> {
+    /// How many partitions it has.
+    pub fn partition_count(&self) -> i32 {
+        i32::try_from(self.owners.len()).unwrap_or(i32::MAX)
+    }
+
+    /// The shard owning partition `index`, if the topic has it.
+    pub fn owner(&self, index: i32) -> Option<usize> {
         usize::try_from(index)
             .ok()
-            .and_then(|i| self.partitions.get(i))
+            .and_then(|i| self.owners.get(i).copied())
     }
 }
 
@@ -74,6 +84,9 @@ pub enum TopicError {
     /// The storage failed.
     #[error(transparent)]
     Log(#[from] LogError),
+    /// The shard that makes topic changes could not be reached (the broker is stopping).
+    #[error("topic changes are unavailable: {0}")]
+    Unavailable(String),
     /// The metadata file could not be read or written.
     #[error("topic metadata {path}: {reason}")]
     Metadata {
@@ -100,98 +113,92 @@ struct TopicEntry {
     configs: BTreeMap<String, String>,
 }
 
-/// Every topic this broker holds.
+/// Topics by name.
+pub type TopicMap = BTreeMap<String, Arc<Topic>>;
+
+/// Every topic, as an immutable snapshot that any shard reads without waiting for the
+/// others; a change (made on shard 0 only, see `controller`) replaces the snapshot.
 #[derive(Debug)]
-pub struct Topics {
-    disk: GlommioDisk,
-    data_dir: PathBuf,
-    log_config: LogConfig,
-    topics: RefCell<BTreeMap<String, Topic>>,
+pub struct Catalog {
+    shards: usize,
+    current: RwLock<Arc<TopicMap>>,
 }
 
-impl Topics {
-    /// Loads `topics.json` and opens (recovering if needed) every partition's log.
-    pub async fn open(
-        disk: GlommioDisk,
-        data_dir: &Path,
-        log_config: LogConfig,
-    ) -> Result<Topics, TopicError> {
+impl Catalog {
+    /// An empty catalog for `shards` shards.
+    pub fn new(shards: usize) -> Catalog {
+        Catalog {
+            shards: shards.max(1),
+            current: RwLock::new(Arc::new(TopicMap::new())),
+        }
+    }
+
+    /// Reads `topics.json` in `data_dir` (none yet: no topics) and places every partition on
+    /// one of `shards` shards.
+    pub fn load(data_dir: &Path, shards: usize) -> Result<Catalog, TopicError> {
         let path = data_dir.join(TOPICS_FILE);
         let metadata_error = |reason: String| TopicError::Metadata {
             path: path.clone(),
             reason,
         };
-        let stored = disk
-            .read_small(&path)
-            .await
-            .map_err(|e| metadata_error(e.to_string()))?;
-        let file: TopicsFile = match stored {
-            Some(bytes) => {
+        let file: TopicsFile = match std::fs::read(&path) {
+            Ok(bytes) => {
                 serde_json::from_slice(&bytes).map_err(|e| metadata_error(e.to_string()))?
             }
-            None => TopicsFile::default(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => TopicsFile::default(),
+            Err(e) => return Err(metadata_error(e.to_string())),
         };
-        let topics = Topics {
-            disk,
-            data_dir: data_dir.to_path_buf(),
-            log_config,
-            topics: RefCell::new(BTreeMap::new()),
-        };
+        let catalog = Catalog::new(shards);
+        let mut topics = TopicMap::new();
         for entry in file.topics {
             let id = Uuid::parse_str(&entry.id)
                 .map_err(|e| metadata_error(format!("topic {}: bad id: {e}", entry.name)))?;
+            if !(1..=MAX_PARTITIONS).contains(&entry.partitions) {
+                return Err(metadata_error(format!(
+                    "topic {}: {} partitions",
+                    entry.name, entry.partitions
+                )));
+            }
             let config = TopicConfig::from_overrides(entry.configs)?;
-            let topic = topics
-                .open_partitions(&entry.name, id, entry.partitions, config)
-                .await?;
-            topics.topics.borrow_mut().insert(entry.name, topic);
+            let owners = catalog.place(&topics, &[], entry.partitions);
+            topics.insert(entry.name, Arc::new(Topic { id, owners, config }));
         }
-        Ok(topics)
+        *catalog
+            .current
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(topics);
+        Ok(catalog)
     }
 
-    async fn open_partitions(
-        &self,
-        name: &str,
-        id: Uuid,
-        partitions: i32,
-        config: TopicConfig,
-    ) -> Result<Topic, TopicError> {
-        let mut logs = Vec::with_capacity(usize::try_from(partitions).unwrap_or(0));
-        for partition in 0..partitions {
-            logs.push(self.open_log(name, partition, &config).await?);
-        }
-        Ok(Topic {
-            id,
-            partitions: logs,
-            config,
-        })
+    /// The number of shards partitions are placed on.
+    pub fn shards(&self) -> usize {
+        self.shards
     }
 
-    async fn open_log(
-        &self,
-        name: &str,
-        partition: i32,
-        config: &TopicConfig,
-    ) -> Result<PartitionLog, TopicError> {
-        let dir = self.data_dir.join(format!("{name}-{partition}"));
-        let log_config = LogConfig {
-            segment_bytes: config.segment_bytes(),
-            ..self.log_config.clone()
-        };
-        Ok(Rc::new(
-            Log::open(self.disk.clone(), &dir, log_config).await?,
-        ))
+    /// The current snapshot.
+    pub fn snapshot(&self) -> Arc<TopicMap> {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces the snapshot with `change` applied to a copy of it.
+    pub(crate) fn update(&self, change: impl FnOnce(&mut TopicMap)) {
+        let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
+        let mut next = TopicMap::clone(&current);
+        change(&mut next);
+        *current = Arc::new(next);
     }
 
     /// The topic named `name`, if it exists.
-    pub fn get(&self, name: &str) -> Option<Topic> {
-        self.topics.borrow().get(name).cloned()
+    pub fn get(&self, name: &str) -> Option<Arc<Topic>> {
+        self.snapshot().get(name).cloned()
     }
 
     /// The topic with id `id`, and its name.
-    pub fn by_id(&self, id: Uuid) -> Option<(String, Topic)> {
-        let topics = self.topics.borrow();
-        topics
+    pub fn by_id(&self, id: Uuid) -> Option<(String, Arc<Topic>)> {
+        self.snapshot()
             .iter()
             .find(|(_, topic)| topic.id == id)
             .map(|(name, topic)| (name.clone(), topic.clone()))
@@ -199,7 +206,7 @@ impl Topics {
 
     /// Every topic's name, in order.
     pub fn names(&self) -> Vec<String> {
-        self.topics.borrow().keys().cloned().collect()
+        self.snapshot().keys().cloned().collect()
     }
 
     /// Validates a creation without doing it.
@@ -210,8 +217,7 @@ impl Topics {
         }
         let collision = valid.collision_key();
         let taken = self
-            .topics
-            .borrow()
+            .snapshot()
             .keys()
             .any(|existing| existing == name || existing.replace('.', "_") == collision);
         if taken {
@@ -220,39 +226,155 @@ impl Topics {
         Ok(())
     }
 
-    /// Creates a topic: its logs, then its line in the metadata file.
-    pub async fn create(
-        &self,
-        name: &str,
-        partitions: i32,
-        config: TopicConfig,
-    ) -> Result<Topic, TopicError> {
-        self.check_new(name, partitions)?;
-        let id = new_topic_id(name);
-        let topic = self.open_partitions(name, id, partitions, config).await?;
-        // Another task may have created it while the logs opened.
-        if self.topics.borrow().contains_key(name) {
-            return Err(TopicError::Exists(name.to_string()));
+    /// Owners for `count` new partitions: each on the shard owning the fewest partitions
+    /// so far (of `topics` and `existing`, the topic's current owners), lowest index first.
+    pub(crate) fn place(&self, topics: &TopicMap, existing: &[usize], count: i32) -> Vec<usize> {
+        let mut load = vec![0_usize; self.shards];
+        for owner in topics
+            .values()
+            .flat_map(|topic| topic.owners.iter())
+            .chain(existing)
+        {
+            if let Some(slot) = load.get_mut(*owner) {
+                *slot += 1;
+            }
         }
-        self.topics
-            .borrow_mut()
-            .insert(name.to_string(), topic.clone());
-        self.persist().await?;
-        tracing::info!(topic = name, partitions, %id, "topic created");
-        Ok(topic)
+        (0..count.max(0))
+            .map(|_| {
+                let (shard, _) = load
+                    .iter()
+                    .enumerate()
+                    .min_by_key(|&(shard, load)| (*load, shard))
+                    .unwrap_or((0, &0));
+                load[shard] += 1;
+                shard
+            })
+            .collect()
     }
 
-    /// Deletes a topic: it leaves the metadata file first (so a crash never resurrects it),
-    /// then its logs are closed and their directories removed.
-    pub async fn delete(&self, name: &str) -> Result<Uuid, TopicError> {
-        let topic = self
-            .topics
-            .borrow_mut()
-            .remove(name)
-            .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
-        self.persist().await?;
-        let count = topic.partitions.len();
-        for (index, log) in topic.partitions.into_iter().enumerate() {
+    /// Writes the snapshot to `topics.json` through `disk`.
+    pub(crate) async fn persist(
+        &self,
+        disk: &GlommioDisk,
+        data_dir: &Path,
+    ) -> Result<(), TopicError> {
+        let topics = self
+            .snapshot()
+            .iter()
+            .map(|(name, topic)| TopicEntry {
+                name: name.clone(),
+                id: topic.id.hyphenated().to_string(),
+                partitions: topic.partition_count(),
+                configs: topic.config.overrides().clone(),
+            })
+            .collect();
+        let path = data_dir.join(TOPICS_FILE);
+        let bytes = serde_json::to_vec_pretty(&TopicsFile { topics }).map_err(|e| {
+            TopicError::Metadata {
+                path: path.clone(),
+                reason: e.to_string(),
+            }
+        })?;
+        disk.write_atomically(&path, &bytes)
+            .await
+            .map_err(|e| TopicError::Metadata {
+                path,
+                reason: e.to_string(),
+            })
+    }
+}
+
+/// The partition logs one shard owns, by topic id and partition.
+#[derive(Debug)]
+pub struct ShardLogs {
+    disk: GlommioDisk,
+    data_dir: PathBuf,
+    log_config: LogConfig,
+    logs: RefCell<HashMap<(Uuid, i32), PartitionLog>>,
+}
+
+impl ShardLogs {
+    /// No logs yet; `log_config` carries the shard's memory budgets.
+    pub fn new(disk: GlommioDisk, data_dir: &Path, log_config: LogConfig) -> ShardLogs {
+        ShardLogs {
+            disk,
+            data_dir: data_dir.to_path_buf(),
+            log_config,
+            logs: RefCell::new(HashMap::new()),
+        }
+    }
+
+    /// The disk the shard's logs use.
+    pub fn disk(&self) -> &GlommioDisk {
+        &self.disk
+    }
+
+    /// Opens (recovering if needed) every partition `shard` owns in `topics`.
+    pub async fn open_owned(&self, topics: &TopicMap, shard: usize) -> Result<usize, TopicError> {
+        let mut opened = 0;
+        for (name, topic) in topics {
+            for (index, owner) in topic.owners.iter().enumerate() {
+                if *owner == shard {
+                    let index = i32::try_from(index).unwrap_or(i32::MAX);
+                    self.open(name, topic.id, index, &topic.config).await?;
+                    opened += 1;
+                }
+            }
+        }
+        Ok(opened)
+    }
+
+    /// Opens partition `partition` of topic `name` (id `id`) on this shard.
+    pub async fn open(
+        &self,
+        name: &str,
+        id: Uuid,
+        partition: i32,
+        config: &TopicConfig,
+    ) -> Result<(), TopicError> {
+        if self.get(id, partition).is_some() {
+            return Ok(());
+        }
+        let dir = self.data_dir.join(format!("{name}-{partition}"));
+        let log_config = LogConfig {
+            segment_bytes: config.segment_bytes(),
+            ..self.log_config.clone()
+        };
+        let log = Rc::new(Log::open(self.disk.clone(), &dir, log_config).await?);
+        self.logs.borrow_mut().insert((id, partition), log);
+        Ok(())
+    }
+
+    /// The log of a partition this shard owns.
+    pub fn get(&self, id: Uuid, partition: i32) -> Option<PartitionLog> {
+        self.logs.borrow().get(&(id, partition)).cloned()
+    }
+
+    /// Every log this shard owns.
+    pub fn all(&self) -> Vec<PartitionLog> {
+        self.logs.borrow().values().cloned().collect()
+    }
+
+    /// Every log of topic `id` on this shard.
+    pub fn of_topic(&self, id: Uuid) -> Vec<PartitionLog> {
+        self.logs
+            .borrow()
+            .iter()
+            .filter(|((topic, _), _)| *topic == id)
+            .map(|(_, log)| log.clone())
+            .collect()
+    }
+
+    /// Closes this shard's partitions of a deleted topic and removes their directories.
+    pub async fn delete_topic(&self, name: &str, id: Uuid) -> Result<(), TopicError> {
+        let mine: Vec<(i32, PartitionLog)> = {
+            let mut logs = self.logs.borrow_mut();
+            let keys: Vec<(Uuid, i32)> = logs.keys().filter(|(t, _)| *t == id).copied().collect();
+            keys.into_iter()
+                .filter_map(|key| logs.remove(&key).map(|log| (key.1, log)))
+                .collect()
+        };
+        for (index, log) in mine {
             if let Ok(log) = Rc::try_unwrap(log) {
                 // Closing flushes what is buffered; the directory goes next anyway.
                 log.close().await?;
@@ -262,112 +384,19 @@ impl Topics {
                 tracing::warn!(dir = %dir.display(), error = %e, "could not remove a deleted partition's directory");
             }
         }
-        tracing::info!(topic = name, partitions = count, "topic deleted");
-        Ok(topic.id)
-    }
-
-    /// Raises a topic's partition count to `count` (CreatePartitions).
-    pub async fn add_partitions(
-        &self,
-        name: &str,
-        count: i32,
-        validate_only: bool,
-    ) -> Result<(), TopicError> {
-        let topic = self
-            .get(name)
-            .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
-        let current = i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX);
-        if count <= current || count > MAX_PARTITIONS {
-            return Err(TopicError::BadNewPartitionCount {
-                current,
-                requested: count,
-            });
-        }
-        if validate_only {
-            return Ok(());
-        }
-        let mut added = Vec::new();
-        for partition in current..count {
-            added.push(self.open_log(name, partition, &topic.config).await?);
-        }
-        if let Some(topic) = self.topics.borrow_mut().get_mut(name) {
-            topic.partitions.extend(added);
-        }
-        self.persist().await?;
-        tracing::info!(topic = name, from = current, to = count, "partitions added");
         Ok(())
     }
 
-    /// Replaces a topic's configs, persists them, and applies what applies to open logs.
-    pub async fn set_config(&self, name: &str, config: TopicConfig) -> Result<(), TopicError> {
-        let logs = {
-            let mut topics = self.topics.borrow_mut();
-            let topic = topics
-                .get_mut(name)
-                .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
-            topic.config = config.clone();
-            topic.partitions.clone()
-        };
-        for log in logs {
-            log.set_segment_bytes(config.segment_bytes());
-        }
-        self.persist().await
-    }
-
-    /// Every partition's log with its topic's config, for background maintenance.
-    pub fn all_logs(&self) -> Vec<(PartitionLog, TopicConfig)> {
-        let topics = self.topics.borrow();
-        topics
-            .values()
-            .flat_map(|topic| {
-                topic
-                    .partitions
-                    .iter()
-                    .map(|log| (log.clone(), topic.config.clone()))
-            })
-            .collect()
-    }
-
-    async fn persist(&self) -> Result<(), TopicError> {
-        let topics = self
-            .topics
-            .borrow()
-            .iter()
-            .map(|(name, topic)| TopicEntry {
-                name: name.clone(),
-                id: topic.id.hyphenated().to_string(),
-                partitions: i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX),
-                configs: topic.config.overrides().clone(),
-            })
-            .collect();
-        let path = self.data_dir.join(TOPICS_FILE);
-        let bytes = serde_json::to_vec_pretty(&TopicsFile { topics }).map_err(|e| {
-            TopicError::Metadata {
-                path: path.clone(),
-                reason: e.to_string(),
-            }
-        })?;
-        self.disk
-            .write_atomically(&path, &bytes)
-            .await
-            .map_err(|e| TopicError::Metadata {
-                path,
-                reason: e.to_string(),
-            })
-    }
-
     /// Flushes and closes every log (clean shutdown): logs no task holds any more get their
-    /// clean-shutdown marker; one still held by a connection is flushed only (its next open
-    /// runs recovery, which finds everything flushed).
+    /// clean-shutdown marker; one still held by a task is flushed only (its next open runs
+    /// recovery, which finds everything flushed).
     pub async fn close_all(&self) -> Result<(), LogError> {
-        let topics = std::mem::take(&mut *self.topics.borrow_mut());
-        for (_, topic) in topics {
-            for log in topic.partitions {
-                match Rc::try_unwrap(log) {
-                    Ok(log) => log.close().await?,
-                    Err(shared) => {
-                        shared.flush().await?;
-                    }
+        let logs = std::mem::take(&mut *self.logs.borrow_mut());
+        for (_, log) in logs {
+            match Rc::try_unwrap(log) {
+                Ok(log) => log.close().await?,
+                Err(shared) => {
+                    shared.flush().await?;
                 }
             }
         }
@@ -376,7 +405,7 @@ impl Topics {
 }
 
 /// A fresh, non-nil topic id: std's randomly seeded hasher stands in for a UUID generator.
-fn new_topic_id(name: &str) -> Uuid {
+pub(crate) fn new_topic_id(name: &str) -> Uuid {
     let mut high = std::collections::hash_map::RandomState::new().build_hasher();
     high.write(name.as_bytes());
     let mut low = std::collections::hash_map::RandomState::new().build_hasher();

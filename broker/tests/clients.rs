@@ -1021,23 +1021,7 @@ fn a_long_poll_wakes_when_records_arrive() {
     let address = broker.address.clone();
     let producer = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(300));
-        let mut raw = Raw::connect(&address);
-        let mut builder = spate_model::BatchBuilder::new(spate_model::Compression::None);
-        builder
-            .push(&spate_model::BuilderRecord {
-                value: Some(b"wake up"),
-                ..Default::default()
-            })
-            .expect("push");
-        let request = ProduceRequest::default()
-            .with_acks(1)
-            .with_timeout_ms(5000)
-            .with_topic_data(vec![TopicProduceData::default()
-                .with_name(TopicName(StrBytes::from_static_str("waiting")))
-                .with_partition_data(vec![PartitionProduceData::default()
-                    .with_index(0)
-                    .with_records(Some(Bytes::from(builder.build().expect("build"))))])]);
-        raw.call(ApiKey::Produce, 7, RequestKind::Produce(request));
+        produce_one(&address, "waiting", 0, b"wake up");
     });
     let started = std::time::Instant::now();
     let request = FetchRequest::default()
@@ -1065,4 +1049,211 @@ fn a_long_poll_wakes_when_records_arrive() {
         waited < Duration::from_secs(8),
         "woke on the append, not at the 10 s deadline ({waited:?})"
     );
+}
+
+fn batch_with(value: &[u8]) -> Bytes {
+    let mut builder = spate_model::BatchBuilder::new(spate_model::Compression::None);
+    builder
+        .push(&spate_model::BuilderRecord {
+            value: Some(value),
+            ..Default::default()
+        })
+        .expect("push");
+    Bytes::from(builder.build().expect("build"))
+}
+
+/// Produces one record with acks=1 on a connection of its own.
+fn produce_one(address: &str, topic: &str, partition: i32, value: &[u8]) {
+    let request = ProduceRequest::default()
+        .with_acks(1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(partition)
+                .with_records(Some(batch_with(value)))])]);
+    let ResponseKind::Produce(response) =
+        Raw::connect(address).call(ApiKey::Produce, 7, RequestKind::Produce(request))
+    else {
+        panic!("not a produce response")
+    };
+    assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
+}
+
+fn holds(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+fn fetch_of(topic: &str, offsets: &[(i32, i64)], max_wait_ms: i32, max_bytes: i32) -> RequestKind {
+    let partitions = offsets
+        .iter()
+        .map(|&(partition, offset)| {
+            FetchPartition::default()
+                .with_partition(partition)
+                .with_fetch_offset(offset)
+                .with_partition_max_bytes(1 << 20)
+        })
+        .collect();
+    RequestKind::Fetch(
+        FetchRequest::default()
+            .with_max_wait_ms(max_wait_ms)
+            .with_min_bytes(1)
+            .with_max_bytes(max_bytes)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+                .with_partitions(partitions)]),
+    )
+}
+
+/// With two shards a topic's partitions live on both: one Produce, Fetch or ListOffsets
+/// naming partitions in a scrambled order gets every partition's answer, in request order,
+/// and a long poll wakes for an append on either shard.
+#[test]
+fn requests_spanning_shards_are_answered_in_request_order() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let broker = Broker::start(data.path());
+    let mut raw = Raw::connect(&broker.address);
+    let request = CreateTopicsRequest::default()
+        .with_timeout_ms(5000)
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("spread")))
+            .with_num_partitions(6)
+            .with_replication_factor(1)]);
+    let ResponseKind::CreateTopics(created) =
+        raw.call(ApiKey::CreateTopics, 5, RequestKind::CreateTopics(request))
+    else {
+        panic!()
+    };
+    assert_eq!(created.topics[0].error_code, 0);
+
+    let order = [5, 0, 3, 2, 4, 1];
+    for round in 0..2_i64 {
+        let partitions = order
+            .iter()
+            .map(|&p| {
+                PartitionProduceData::default()
+                    .with_index(p)
+                    .with_records(Some(batch_with(format!("p{p}-r{round}").as_bytes())))
+            })
+            .collect();
+        let request = ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(5000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_static_str("spread")))
+                .with_partition_data(partitions)]);
+        let ResponseKind::Produce(response) =
+            raw.call(ApiKey::Produce, 7, RequestKind::Produce(request))
+        else {
+            panic!()
+        };
+        let answers = &response.responses[0].partition_responses;
+        let indexes: Vec<i32> = answers.iter().map(|a| a.index).collect();
+        assert_eq!(indexes, order, "answers in request order");
+        for answer in answers {
+            assert_eq!(answer.error_code, 0, "partition {}", answer.index);
+            assert_eq!(answer.base_offset, round, "partition {}", answer.index);
+        }
+    }
+
+    let offsets: Vec<(i32, i64)> = [4, 1, 0, 5, 2, 3].iter().map(|&p| (p, 0)).collect();
+    let ResponseKind::Fetch(response) =
+        raw.call(ApiKey::Fetch, 11, fetch_of("spread", &offsets, 0, 1 << 20))
+    else {
+        panic!()
+    };
+    let partitions = &response.responses[0].partitions;
+    let indexes: Vec<i32> = partitions.iter().map(|p| p.partition_index).collect();
+    assert_eq!(
+        indexes,
+        [4, 1, 0, 5, 2, 3],
+        "fetch answers in request order"
+    );
+    for partition in partitions {
+        let p = partition.partition_index;
+        let records = partition.records.clone().unwrap_or_default();
+        assert_eq!(partition.error_code, 0, "partition {p}");
+        assert_eq!(partition.high_watermark, 2, "partition {p}");
+        for round in 0..2 {
+            let value = format!("p{p}-r{round}");
+            assert!(
+                holds(&records, value.as_bytes()),
+                "partition {p} holds {value}"
+            );
+        }
+    }
+
+    // A one-byte response limit: the first partition still gets a whole batch, the others
+    // none (whole batches only), whichever shards they live on.
+    let ResponseKind::Fetch(response) =
+        raw.call(ApiKey::Fetch, 11, fetch_of("spread", &offsets, 0, 1))
+    else {
+        panic!()
+    };
+    let sizes: Vec<usize> = response.responses[0]
+        .partitions
+        .iter()
+        .map(|p| p.records.as_ref().map_or(0, Bytes::len))
+        .collect();
+    assert!(sizes[0] > 0, "the first partition gets a batch: {sizes:?}");
+    assert!(sizes[1..].iter().all(|&s| s == 0), "{sizes:?}");
+
+    let request = ListOffsetsRequest::default()
+        .with_replica_id(spate_protocol::kafka_protocol::messages::BrokerId(-1))
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("spread")))
+            .with_partitions(
+                [3, 0, 5, 1, 4, 2]
+                    .iter()
+                    .map(|&p| {
+                        ListOffsetsPartition::default()
+                            .with_partition_index(p)
+                            .with_timestamp(-1)
+                    })
+                    .collect(),
+            )]);
+    let ResponseKind::ListOffsets(response) =
+        raw.call(ApiKey::ListOffsets, 5, RequestKind::ListOffsets(request))
+    else {
+        panic!()
+    };
+    let latest: Vec<(i32, i64)> = response.topics[0]
+        .partitions
+        .iter()
+        .map(|p| (p.partition_index, p.offset))
+        .collect();
+    assert_eq!(latest, [(3, 2), (0, 2), (5, 2), (1, 2), (4, 2), (2, 2)]);
+
+    // Long polls at the end of every partition wake for an append to any one of them.
+    for woken in [0, 1] {
+        let address = broker.address.clone();
+        let producer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            produce_one(&address, "spread", woken, b"wake");
+        });
+        let ends: Vec<(i32, i64)> = (0..6)
+            .map(|p| (p, if p == 0 && woken == 1 { 3 } else { 2 }))
+            .collect();
+        let started = std::time::Instant::now();
+        let ResponseKind::Fetch(response) = raw.call(
+            ApiKey::Fetch,
+            11,
+            fetch_of("spread", &ends, 10_000, 1 << 20),
+        ) else {
+            panic!()
+        };
+        let waited = started.elapsed();
+        producer.join().expect("producer");
+        let got = &response.responses[0].partitions;
+        let with_data: Vec<i32> = got
+            .iter()
+            .filter(|p| p.records.as_ref().is_some_and(|r| !r.is_empty()))
+            .map(|p| p.partition_index)
+            .collect();
+        assert_eq!(with_data, [woken], "only the appended partition has data");
+        assert!(
+            waited < Duration::from_secs(8),
+            "woke on the append to partition {woken}, not at the deadline ({waited:?})"
+        );
+    }
 }

@@ -19,6 +19,7 @@ use spate_protocol::kafka_protocol::messages::incremental_alter_configs_response
     AlterConfigsResourceResponse as IncrementalResult, IncrementalAlterConfigsResponse,
 };
 use spate_protocol::kafka_protocol::protocol::StrBytes;
+use std::rc::Rc;
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
@@ -119,10 +120,14 @@ fn topic_config(
     name: &str,
 ) -> Result<TopicConfig, (i16, String)> {
     match resource_type {
-        RESOURCE_TOPIC => broker.topics.get(name).map(|topic| topic.config).ok_or((
-            error_code::UNKNOWN_TOPIC_OR_PARTITION,
-            format!("unknown topic {name}"),
-        )),
+        RESOURCE_TOPIC => broker
+            .topics
+            .get(name)
+            .map(|topic| topic.config.clone())
+            .ok_or((
+                error_code::UNKNOWN_TOPIC_OR_PARTITION,
+                format!("unknown topic {name}"),
+            )),
         RESOURCE_BROKER => Err((
             error_code::INVALID_REQUEST,
             "broker configs cannot be altered yet".to_string(),
@@ -139,7 +144,7 @@ fn invalid(e: ConfigError) -> (i16, String) {
 }
 
 async fn store(
-    broker: &Broker,
+    broker: &Rc<Broker>,
     name: &str,
     config: TopicConfig,
     validate_only: bool,
@@ -148,8 +153,7 @@ async fn store(
         return Ok(());
     }
     broker
-        .topics
-        .set_config(name, config)
+        .set_topic_config(name, config)
         .await
         .map_err(|e| match e {
             TopicError::Unknown(_) => (error_code::UNKNOWN_TOPIC_OR_PARTITION, e.to_string()),
@@ -157,7 +161,10 @@ async fn store(
         })
 }
 
-pub(super) async fn alter(broker: &Broker, request: AlterConfigsRequest) -> AlterConfigsResponse {
+pub(super) async fn alter(
+    broker: &Rc<Broker>,
+    request: AlterConfigsRequest,
+) -> AlterConfigsResponse {
     let mut responses = Vec::with_capacity(request.resources.len());
     for resource in &request.resources {
         let name = resource.resource_name.as_str();
@@ -191,7 +198,7 @@ pub(super) async fn alter(broker: &Broker, request: AlterConfigsRequest) -> Alte
 }
 
 pub(super) async fn incremental(
-    broker: &Broker,
+    broker: &Rc<Broker>,
     request: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
     let mut responses = Vec::with_capacity(request.resources.len());

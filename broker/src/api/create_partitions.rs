@@ -7,9 +7,10 @@ use spate_protocol::kafka_protocol::messages::create_partitions_response::{
     CreatePartitionsResponse, CreatePartitionsTopicResult,
 };
 use spate_protocol::kafka_protocol::protocol::StrBytes;
+use std::rc::Rc;
 
 pub(super) async fn handle(
-    broker: &Broker,
+    broker: &Rc<Broker>,
     request: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
     let mut results = Vec::with_capacity(request.topics.len());
@@ -30,7 +31,6 @@ pub(super) async fn handle(
         }
         results.push(
             match broker
-                .topics
                 .add_partitions(topic.name.0.as_str(), topic.count, request.validate_only)
                 .await
             {

@@ -12,6 +12,7 @@ use spate_protocol::kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult, CreateTopicsResponse,
 };
 use spate_protocol::kafka_protocol::protocol::StrBytes;
+use std::rc::Rc;
 
 const FIRST_CONFIGS_IN_RESULT_VERSION: i16 = 5;
 /// Kafka's `ConfigSource`: a topic override, or the default.
@@ -19,7 +20,7 @@ const SOURCE_TOPIC: i8 = 1;
 const SOURCE_DEFAULT: i8 = 5;
 
 pub(super) async fn handle(
-    broker: &Broker,
+    broker: &Rc<Broker>,
     request: CreateTopicsRequest,
     version: i16,
 ) -> CreateTopicsResponse {
@@ -31,7 +32,7 @@ pub(super) async fn handle(
 }
 
 async fn create_one(
-    broker: &Broker,
+    broker: &Rc<Broker>,
     topic: &CreatableTopic,
     validate_only: bool,
     version: i16,
@@ -81,8 +82,7 @@ async fn create_one(
         broker.topics.check_new(name, partitions).map(|()| None)
     } else {
         broker
-            .topics
-            .create(name, partitions, config.clone())
+            .create_topic(name, partitions, config.clone())
             .await
             .map(|topic| Some(topic.id))
     };

@@ -8,11 +8,12 @@ use spate_protocol::kafka_protocol::messages::delete_topics_response::{
 };
 use spate_protocol::kafka_protocol::messages::TopicName;
 use spate_protocol::kafka_protocol::protocol::StrBytes;
+use std::rc::Rc;
 
 const FIRST_TOPIC_STATE_VERSION: i16 = 6;
 
 pub(super) async fn handle(
-    broker: &Broker,
+    broker: &Rc<Broker>,
     request: DeleteTopicsRequest,
     version: i16,
 ) -> DeleteTopicsResponse {
@@ -42,7 +43,7 @@ pub(super) async fn handle(
             continue;
         };
         result.name = Some(TopicName(StrBytes::from_string(name.clone())));
-        results.push(match broker.topics.delete(&name).await {
+        results.push(match broker.delete_topic(&name).await {
             Ok(deleted_id) => {
                 if version >= FIRST_TOPIC_STATE_VERSION {
                     result.topic_id = deleted_id;

@@ -9,8 +9,12 @@ use spate_protocol::kafka_protocol::messages::describe_log_dirs_response::{
 };
 use spate_protocol::kafka_protocol::messages::TopicName;
 use spate_protocol::kafka_protocol::protocol::StrBytes;
+use std::rc::Rc;
 
-pub(super) fn handle(broker: &Broker, request: DescribeLogDirsRequest) -> DescribeLogDirsResponse {
+pub(super) async fn handle(
+    broker: &Rc<Broker>,
+    request: DescribeLogDirsRequest,
+) -> DescribeLogDirsResponse {
     // Null: every topic and partition.
     let wanted: Vec<(String, Option<Vec<i32>>)> = match &request.topics {
         None => broker
@@ -24,32 +28,38 @@ pub(super) fn handle(broker: &Broker, request: DescribeLogDirsRequest) -> Descri
             .map(|t| (t.topic.0.to_string(), Some(t.partitions.clone())))
             .collect(),
     };
-    let topics = wanted
-        .into_iter()
-        .filter_map(|(name, partitions)| {
-            let topic = broker.topics.get(&name)?;
-            let indexes: Vec<i32> = partitions.unwrap_or_else(|| {
-                (0..i32::try_from(topic.partitions.len()).unwrap_or(0)).collect()
-            });
-            let partitions = indexes
-                .into_iter()
-                .filter_map(|index| {
-                    let log = topic.partitions.get(usize::try_from(index).ok()?)?;
+    let mut topics = Vec::with_capacity(wanted.len());
+    for (name, partitions) in wanted {
+        let Some(topic) = broker.topics.get(&name) else {
+            continue;
+        };
+        let indexes: Vec<i32> =
+            partitions.unwrap_or_else(|| (0..topic.partition_count()).collect());
+        let asked = indexes.into_iter().map(|index| (index, ())).collect();
+        let partitions = broker
+            .each_partition(
+                Some(&topic),
+                asked,
+                |log, index, ()| async move {
                     let size = i64::try_from(log.size_bytes()).unwrap_or(i64::MAX);
                     Some(
                         DescribeLogDirsPartition::default()
                             .with_partition_index(index)
                             .with_partition_size(size),
                     )
-                })
-                .collect();
-            Some(
-                DescribeLogDirsTopic::default()
-                    .with_name(TopicName(StrBytes::from_string(name)))
-                    .with_partitions(partitions),
+                },
+                |_| None,
             )
-        })
-        .collect();
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        topics.push(
+            DescribeLogDirsTopic::default()
+                .with_name(TopicName(StrBytes::from_string(name)))
+                .with_partitions(partitions),
+        );
+    }
     let dir = broker
         .data_dir
         .canonicalize()

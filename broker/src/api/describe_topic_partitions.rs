@@ -58,7 +58,7 @@ pub(super) fn handle(
             0
         };
         let mut partitions = Vec::new();
-        for index in first..topic.partitions.len() {
+        for index in first..topic.owners.len() {
             if budget == 0 {
                 let partition_index = i32::try_from(index).unwrap_or(i32::MAX);
                 next_cursor = Some(

@@ -9,12 +9,13 @@ use spate_protocol::kafka_protocol::messages::metadata_response::{
 };
 use spate_protocol::kafka_protocol::messages::{BrokerId, TopicName};
 use spate_protocol::kafka_protocol::protocol::StrBytes;
+use std::rc::Rc;
 
 /// The cluster id every Metadata answer carries.
 pub(super) const CLUSTER_ID: &str = "spate-single-node";
 
 pub(super) async fn handle(
-    broker: &Broker,
+    broker: &Rc<Broker>,
     request: MetadataRequest,
     version: i16,
 ) -> MetadataResponse {
@@ -61,7 +62,7 @@ pub(super) async fn handle(
         .with_topics(topics)
 }
 
-async fn by_name(broker: &Broker, name: &str, allow_create: bool) -> MetadataResponseTopic {
+async fn by_name(broker: &Rc<Broker>, name: &str, allow_create: bool) -> MetadataResponseTopic {
     let topic_name = Some(TopicName(StrBytes::from_string(name.to_string())));
     if let Some(topic) = broker.topics.get(name) {
         return describe(broker, name, &topic);
@@ -78,8 +79,7 @@ async fn by_name(broker: &Broker, name: &str, allow_create: bool) -> MetadataRes
         return error(error_code::UNKNOWN_TOPIC_OR_PARTITION);
     }
     match broker
-        .topics
-        .create(name, broker.num_partitions, Default::default())
+        .create_topic(name, broker.num_partitions, Default::default())
         .await
     {
         Ok(topic) => describe(broker, name, &topic),
@@ -98,10 +98,10 @@ async fn by_name(broker: &Broker, name: &str, allow_create: bool) -> MetadataRes
 
 fn describe(broker: &Broker, name: &str, topic: &Topic) -> MetadataResponseTopic {
     let node = BrokerId(broker.node_id);
-    let partitions = (0..topic.partitions.len())
+    let partitions = (0..topic.partition_count())
         .map(|index| {
             MetadataResponsePartition::default()
-                .with_partition_index(i32::try_from(index).unwrap_or(i32::MAX))
+                .with_partition_index(index)
                 .with_leader_id(node)
                 .with_leader_epoch(0)
                 .with_replica_nodes(vec![node])

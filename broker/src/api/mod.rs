@@ -19,21 +19,35 @@ mod metadata;
 mod offset_for_leader_epoch;
 mod produce;
 
-use crate::topics::Topics;
+use crate::controller::Controller;
+use crate::runtime::mesh::{Mesh, MeshError};
+use crate::topics::{Catalog, PartitionLog, ShardLogs, Topic};
 use bytes::{Bytes, BytesMut};
 use spate_protocol::header::RequestHeader;
 use spate_protocol::kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use spate_protocol::{decode_request_body, encode_response, Rope};
+use std::future::Future;
+use std::rc::Rc;
+use std::sync::Arc;
 
-/// What the broker knows about itself and holds.
+/// One shard's view of the broker: what every shard shares (the catalog, the mesh) and
+/// what is this shard's own (its logs, its request budget).
 #[derive(Debug)]
 pub struct Broker {
     /// This node's id.
     pub node_id: i32,
     /// The host and port clients are told to use.
     pub advertised: (String, u16),
-    /// The topics.
-    pub topics: Topics,
+    /// This shard's index.
+    pub shard: usize,
+    /// Calls to the other shards.
+    pub mesh: Mesh<Broker>,
+    /// Every topic (shared by the shards).
+    pub topics: Arc<Catalog>,
+    /// The partition logs this shard owns.
+    pub logs: ShardLogs,
+    /// The topic-change controller (shard 0 only).
+    pub controller: Option<Controller>,
     /// The data directory (DescribeLogDirs names it).
     pub data_dir: std::path::PathBuf,
     /// The shard's budget for request bytes being received or handled.
@@ -42,6 +56,84 @@ pub struct Broker {
     pub auto_create_topics: bool,
     /// Partitions of auto-created topics.
     pub num_partitions: i32,
+}
+
+impl Broker {
+    /// Runs `op` with `shard`'s broker: inline when that is this shard, else as a call
+    /// through the mesh.
+    pub async fn on_shard<R, F, Fut>(self: &Rc<Self>, shard: usize, op: F) -> Result<R, MeshError>
+    where
+        R: Send + 'static,
+        F: FnOnce(Rc<Broker>) -> Fut + Send + 'static,
+        Fut: Future<Output = R> + 'static,
+    {
+        if shard == self.shard {
+            Ok(op(self.clone()).await)
+        } else {
+            self.mesh.call(shard, op).await
+        }
+    }
+
+    /// Runs `op` on the shard owning `topic`'s partition `partition`, with its log. `None`
+    /// when the topic has no such partition (or it went away meanwhile).
+    pub async fn on_partition<R, F, Fut>(
+        self: &Rc<Self>,
+        topic: &Topic,
+        partition: i32,
+        op: F,
+    ) -> Option<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(PartitionLog) -> Fut + Send + 'static,
+        Fut: Future<Output = R> + 'static,
+    {
+        let shard = topic.owner(partition)?;
+        let id = topic.id;
+        self.on_shard(shard, move |broker| async move {
+            let log = broker.logs.get(id, partition)?;
+            Some(op(log).await)
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+
+    /// Runs `op(log, index, argument)` for each asked `(index, argument)` of `topic` on the
+    /// partition's owner, all in parallel; answers in the order asked. `missing(index)`
+    /// answers a partition that does not exist (or a topic that does not: `None`).
+    pub async fn each_partition<A, R, F, Fut>(
+        self: &Rc<Self>,
+        topic: Option<&Arc<Topic>>,
+        asked: Vec<(i32, A)>,
+        op: F,
+        missing: impl Fn(i32) -> R,
+    ) -> Vec<R>
+    where
+        A: Send + 'static,
+        R: Send + 'static,
+        F: FnOnce(PartitionLog, i32, A) -> Fut + Clone + Send + 'static,
+        Fut: Future<Output = R> + 'static,
+    {
+        let indexes: Vec<i32> = asked.iter().map(|(index, _)| *index).collect();
+        let answers = match topic {
+            Some(topic) => {
+                let calls = asked
+                    .into_iter()
+                    .map(|(index, argument)| {
+                        let op = op.clone();
+                        self.on_partition(topic, index, move |log| op(log, index, argument))
+                    })
+                    .collect();
+                spate_storage::join::join_all(calls).await
+            }
+            None => Vec::new(),
+        };
+        indexes
+            .into_iter()
+            .zip(answers.into_iter().chain(std::iter::repeat_with(|| None)))
+            .map(|(index, answer)| answer.unwrap_or_else(|| missing(index)))
+            .collect()
+    }
 }
 
 /// The versions served, as advertised in ApiVersions. Produce v0–v2 are advertised but
@@ -86,7 +178,7 @@ fn serves(api: ApiKey, version: i16) -> bool {
 }
 
 /// Handles one request frame (without its size prefix).
-pub async fn handle(broker: &Broker, mut frame: Bytes) -> Reply {
+pub async fn handle(broker: &Rc<Broker>, mut frame: Bytes) -> Reply {
     let header = match RequestHeader::decode(&mut frame) {
         Ok(header) => header,
         Err(e) => return Reply::Close(format!("bad request header: {e}")),
@@ -136,9 +228,9 @@ pub async fn handle(broker: &Broker, mut frame: Bytes) -> Reply {
         RequestKind::DeleteRecords(request) => {
             ResponseKind::DeleteRecords(delete_records::handle(broker, request).await)
         }
-        RequestKind::OffsetForLeaderEpoch(request) => {
-            ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(broker, request))
-        }
+        RequestKind::OffsetForLeaderEpoch(request) => ResponseKind::OffsetForLeaderEpoch(
+            offset_for_leader_epoch::handle(broker, request).await,
+        ),
         RequestKind::CreatePartitions(request) => {
             ResponseKind::CreatePartitions(create_partitions::handle(broker, request).await)
         }
@@ -155,7 +247,7 @@ pub async fn handle(broker: &Broker, mut frame: Bytes) -> Reply {
             ResponseKind::IncrementalAlterConfigs(configs::incremental(broker, request).await)
         }
         RequestKind::DescribeLogDirs(request) => {
-            ResponseKind::DescribeLogDirs(describe_log_dirs::handle(broker, request))
+            ResponseKind::DescribeLogDirs(describe_log_dirs::handle(broker, request).await)
         }
         RequestKind::DescribeTopicPartitions(request) => ResponseKind::DescribeTopicPartitions(
             describe_topic_partitions::handle(broker, request),

@@ -6,7 +6,8 @@
 use super::{error_code, Broker};
 use crate::runtime;
 use crate::topic_config::TopicConfig;
-use crate::topics::{PartitionLog, Topics};
+use crate::topics::{PartitionLog, ShardLogs, Topic};
+use bytes::Bytes;
 use spate_model::batch::{set_log_append_time, BatchSplitter};
 use spate_model::{LeaderEpoch, Offset, RecordBatch};
 use spate_protocol::kafka_protocol::messages::produce_request::ProduceRequest;
@@ -16,10 +17,24 @@ use spate_protocol::kafka_protocol::messages::produce_response::{
 use spate_protocol::kafka_protocol::protocol::StrBytes;
 use spate_storage::join::join_all;
 use spate_storage::LogError;
+use std::collections::BTreeMap;
 use std::rc::Rc;
+use std::sync::Arc;
+
+/// One partition's records, for the shard that owns it.
+struct Append {
+    /// Where its answer goes: (topic, partition) positions in the request.
+    slot: (usize, usize),
+    topic: Arc<Topic>,
+    partition: i32,
+    records: Bytes,
+}
 
 /// Returns `None` for `acks=0`, which gets no response.
-pub(super) async fn handle(broker: &Broker, request: ProduceRequest) -> Option<ProduceResponse> {
+pub(super) async fn handle(
+    broker: &Rc<Broker>,
+    request: ProduceRequest,
+) -> Option<ProduceResponse> {
     if !matches!(request.acks, -1..=1) {
         // Kafka answers every partition with INVALID_REQUIRED_ACKS and appends nothing.
         return Some(reject_all(
@@ -28,32 +43,34 @@ pub(super) async fn handle(broker: &Broker, request: ProduceRequest) -> Option<P
             "acks must be -1, 0 or 1",
         ));
     }
-    let mut touched: Vec<PartitionLog> = Vec::new();
+    // Answers in request order; the partitions' owner shards fill them in.
     let mut responses = Vec::with_capacity(request.topic_data.len());
-    for topic_data in &request.topic_data {
+    let mut by_shard: BTreeMap<usize, Vec<Append>> = BTreeMap::new();
+    for (t, topic_data) in request.topic_data.iter().enumerate() {
         let topic = broker.topics.get(topic_data.name.0.as_str());
         let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
-        for partition in &topic_data.partition_data {
-            let log = topic.as_ref().and_then(|t| t.partition(partition.index));
-            let response = match (log, &partition.records) {
-                (None, _) => failure(
+        for (p, partition) in topic_data.partition_data.iter().enumerate() {
+            let owner = topic.as_ref().and_then(|t| t.owner(partition.index));
+            partitions.push(match (owner, topic.as_ref(), &partition.records) {
+                (Some(owner), Some(topic), Some(records)) => {
+                    by_shard.entry(owner).or_default().push(Append {
+                        slot: (t, p),
+                        topic: topic.clone(),
+                        partition: partition.index,
+                        records: records.clone(),
+                    });
+                    // Replaced by the owner's answer.
+                    failure(partition.index, error_code::NONE, "")
+                }
+                (Some(_), Some(_), None) => {
+                    failure(partition.index, error_code::CORRUPT_MESSAGE, "no records")
+                }
+                _ => failure(
                     partition.index,
                     error_code::UNKNOWN_TOPIC_OR_PARTITION,
                     "unknown topic or partition",
                 ),
-                (Some(_), None) => {
-                    failure(partition.index, error_code::CORRUPT_MESSAGE, "no records")
-                }
-                (Some(log), Some(records)) => {
-                    let config = topic.as_ref().map(|t| t.config.clone()).unwrap_or_default();
-                    let result = append_all(&broker.topics, log, records, &config).await;
-                    if result.is_ok() && !touched.iter().any(|t| Rc::ptr_eq(t, log)) {
-                        touched.push(log.clone());
-                    }
-                    appended(partition.index, log, result)
-                }
-            };
-            partitions.push(response);
+            });
         }
         responses.push(
             TopicProduceResponse::default()
@@ -61,17 +78,78 @@ pub(super) async fn handle(broker: &Broker, request: ProduceRequest) -> Option<P
                 .with_partition_responses(partitions),
         );
     }
-    if request.acks == -1 {
-        // Durable before answering: one shared flush per partition touched.
+    let acks = request.acks;
+    let calls = by_shard
+        .into_values()
+        .map(|appends| {
+            let slots: Vec<(usize, usize, i32)> = appends
+                .iter()
+                .map(|a| (a.slot.0, a.slot.1, a.partition))
+                .collect();
+            let call = broker.on_shard(shard_of(&appends), move |owner| async move {
+                append_on_owner(&owner, appends, acks).await
+            });
+            async move { (slots, call.await) }
+        })
+        .collect();
+    for (slots, answers) in join_all(calls).await {
+        let answers = answers.unwrap_or_else(|error| {
+            slots
+                .iter()
+                .map(|&(_, _, index)| {
+                    failure(index, error_code::KAFKA_STORAGE_ERROR, &error.to_string())
+                })
+                .collect()
+        });
+        for ((t, p, _), answer) in slots.into_iter().zip(answers) {
+            responses[t].partition_responses[p] = answer;
+        }
+    }
+    (acks != 0).then(|| ProduceResponse::default().with_responses(responses))
+}
+
+/// The shard every append of one group goes to.
+fn shard_of(appends: &[Append]) -> usize {
+    appends
+        .first()
+        .and_then(|a| a.topic.owner(a.partition))
+        .unwrap_or(0)
+}
+
+/// On the owner shard: appends each partition's records, then (acks=all) waits for the
+/// flushes covering them, one shared flush per partition; otherwise flushes in the
+/// background. Answers in the order of `appends`.
+async fn append_on_owner(
+    broker: &Broker,
+    appends: Vec<Append>,
+    acks: i16,
+) -> Vec<PartitionProduceResponse> {
+    let mut touched: Vec<PartitionLog> = Vec::new();
+    let mut answers = Vec::with_capacity(appends.len());
+    for append in &appends {
+        let Some(log) = broker.logs.get(append.topic.id, append.partition) else {
+            answers.push(failure(
+                append.partition,
+                error_code::UNKNOWN_TOPIC_OR_PARTITION,
+                "unknown topic or partition",
+            ));
+            continue;
+        };
+        let result = append_all(&broker.logs, &log, &append.records, &append.topic.config).await;
+        if result.is_ok() && !touched.iter().any(|t| Rc::ptr_eq(t, &log)) {
+            touched.push(log.clone());
+        }
+        answers.push(appended(append.partition, &log, result));
+    }
+    if acks == -1 {
+        // Durable before answering.
         let results = join_all(touched.iter().map(|log| log.flush()).collect()).await;
         if let Some(error) = results.into_iter().find_map(Result::err) {
             tracing::error!(%error, "flush failed; the partition is offline");
-            for topic in &mut responses {
-                for partition in &mut topic.partition_responses {
-                    if partition.error_code == error_code::NONE {
-                        partition.error_code = error_code::KAFKA_STORAGE_ERROR;
-                        partition.error_message = Some(StrBytes::from_string(error.to_string()));
-                    }
+            for answer in &mut answers {
+                if answer.error_code == error_code::NONE {
+                    answer.error_code = error_code::KAFKA_STORAGE_ERROR;
+                    answer.error_message = Some(StrBytes::from_string(error.to_string()));
                 }
             }
         }
@@ -84,7 +162,7 @@ pub(super) async fn handle(broker: &Broker, request: ProduceRequest) -> Option<P
             });
         }
     }
-    (request.acks != 0).then(|| ProduceResponse::default().with_responses(responses))
+    answers
 }
 
 /// What an append assigned: the first base offset, and the append time when the topic
@@ -95,7 +173,7 @@ type Assigned = (Offset, i64);
 /// validation or exceeds `max.message.bytes` rejects the whole partition's records,
 /// appending nothing.
 async fn append_all(
-    topics: &Topics,
+    logs: &ShardLogs,
     log: &PartitionLog,
     records: &[u8],
     config: &TopicConfig,
@@ -153,7 +231,7 @@ async fn append_all(
                 Err(LogError::BufferFull { .. }) => {
                     // The shard's write-behind budget is full: flush whatever holds it (this
                     // request's earlier partitions included), which returns it, then retry.
-                    flush_backlogged(topics)
+                    flush_backlogged(logs)
                         .await
                         .map_err(|e| (error_code::KAFKA_STORAGE_ERROR, e.to_string()))?;
                 }
@@ -176,8 +254,8 @@ async fn append_all(
 }
 
 /// Flushes every partition of the shard with unflushed appends.
-async fn flush_backlogged(topics: &Topics) -> Result<(), LogError> {
-    for (log, _) in topics.all_logs() {
+async fn flush_backlogged(logs: &ShardLogs) -> Result<(), LogError> {
+    for log in logs.all() {
         if log.unflushed_bytes() > 0 {
             log.flush().await?;
         }

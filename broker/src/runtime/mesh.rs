@@ -1,18 +1,19 @@
 //! Calls between shards: each shard has an inbox; any shard can ask another to run a
 //! closure there and await its result. The closure and its result cross threads (`Send`);
-//! the future it makes runs on the target shard and may use that shard's `Rc` state.
+//! the future it makes runs on the target shard with that shard's context (`Rc<C>`, the
+//! shard's own state, never shared).
 //!
 //! Inboxes are bounded: a caller waits while the target's inbox is full (back-pressure), and
 //! a call to a shard that has stopped fails instead of hanging.
-//!
-//! Groundwork for more than one shard (`docs/multi-shard-plan.md`); the handlers do not route
-//! through it yet.
 
+use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::rc::Rc;
 
-/// A unit of work for another shard: called there, it yields the future to run.
-type Job = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()>>> + Send>;
+/// A unit of work for another shard: called there with its context, it yields the future
+/// to run.
+type Job<C> = Box<dyn FnOnce(Rc<C>) -> Pin<Box<dyn Future<Output = ()>>> + Send>;
 
 /// Why a cross-shard call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -26,19 +27,41 @@ pub enum MeshError {
 }
 
 /// The senders to every shard's inbox; cheap to clone, shareable across threads.
-#[derive(Clone, Debug)]
-pub struct Mesh {
-    inboxes: Vec<flume::Sender<Job>>,
+pub struct Mesh<C> {
+    inboxes: Vec<flume::Sender<Job<C>>>,
+}
+
+impl<C> Clone for Mesh<C> {
+    fn clone(&self) -> Self {
+        Mesh {
+            inboxes: self.inboxes.clone(),
+        }
+    }
+}
+
+impl<C> fmt::Debug for Mesh<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Mesh")
+            .field("shards", &self.inboxes.len())
+            .finish()
+    }
 }
 
 /// One shard's incoming calls.
-#[derive(Debug)]
-pub struct Inbox {
-    receiver: flume::Receiver<Job>,
+pub struct Inbox<C> {
+    receiver: flume::Receiver<Job<C>>,
+}
+
+impl<C> fmt::Debug for Inbox<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Inbox")
+            .field("pending", &self.receiver.len())
+            .finish()
+    }
 }
 
 /// A mesh of `shards` inboxes holding at most `capacity` pending calls each.
-pub fn mesh(shards: usize, capacity: usize) -> (Mesh, Vec<Inbox>) {
+pub fn mesh<C>(shards: usize, capacity: usize) -> (Mesh<C>, Vec<Inbox<C>>) {
     assert!(shards > 0 && capacity > 0);
     let (senders, receivers): (Vec<_>, Vec<_>) =
         (0..shards).map(|_| flume::bounded(capacity)).unzip();
@@ -49,17 +72,17 @@ pub fn mesh(shards: usize, capacity: usize) -> (Mesh, Vec<Inbox>) {
     (Mesh { inboxes: senders }, inboxes)
 }
 
-impl Mesh {
+impl<C: 'static> Mesh<C> {
     /// The number of shards.
     pub fn shards(&self) -> usize {
         self.inboxes.len()
     }
 
-    /// Runs `make()`'s future on `shard` and returns its output.
+    /// Runs `make(context)`'s future on `shard` and returns its output.
     pub async fn call<R, F, Fut>(&self, shard: usize, make: F) -> Result<R, MeshError>
     where
         R: Send + 'static,
-        F: FnOnce() -> Fut + Send + 'static,
+        F: FnOnce(Rc<C>) -> Fut + Send + 'static,
         Fut: Future<Output = R> + 'static,
     {
         let inbox = self
@@ -67,9 +90,9 @@ impl Mesh {
             .get(shard)
             .ok_or(MeshError::NoSuchShard(shard))?;
         let (reply, answer) = flume::bounded(1);
-        let job: Job = Box::new(move || {
+        let job: Job<C> = Box::new(move |context| {
             Box::pin(async move {
-                let output = make().await;
+                let output = make(context).await;
                 // The caller may have gone away; then nobody needs the answer.
                 let _ = reply.send(output);
             })
@@ -85,11 +108,12 @@ impl Mesh {
     }
 }
 
-impl Inbox {
-    /// Serves calls until every sender is gone, each as a task of its own on this shard.
-    pub async fn serve(self) {
+impl<C: 'static> Inbox<C> {
+    /// Serves calls until every sender is gone, each as a task of its own on this shard,
+    /// handing each the shard's `context`.
+    pub async fn serve(self, context: Rc<C>) {
         while let Ok(job) = self.receiver.recv_async().await {
-            super::spawn_detached(job());
+            super::spawn_detached(job(context.clone()));
         }
     }
 }
@@ -99,18 +123,15 @@ mod tests {
     use super::*;
     use std::cell::Cell;
 
-    thread_local! {
-        static CALLS_HERE: Cell<u32> = const { Cell::new(0) };
-    }
-
     #[test]
     fn calls_run_on_the_target_shard_and_return_their_results() {
-        let (mesh, mut inboxes) = mesh(2, 4);
+        let (mesh, mut inboxes) = mesh::<Cell<u32>>(2, 4);
         let target = inboxes.pop().expect("shard 1's inbox");
         let server = std::thread::spawn(move || {
             super::super::run_shard("mesh-target", None, move || async move {
-                target.serve().await;
-                CALLS_HERE.with(Cell::get)
+                let calls = Rc::new(Cell::new(0));
+                target.serve(calls.clone()).await;
+                calls.get()
             })
         });
         let caller_mesh = mesh.clone();
@@ -119,8 +140,8 @@ mod tests {
             let mut results = Vec::new();
             for i in 0..10_u32 {
                 let (value, thread) = caller_mesh
-                    .call(1, move || async move {
-                        CALLS_HERE.with(|calls| calls.set(calls.get() + 1));
+                    .call(1, move |calls: Rc<Cell<u32>>| async move {
+                        calls.set(calls.get() + 1);
                         (i * 2, std::thread::current().id())
                     })
                     .await
@@ -129,7 +150,7 @@ mod tests {
                 results.push(value);
             }
             assert_eq!(
-                caller_mesh.call(7, || async {}).await,
+                caller_mesh.call(7, |_| async {}).await,
                 Err(MeshError::NoSuchShard(7))
             );
             results
@@ -142,14 +163,17 @@ mod tests {
             .join()
             .expect("server thread")
             .expect("target executor");
-        assert_eq!(served, 10, "every call ran on the target shard");
+        assert_eq!(
+            served, 10,
+            "every call ran on the target shard with its context"
+        );
     }
 
     #[test]
     fn a_stopped_shard_fails_calls_instead_of_hanging() {
-        let (mesh, inboxes) = mesh(1, 1);
+        let (mesh, inboxes) = mesh::<()>(1, 1);
         drop(inboxes);
-        let result = futures_lite::future::block_on(mesh.call(0, || async { 1 }));
+        let result = futures_lite::future::block_on(mesh.call(0, |_| async { 1 }));
         assert_eq!(result, Err(MeshError::Stopped(0)));
     }
 }

@@ -23,6 +23,34 @@ where
     F: FnOnce() -> Fut + Send + 'static,
     Fut: Future<Output = T> + 'static,
 {
+    start_shard(name, cpu, make)?.join()
+}
+
+/// A shard started by [`start_shard`], running on its own thread.
+pub struct Shard<T: Send + 'static> {
+    handle: glommio::ExecutorJoinHandle<T>,
+}
+
+impl<T: Send + 'static> std::fmt::Debug for Shard<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Shard")
+    }
+}
+
+impl<T: Send + 'static> Shard<T> {
+    /// Waits for the shard's future to finish and returns its output.
+    pub fn join(self) -> io::Result<T> {
+        self.handle.join().map_err(io::Error::from)
+    }
+}
+
+/// Starts a shard (as [`run_shard`]) without waiting for it.
+pub fn start_shard<T, F, Fut>(name: &str, cpu: Option<usize>, make: F) -> io::Result<Shard<T>>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = T> + 'static,
+{
     let placement = match cpu {
         Some(cpu) => glommio::Placement::Fixed(cpu),
         None => glommio::Placement::Unbound,
@@ -32,7 +60,7 @@ where
         .io_memory(IO_MEMORY_BYTES)
         .spawn(make)
         .map_err(io::Error::from)?;
-    handle.join().map_err(io::Error::from)
+    Ok(Shard { handle })
 }
 
 /// Spawns a task on the current shard that runs on its own; its result is dropped.

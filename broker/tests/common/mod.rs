@@ -13,11 +13,19 @@ pub(crate) struct Broker {
     data_dir: PathBuf,
 }
 
+/// Shards of the brokers the tests start: `SPATE_TEST_SHARDS`, else 2, so that requests
+/// cross shards (`scripts/test` runs the client tests once more with 1).
+pub(crate) fn test_shards() -> String {
+    std::env::var("SPATE_TEST_SHARDS").unwrap_or_else(|_| "2".to_string())
+}
+
 impl Broker {
     /// Starts `spate` on `data_dir` and waits for its start-up line to learn the address.
     pub(crate) fn start(data_dir: &Path) -> Broker {
         let mut child = Command::new(env!("CARGO_BIN_EXE_spate"))
-            .args(["start", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args(["start", "--listen", "127.0.0.1:0", "--cores"])
+            .arg(test_shards())
+            .arg("--data-dir")
             .arg(data_dir)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
