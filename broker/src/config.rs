@@ -23,6 +23,8 @@ use std::path::{Path, PathBuf};
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:9092";
 const DEFAULT_DATA_DIR: &str = "./data";
+/// The longest initial rebalance delay accepted.
+const MAX_INITIAL_REBALANCE_DELAY_MS: u64 = 300_000;
 /// The most shards a broker runs.
 pub const MAX_SHARDS: usize = 256;
 
@@ -54,6 +56,10 @@ pub struct StartArgs {
     /// Partitions of an auto-created topic (`num.partitions`) [default: 1].
     #[arg(long, env = "SPATE_NUM_PARTITIONS")]
     pub num_partitions: Option<i32>,
+    /// How long a new consumer group waits for more members before its first assignment
+    /// (`group.initial.rebalance.delay.ms`) [default: 3000].
+    #[arg(long, env = "SPATE_GROUP_INITIAL_REBALANCE_DELAY_MS")]
+    pub group_initial_rebalance_delay_ms: Option<u64>,
 }
 
 /// The TOML file's settings.
@@ -67,6 +73,7 @@ struct FileConfig {
     node_id: Option<i32>,
     auto_create_topics: Option<bool>,
     num_partitions: Option<i32>,
+    group_initial_rebalance_delay_ms: Option<u64>,
 }
 
 /// A validated configuration.
@@ -86,6 +93,8 @@ pub struct Config {
     pub auto_create_topics: bool,
     /// Partitions of auto-created topics.
     pub num_partitions: i32,
+    /// `group.initial.rebalance.delay.ms`.
+    pub group_initial_rebalance_delay: std::time::Duration,
 }
 
 /// What is wrong with a configuration.
@@ -177,6 +186,18 @@ impl StartArgs {
                 reason,
             });
         }
+        let initial_rebalance_delay_ms = self
+            .group_initial_rebalance_delay_ms
+            .or(file.group_initial_rebalance_delay_ms)
+            .unwrap_or(3_000);
+        if initial_rebalance_delay_ms > MAX_INITIAL_REBALANCE_DELAY_MS {
+            let reason = "at most 300000 (5 minutes)";
+            return Err(ConfigError::OutOfRange {
+                setting: "--group-initial-rebalance-delay-ms",
+                value: initial_rebalance_delay_ms.to_string(),
+                reason,
+            });
+        }
         Ok(Config {
             listen,
             advertised,
@@ -191,6 +212,9 @@ impl StartArgs {
                 .or(file.auto_create_topics)
                 .unwrap_or(true),
             num_partitions,
+            group_initial_rebalance_delay: std::time::Duration::from_millis(
+                initial_rebalance_delay_ms,
+            ),
         })
     }
 }

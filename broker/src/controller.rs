@@ -6,7 +6,7 @@
 
 use crate::api::Broker;
 use crate::topic_config::TopicConfig;
-use crate::topics::{new_topic_id, Topic, TopicError, MAX_PARTITIONS};
+use crate::topics::{random_uuid, Topic, TopicError, MAX_PARTITIONS};
 use spate_storage::join::join_all;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -47,6 +47,15 @@ impl Controller {
         let _ = self.waiting.recv_async().await;
         Turn { controller: self }
     }
+}
+
+/// Consumer groups hash onto `__consumer_offsets`' partitions: its count never changes,
+/// and it is never deleted.
+fn refuse_internal(name: &str) -> Result<(), TopicError> {
+    if name == crate::groups::OFFSETS_TOPIC {
+        return Err(TopicError::Internal(name.to_string()));
+    }
+    Ok(())
 }
 
 impl Broker {
@@ -124,7 +133,7 @@ impl Broker {
     ) -> Result<Arc<Topic>, TopicError> {
         let _turn = self.controller()?.turn().await;
         self.topics.check_new(name, partitions)?;
-        let id = new_topic_id(name);
+        let id = random_uuid(name);
         let owners = self.topics.place(&self.topics.snapshot(), &[], partitions);
         if let Err(e) = self.open_on_owners(name, id, &owners, 0, &config).await {
             // Close whatever did open; the topic never existed.
@@ -141,6 +150,7 @@ impl Broker {
     }
 
     async fn controller_delete(self: &Rc<Self>, name: &str) -> Result<Uuid, TopicError> {
+        refuse_internal(name)?;
         let _turn = self.controller()?.turn().await;
         let topic = self.existing(name)?;
         self.topics.update(|topics| {
@@ -162,6 +172,7 @@ impl Broker {
         count: i32,
         validate_only: bool,
     ) -> Result<(), TopicError> {
+        refuse_internal(name)?;
         let _turn = self.controller()?.turn().await;
         let topic = self.existing(name)?;
         let current = topic.partition_count();

@@ -14,8 +14,17 @@
 pub mod api;
 pub mod config;
 pub mod controller;
+pub mod groups;
 pub mod maintenance;
 pub mod runtime;
 pub mod server;
 pub mod topic_config;
 pub mod topics;
+
+/// Milliseconds since the Unix epoch, by the system clock (record timestamps, commit times).
+pub(crate) fn now_ms() -> i64 {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
+}

@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 use spate_broker::api::Broker;
 use spate_broker::config::{Config, StartArgs};
 use spate_broker::controller::Controller;
+use spate_broker::groups::{self, Groups};
 use spate_broker::runtime::mesh::{self, Inbox, Mesh};
 use spate_broker::runtime::{self, Listener};
 use spate_broker::server::{self, Activity};
@@ -270,16 +271,25 @@ async fn run_shard(
         topics: catalog.clone(),
         logs,
         controller: (index == 0).then(Controller::default),
+        groups: Groups::new(config.group_initial_rebalance_delay),
         data_dir: data_dir.clone(),
         request_budget: Budget::new(server::MAX_INFLIGHT_REQUEST_BYTES),
         auto_create_topics: config.auto_create_topics,
         num_partitions: config.num_partitions,
     });
+    let groups = groups::restore(&broker)
+        .await
+        .map_err(|e| format!("cannot read the committed offsets: {e}"))?;
+    tracing::debug!(shard = index, groups, "shard restored its consumer groups");
     runtime::spawn_detached(inbox.serve(broker.clone()));
+    runtime::spawn_detached(groups::expire_sessions(broker.clone()));
     life.listening.fetch_add(1, Ordering::AcqRel);
     if index == 0 {
         life.wait_for(|| Lifecycle::count(&life.listening) == life.shards)
             .await?;
+        groups::create_offsets_topic(&broker)
+            .await
+            .map_err(|e| format!("cannot create {}: {e}", groups::OFFSETS_TOPIC))?;
         println!(
             "spate {} listening on {bound} (advertised {}:{}), {} shard{}, node {}, data {} ({} topics)",
             env!("CARGO_PKG_VERSION"),

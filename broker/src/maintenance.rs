@@ -2,6 +2,7 @@
 //! segment rolling (`segment.ms`) and high-watermark checkpoints, every few seconds.
 
 use crate::api::Broker;
+use crate::now_ms;
 use crate::runtime;
 use spate_storage::Retention;
 use std::rc::Rc;
@@ -45,11 +46,4 @@ pub async fn pass(broker: &Broker) {
             tracing::error!(dir = %log.dir().display(), %error, "high-watermark checkpoint failed");
         }
     }
-}
-
-fn now_ms() -> i64 {
-    let since_epoch = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
 }

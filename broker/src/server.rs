@@ -57,11 +57,10 @@ pub async fn serve(broker: Rc<Broker>, listener: Listener, activity: Rc<Activity
         let (broker, activity) = (broker.clone(), activity.clone());
         runtime::spawn_detached(async move {
             activity.connections.set(activity.connections.get() + 1);
-            let peer = stream
-                .peer_addr()
-                .map(|a| a.to_string())
-                .unwrap_or_default();
-            if let Err(reason) = connection(&broker, stream, &activity).await {
+            let peer = stream.peer_addr().ok();
+            let host = peer.map(|a| a.ip().to_string()).unwrap_or_default();
+            let peer = peer.map(|a| a.to_string()).unwrap_or_default();
+            if let Err(reason) = connection(&broker, stream, &activity, &host).await {
                 tracing::debug!(%peer, %reason, "connection closed");
             }
             activity.connections.set(activity.connections.get() - 1);
@@ -100,6 +99,7 @@ async fn connection(
     broker: &Rc<Broker>,
     mut stream: Stream,
     activity: &Activity,
+    host: &str,
 ) -> Result<(), String> {
     let decoder = FrameDecoder::new(MAX_REQUEST_BYTES);
     let mut buffer = BytesMut::with_capacity(READ_CHUNK_BYTES);
@@ -111,7 +111,7 @@ async fn connection(
     loop {
         while let Some(frame) = decoder.decode(&mut buffer).map_err(|e| e.to_string())? {
             activity.requests.set(activity.requests.get() + 1);
-            let reply = api::handle(broker, frame).await;
+            let reply = api::handle(broker, frame, host).await;
             activity.requests.set(activity.requests.get() - 1);
             match reply {
                 Reply::Frame(bytes) => stream.write_all(&bytes).await.map_err(|e| e.to_string())?,

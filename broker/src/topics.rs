@@ -84,6 +84,9 @@ pub enum TopicError {
     /// The storage failed.
     #[error(transparent)]
     Log(#[from] LogError),
+    /// An internal topic (`__consumer_offsets`) cannot be deleted or repartitioned.
+    #[error("{0} is an internal topic")]
+    Internal(String),
     /// The shard that makes topic changes could not be reached (the broker is stopping).
     #[error("topic changes are unavailable: {0}")]
     Unavailable(String),
@@ -404,8 +407,9 @@ impl ShardLogs {
     }
 }
 
-/// A fresh, non-nil topic id: std's randomly seeded hasher stands in for a UUID generator.
-pub(crate) fn new_topic_id(name: &str) -> Uuid {
+/// A fresh, random, non-nil UUID (topic ids, member ids): std's randomly seeded hasher stands
+/// in for a UUID generator.
+pub(crate) fn random_uuid(name: &str) -> Uuid {
     let mut high = std::collections::hash_map::RandomState::new().build_hasher();
     high.write(name.as_bytes());
     let mut low = std::collections::hash_map::RandomState::new().build_hasher();

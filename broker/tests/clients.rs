@@ -5,7 +5,7 @@
 mod common;
 
 use bytes::{Buf, Bytes, BytesMut};
-use common::Broker;
+use common::{kafkajs, python, repo, run_client, Broker};
 use spate_protocol::header::RequestHeader;
 use spate_protocol::kafka_protocol::messages::create_topics_request::{
     CreatableTopic, CreateTopicsRequest,
@@ -27,47 +27,9 @@ use spate_protocol::kafka_protocol::protocol::StrBytes;
 use spate_protocol::{decode_response, encode_request};
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("repo root")
-        .to_path_buf()
-}
-
-fn run_client(program: &Path, args: &[&str]) {
-    assert!(
-        program.exists(),
-        "{} is missing: run scripts/install-clients (scripts/test does)",
-        program.display()
-    );
-    let output = Command::new(program)
-        .args(args)
-        .output()
-        .expect("run the client");
-    assert!(
-        output.status.success(),
-        "{} {args:?} failed:\nstdout: {}\nstderr: {}",
-        program.display(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(
-        String::from_utf8_lossy(&output.stdout).starts_with("ok"),
-        "{}",
-        String::from_utf8_lossy(&output.stdout)
-    );
-}
-
-fn python(script: &str, args: &[&str]) {
-    let script = repo().join("broker/tests/clients").join(script);
-    let mut all = vec![script.to_str().expect("utf-8 path")];
-    all.extend_from_slice(args);
-    run_client(&repo().join(".venv/bin/python"), &all);
-}
 
 #[test]
 fn librdkafka_round_trips_with_every_codec_and_acks_mode() {
@@ -110,28 +72,7 @@ fn kafka_python_round_trips() {
 fn the_kafkajs_producer_as_users_write_it() {
     let data = tempfile::tempdir().expect("temp dir");
     let broker = Broker::start(data.path());
-    let node = PathBuf::from("/usr/bin/env");
-    let script = repo().join("broker/tests/clients/kafkajs_orders.js");
-    let modules = repo().join("tests/clients/node/node_modules");
-    assert!(
-        modules.exists(),
-        "KafkaJS is missing: run scripts/install-clients"
-    );
-    let output = Command::new(&node)
-        .args([
-            "node",
-            script.to_str().expect("path"),
-            &broker.address,
-            "50",
-        ])
-        .env("NODE_PATH", &modules)
-        .output()
-        .expect("run node");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    kafkajs("kafkajs_orders.js", &[&broker.address, "50"]);
     // Read the orders back with librdkafka: 50 of them, in order, keyed by order id.
     let check = repo().join("broker/tests/clients/check_orders.py");
     run_client(

@@ -38,6 +38,9 @@ pub(super) async fn handle(
                 Err(e @ TopicError::Unknown(_)) => {
                     fail(error_code::UNKNOWN_TOPIC_OR_PARTITION, e.to_string())
                 }
+                Err(e @ TopicError::Internal(_)) => {
+                    fail(error_code::INVALID_REQUEST, e.to_string())
+                }
                 Err(e @ TopicError::BadNewPartitionCount { .. }) => {
                     fail(error_code::INVALID_PARTITIONS, e.to_string())
                 }

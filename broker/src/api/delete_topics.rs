@@ -53,6 +53,12 @@ pub(super) async fn handle(
             Err(TopicError::Unknown(_)) => {
                 result.with_error_code(error_code::UNKNOWN_TOPIC_OR_PARTITION)
             }
+            Err(e @ TopicError::Internal(_)) => {
+                let message = (version >= 5).then(|| StrBytes::from_string(e.to_string()));
+                result
+                    .with_error_code(error_code::INVALID_REQUEST)
+                    .with_error_message(message)
+            }
             Err(e) => {
                 tracing::error!(topic = %name, error = %e, "deleting a topic failed");
                 let message = (version >= 5).then(|| StrBytes::from_string(e.to_string()));

@@ -11,6 +11,9 @@ use spate_protocol::kafka_protocol::messages::{BrokerId, TopicName};
 use spate_protocol::kafka_protocol::protocol::StrBytes;
 use std::rc::Rc;
 
+/// v1 added the internal-topic flag.
+const FIRST_INTERNAL_FLAG_VERSION: i16 = 1;
+
 /// The cluster id every Metadata answer carries.
 pub(super) const CLUSTER_ID: &str = "spate-single-node";
 
@@ -22,7 +25,7 @@ pub(super) async fn handle(
     // Before v4 the request cannot say no to auto-creation.
     let allow_create =
         broker.auto_create_topics && (version < 4 || request.allow_auto_topic_creation);
-    let topics = match request.topics {
+    let mut topics: Vec<MetadataResponseTopic> = match request.topics {
         None => {
             let names = broker.topics.names();
             names
@@ -51,6 +54,14 @@ pub(super) async fn handle(
             out
         }
     };
+    if version >= FIRST_INTERNAL_FLAG_VERSION {
+        for topic in &mut topics {
+            topic.is_internal = topic
+                .name
+                .as_ref()
+                .is_some_and(|n| n.0.as_str() == crate::groups::OFFSETS_TOPIC);
+        }
+    }
     let node = MetadataResponseBroker::default()
         .with_node_id(BrokerId(broker.node_id))
         .with_host(StrBytes::from_string(broker.advertised.0.clone()))

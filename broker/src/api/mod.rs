@@ -8,16 +8,26 @@ mod api_versions;
 mod configs;
 mod create_partitions;
 mod create_topics;
+mod delete_groups;
 mod delete_records;
 mod delete_topics;
 mod describe_cluster;
+mod describe_groups;
 mod describe_log_dirs;
 mod describe_topic_partitions;
 mod fetch;
+mod find_coordinator;
+mod heartbeat;
+mod join_group;
+mod leave_group;
+mod list_groups;
 mod list_offsets;
 mod metadata;
+mod offset_commit;
+mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
+mod sync_group;
 
 use crate::controller::Controller;
 use crate::runtime::mesh::{Mesh, MeshError};
@@ -48,6 +58,8 @@ pub struct Broker {
     pub logs: ShardLogs,
     /// The topic-change controller (shard 0 only).
     pub controller: Option<Controller>,
+    /// The consumer groups this shard coordinates.
+    pub groups: crate::groups::Groups,
     /// The data directory (DescribeLogDirs names it).
     pub data_dir: std::path::PathBuf,
     /// The shard's budget for request bytes being received or handled.
@@ -96,6 +108,33 @@ impl Broker {
         .await
         .ok()
         .flatten()
+    }
+
+    /// Runs `op(coordinator's broker, group's offsets partition log)` on the shard that
+    /// coordinates `group`. `Err` carries COORDINATOR_NOT_AVAILABLE when the offsets topic
+    /// is missing or its shard cannot be reached.
+    pub async fn on_group<R, F, Fut>(self: &Rc<Self>, group: &str, op: F) -> Result<R, i16>
+    where
+        R: Send + 'static,
+        F: FnOnce(Rc<Broker>, PartitionLog) -> Fut + Send + 'static,
+        Fut: Future<Output = R> + 'static,
+    {
+        let unavailable = crate::groups::code::COORDINATOR_NOT_AVAILABLE;
+        let topic = self
+            .topics
+            .get(crate::groups::OFFSETS_TOPIC)
+            .ok_or(unavailable)?;
+        let partition = crate::groups::partition_for(group, topic.partition_count());
+        let shard = topic.owner(partition).ok_or(unavailable)?;
+        let id = topic.id;
+        self.on_shard(shard, move |owner| async move {
+            let log = owner.logs.get(id, partition)?;
+            Some(op(owner, log).await)
+        })
+        .await
+        .ok()
+        .flatten()
+        .ok_or(unavailable)
     }
 
     /// Runs `op(log, index, argument)` for each asked `(index, argument)` of `topic` on the
@@ -156,6 +195,16 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeLogDirs, 1, 4),
     (ApiKey::DescribeTopicPartitions, 0, 0),
+    (ApiKey::FindCoordinator, 0, 4),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::OffsetCommit, 2, 9),
+    (ApiKey::OffsetFetch, 1, 9),
+    (ApiKey::ListGroups, 0, 5),
+    (ApiKey::DescribeGroups, 0, 5),
+    (ApiKey::DeleteGroups, 0, 2),
 ];
 
 /// What to send back for one request.
@@ -177,8 +226,9 @@ fn serves(api: ApiKey, version: i16) -> bool {
         .any(|&(key, min, max)| key == api && (min..=max).contains(&version))
 }
 
-/// Handles one request frame (without its size prefix).
-pub async fn handle(broker: &Rc<Broker>, mut frame: Bytes) -> Reply {
+/// Handles one request frame (without its size prefix) from the client at `peer` (its
+/// address without the port).
+pub async fn handle(broker: &Rc<Broker>, mut frame: Bytes, peer: &str) -> Reply {
     let header = match RequestHeader::decode(&mut frame) {
         Ok(header) => header,
         Err(e) => return Reply::Close(format!("bad request header: {e}")),
@@ -252,6 +302,38 @@ pub async fn handle(broker: &Rc<Broker>, mut frame: Bytes) -> Reply {
         RequestKind::DescribeTopicPartitions(request) => ResponseKind::DescribeTopicPartitions(
             describe_topic_partitions::handle(broker, request),
         ),
+        RequestKind::FindCoordinator(request) => {
+            ResponseKind::FindCoordinator(find_coordinator::handle(broker, request, version))
+        }
+        RequestKind::JoinGroup(request) => {
+            let client_id = header.client_id.as_deref().unwrap_or("");
+            let client = (client_id, peer);
+            ResponseKind::JoinGroup(join_group::handle(broker, request, version, client).await)
+        }
+        RequestKind::SyncGroup(request) => {
+            ResponseKind::SyncGroup(sync_group::handle(broker, request, version).await)
+        }
+        RequestKind::Heartbeat(request) => {
+            ResponseKind::Heartbeat(heartbeat::handle(broker, request).await)
+        }
+        RequestKind::LeaveGroup(request) => {
+            ResponseKind::LeaveGroup(leave_group::handle(broker, request, version).await)
+        }
+        RequestKind::OffsetCommit(request) => {
+            ResponseKind::OffsetCommit(offset_commit::handle(broker, request).await)
+        }
+        RequestKind::OffsetFetch(request) => {
+            ResponseKind::OffsetFetch(offset_fetch::handle(broker, request, version).await)
+        }
+        RequestKind::ListGroups(request) => {
+            ResponseKind::ListGroups(list_groups::handle(broker, request, version).await)
+        }
+        RequestKind::DescribeGroups(request) => {
+            ResponseKind::DescribeGroups(describe_groups::handle(broker, request, version).await)
+        }
+        RequestKind::DeleteGroups(request) => {
+            ResponseKind::DeleteGroups(delete_groups::handle(broker, request).await)
+        }
         other => return Reply::Close(format!("no handler for {other:?}")),
     };
     respond(header.correlation_id, api, version, &response)

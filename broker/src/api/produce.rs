@@ -4,6 +4,7 @@
 //! becomes visible to consumers when its background flush completes), `acks=0` never.
 
 use super::{error_code, Broker};
+use crate::now_ms;
 use crate::runtime;
 use crate::topic_config::TopicConfig;
 use crate::topics::{PartitionLog, ShardLogs, Topic};
@@ -51,6 +52,14 @@ pub(super) async fn handle(
         let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
         for (p, partition) in topic_data.partition_data.iter().enumerate() {
             let owner = topic.as_ref().and_then(|t| t.owner(partition.index));
+            if owner.is_some() && topic_data.name.0.as_str() == crate::groups::OFFSETS_TOPIC {
+                partitions.push(failure(
+                    partition.index,
+                    error_code::INVALID_TOPIC,
+                    "clients may not write to an internal topic",
+                ));
+                continue;
+            }
             partitions.push(match (owner, topic.as_ref(), &partition.records) {
                 (Some(owner), Some(topic), Some(records)) => {
                     by_shard.entry(owner).or_default().push(Append {
@@ -261,13 +270,6 @@ async fn flush_backlogged(logs: &ShardLogs) -> Result<(), LogError> {
         }
     }
     Ok(())
-}
-
-fn now_ms() -> i64 {
-    let since_epoch = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
 }
 
 fn appended(

@@ -6,6 +6,63 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 
+/// The repository's root.
+pub(crate) fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("repo root")
+        .to_path_buf()
+}
+
+/// Runs a client program to completion; it must exit 0 with "ok" as its last line.
+pub(crate) fn run_client(program: &Path, args: &[&str]) {
+    run(Command::new(program).args(args), program);
+}
+
+fn run(command: &mut Command, program: &Path) {
+    assert!(
+        program.exists(),
+        "{} is missing: run scripts/install-clients (scripts/test does)",
+        program.display()
+    );
+    let output = command.output().expect("run the client");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{} failed:\nstdout: {stdout}\nstderr: {}",
+        program.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let last = stdout.lines().rev().find(|line| !line.trim().is_empty());
+    assert!(
+        last.is_some_and(|line| line.starts_with("ok")),
+        "{} did not end with ok:\n{stdout}",
+        program.display()
+    );
+}
+
+/// Runs `broker/tests/clients/SCRIPT` with the project's Python (confluent-kafka,
+/// kafka-python).
+pub(crate) fn python(script: &str, args: &[&str]) {
+    let script = repo().join("broker/tests/clients").join(script);
+    let mut all = vec![script.to_str().expect("utf-8 path")];
+    all.extend_from_slice(args);
+    run_client(&repo().join(".venv/bin/python"), &all);
+}
+
+/// Runs `broker/tests/clients/SCRIPT` with node and the project's KafkaJS.
+pub(crate) fn kafkajs(script: &str, args: &[&str]) {
+    let modules = repo().join("tests/clients/node/node_modules");
+    let script = repo().join("broker/tests/clients").join(script);
+    run(
+        Command::new("node")
+            .arg(&script)
+            .args(args)
+            .env("NODE_PATH", &modules),
+        &modules,
+    );
+}
+
 /// A broker process on an ephemeral port; killed when dropped.
 pub(crate) struct Broker {
     child: Child,
@@ -25,6 +82,8 @@ impl Broker {
         let mut child = Command::new(env!("CARGO_BIN_EXE_spate"))
             .args(["start", "--listen", "127.0.0.1:0", "--cores"])
             .arg(test_shards())
+            // New groups settle fast (Kafka's own tests use 0; the default is 3 s).
+            .args(["--group-initial-rebalance-delay-ms", "100"])
             .arg("--data-dir")
             .arg(data_dir)
             .stdout(Stdio::piped())

@@ -1,0 +1,156 @@
+//! OffsetFetch (key 9), versions 1–9: a group's committed offsets (-1 where none), for the
+//! partitions asked or (null topics, v2+) all of them; v8+ asks for several groups at once.
+
+use super::Broker;
+use crate::groups::store::Committed;
+use spate_protocol::kafka_protocol::messages::offset_fetch_request::OffsetFetchRequest;
+use spate_protocol::kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponse, OffsetFetchResponseGroup, OffsetFetchResponsePartition,
+    OffsetFetchResponsePartitions, OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use spate_protocol::kafka_protocol::messages::{GroupId, TopicName};
+use spate_protocol::kafka_protocol::protocol::StrBytes;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+const FIRST_BATCHED_VERSION: i16 = 8;
+/// v2 added the top-level error code.
+const FIRST_ERROR_VERSION: i16 = 2;
+/// v5 added the leader epoch.
+const FIRST_LEADER_EPOCH_VERSION: i16 = 5;
+
+/// Topics and partitions asked for; `None` for all.
+type Asked = Option<Vec<(String, Vec<i32>)>>;
+/// Per topic, (partition, committed) in the order asked.
+type Found = Vec<(String, Vec<(i32, Option<Committed>)>)>;
+
+pub(super) async fn handle(
+    broker: &Rc<Broker>,
+    request: OffsetFetchRequest,
+    version: i16,
+) -> OffsetFetchResponse {
+    if version >= FIRST_BATCHED_VERSION {
+        let mut groups = Vec::with_capacity(request.groups.len());
+        for group in &request.groups {
+            let asked = group.topics.as_ref().map(|topics| {
+                topics
+                    .iter()
+                    .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
+                    .collect()
+            });
+            let (error, found) = fetch(broker, group.group_id.0.as_ref(), asked).await;
+            let topics = found
+                .into_iter()
+                .map(|(topic, partitions)| {
+                    OffsetFetchResponseTopics::default()
+                        .with_name(TopicName(StrBytes::from_string(topic)))
+                        .with_partitions(
+                            partitions
+                                .into_iter()
+                                .map(|(index, committed)| {
+                                    let (offset, epoch, metadata) = fields(committed);
+                                    OffsetFetchResponsePartitions::default()
+                                        .with_partition_index(index)
+                                        .with_committed_offset(offset)
+                                        .with_committed_leader_epoch(epoch)
+                                        .with_metadata(Some(StrBytes::from_string(metadata)))
+                                })
+                                .collect(),
+                        )
+                })
+                .collect();
+            groups.push(
+                OffsetFetchResponseGroup::default()
+                    .with_group_id(GroupId(group.group_id.0.clone()))
+                    .with_error_code(error)
+                    .with_topics(topics),
+            );
+        }
+        return OffsetFetchResponse::default().with_groups(groups);
+    }
+    let asked = request.topics.as_ref().map(|topics| {
+        topics
+            .iter()
+            .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
+            .collect()
+    });
+    let (error, found) = fetch(broker, request.group_id.0.as_ref(), asked).await;
+    let topics = found
+        .into_iter()
+        .map(|(topic, partitions)| {
+            OffsetFetchResponseTopic::default()
+                .with_name(TopicName(StrBytes::from_string(topic)))
+                .with_partitions(
+                    partitions
+                        .into_iter()
+                        .map(|(index, committed)| {
+                            let (offset, epoch, metadata) = fields(committed);
+                            let mut partition = OffsetFetchResponsePartition::default()
+                                .with_partition_index(index)
+                                .with_committed_offset(offset)
+                                .with_metadata(Some(StrBytes::from_string(metadata)));
+                            if version >= FIRST_LEADER_EPOCH_VERSION {
+                                partition.committed_leader_epoch = epoch;
+                            }
+                            if version < FIRST_ERROR_VERSION {
+                                partition.error_code = error;
+                            }
+                            partition
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    let mut response = OffsetFetchResponse::default().with_topics(topics);
+    if version >= FIRST_ERROR_VERSION {
+        response.error_code = error;
+    }
+    response
+}
+
+fn fields(committed: Option<Committed>) -> (i64, i32, String) {
+    match committed {
+        Some(c) => (c.offset, c.leader_epoch, c.metadata),
+        None => (-1, -1, String::new()),
+    }
+}
+
+/// One group's committed offsets for `asked`, on its coordinator shard.
+async fn fetch(broker: &Rc<Broker>, group: &str, asked: Asked) -> (i16, Found) {
+    let name = group.to_string();
+    let result = broker
+        .on_group(group, move |owner, _| async move {
+            let offsets = owner
+                .groups
+                .with(&name, |g| g.offsets().clone())
+                .unwrap_or_default();
+            match asked {
+                Some(asked) => asked
+                    .into_iter()
+                    .map(|(topic, partitions)| {
+                        let found = partitions
+                            .into_iter()
+                            .map(|p| (p, offsets.get(&(topic.clone(), p)).cloned()))
+                            .collect();
+                        (topic, found)
+                    })
+                    .collect(),
+                None => {
+                    let mut by_topic: BTreeMap<String, Vec<(i32, Option<Committed>)>> =
+                        BTreeMap::new();
+                    for ((topic, partition), committed) in offsets {
+                        by_topic
+                            .entry(topic)
+                            .or_default()
+                            .push((partition, Some(committed)));
+                    }
+                    by_topic.into_iter().collect()
+                }
+            }
+        })
+        .await;
+    match result {
+        Ok(found) => (crate::groups::code::NONE, found),
+        Err(error) => (error, Vec::new()),
+    }
+}

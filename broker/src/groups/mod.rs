@@ -1,0 +1,1112 @@
+//! Consumer groups, classic protocol: the coordinator of every group whose
+//! `__consumer_offsets` partition this shard owns (Kafka's `abs(hash(group)) % partitions`),
+//! with the group state machine (Empty, PreparingRebalance, CompletingRebalance, Stable;
+//! a deleted group is gone, which DescribeGroups reports as Dead), member ids (KIP-394),
+//! static membership (KIP-345), session and rebalance timeouts, and committed offsets,
+//! which are written to the group's offsets partition before they are acknowledged and
+//! replayed from it at start-up.
+
+pub mod store;
+
+use crate::api::Broker;
+use crate::now_ms;
+use crate::runtime;
+use bytes::Bytes;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+use store::{Committed, Entry};
+
+/// The internal topic holding committed offsets.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+/// Its partition count when the broker creates it (`offsets.topic.num.partitions`; Kafka's
+/// default is 50, fewer keeps a small broker light). An existing topic keeps its count.
+pub const OFFSETS_PARTITIONS: i32 = 16;
+/// `group.min.session.timeout.ms` and `group.max.session.timeout.ms`.
+pub const SESSION_TIMEOUT_MS: std::ops::RangeInclusive<i32> = 6_000..=1_800_000;
+/// `offset.metadata.max.bytes`.
+pub const MAX_OFFSET_METADATA_BYTES: usize = 4096;
+/// `group.max.size`: members (and member ids handed out but not yet joined) per group.
+pub const MAX_MEMBERS: usize = 1000;
+/// Protocol metadata and assignment bytes one member may hold.
+pub const MAX_MEMBER_BYTES: usize = 1 << 20;
+/// How often members' sessions are checked.
+const EXPIRY_CHECK: Duration = Duration::from_millis(200);
+
+/// Kafka error codes the coordinator answers with.
+pub mod code {
+    /// No error.
+    pub const NONE: i16 = 0;
+    /// OFFSET_METADATA_TOO_LARGE.
+    pub const OFFSET_METADATA_TOO_LARGE: i16 = 12;
+    /// COORDINATOR_NOT_AVAILABLE.
+    pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+    /// ILLEGAL_GENERATION.
+    pub const ILLEGAL_GENERATION: i16 = 22;
+    /// INCONSISTENT_GROUP_PROTOCOL.
+    pub const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
+    /// INVALID_GROUP_ID.
+    pub const INVALID_GROUP_ID: i16 = 24;
+    /// UNKNOWN_MEMBER_ID.
+    pub const UNKNOWN_MEMBER_ID: i16 = 25;
+    /// INVALID_SESSION_TIMEOUT.
+    pub const INVALID_SESSION_TIMEOUT: i16 = 26;
+    /// REBALANCE_IN_PROGRESS.
+    pub const REBALANCE_IN_PROGRESS: i16 = 27;
+    /// NON_EMPTY_GROUP.
+    pub const NON_EMPTY_GROUP: i16 = 68;
+    /// GROUP_ID_NOT_FOUND.
+    pub const GROUP_ID_NOT_FOUND: i16 = 69;
+    /// MEMBER_ID_REQUIRED.
+    pub const MEMBER_ID_REQUIRED: i16 = 79;
+    /// GROUP_MAX_SIZE_REACHED.
+    pub const GROUP_MAX_SIZE_REACHED: i16 = 81;
+    /// FENCED_INSTANCE_ID.
+    pub const FENCED_INSTANCE_ID: i16 = 82;
+}
+
+/// Kafka's offsets partition for a group: `abs(groupId.hashCode()) % count`, with Java's
+/// string hash over UTF-16 code units (and `abs(MIN_VALUE)` taken as 0).
+pub fn partition_for(group: &str, count: i32) -> i32 {
+    let hash = group.encode_utf16().fold(0_i32, |h, unit| {
+        h.wrapping_mul(31).wrapping_add(i32::from(unit))
+    });
+    let positive = if hash == i32::MIN { 0 } else { hash.abs() };
+    positive % count.max(1)
+}
+
+/// A group's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// No members (offsets may remain).
+    Empty,
+    /// Waiting for members to (re)join.
+    PreparingRebalance,
+    /// Waiting for the leader's assignment.
+    CompletingRebalance,
+    /// Every member has its assignment.
+    Stable,
+}
+
+impl State {
+    /// The name Kafka reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Empty => "Empty",
+            State::PreparingRebalance => "PreparingRebalance",
+            State::CompletingRebalance => "CompletingRebalance",
+            State::Stable => "Stable",
+        }
+    }
+}
+
+/// What a JoinGroup gets back.
+#[derive(Debug, Clone, Default)]
+pub struct Joined {
+    /// The error code.
+    pub error: i16,
+    /// The generation joined.
+    pub generation: i32,
+    /// The group's protocol type.
+    pub protocol_type: Option<String>,
+    /// The chosen protocol.
+    pub protocol: Option<String>,
+    /// The leader's member id.
+    pub leader: String,
+    /// The member id (new ones come back with MEMBER_ID_REQUIRED).
+    pub member_id: String,
+    /// For the leader: every member with its metadata for the chosen protocol.
+    pub members: Vec<(String, Option<String>, Bytes)>,
+}
+
+impl Joined {
+    fn failed(error: i16, member_id: &str) -> Joined {
+        Joined {
+            error,
+            generation: -1,
+            member_id: member_id.to_string(),
+            ..Joined::default()
+        }
+    }
+}
+
+/// What a SyncGroup gets back.
+#[derive(Debug, Clone, Default)]
+pub struct Synced {
+    /// The error code.
+    pub error: i16,
+    /// The group's protocol type.
+    pub protocol_type: Option<String>,
+    /// The chosen protocol.
+    pub protocol: Option<String>,
+    /// The member's assignment.
+    pub assignment: Bytes,
+}
+
+/// A JoinGroup, as the coordinator needs it.
+#[derive(Debug, Clone)]
+pub struct JoinRequest {
+    /// The group.
+    pub group: String,
+    /// The member id ("" for a new member).
+    pub member_id: String,
+    /// The static member's instance id.
+    pub instance_id: Option<String>,
+    /// The client's id and host (DescribeGroups shows them).
+    pub client_id: String,
+    /// The client's address.
+    pub client_host: String,
+    /// `session.timeout.ms`.
+    pub session_timeout_ms: i32,
+    /// `max.poll.interval.ms` (v1+), else the session timeout.
+    pub rebalance_timeout_ms: i32,
+    /// "consumer" for consumers.
+    pub protocol_type: String,
+    /// Assignment strategies with their metadata, most preferred first.
+    pub protocols: Vec<(String, Bytes)>,
+    /// v4+: a new member first gets its id with MEMBER_ID_REQUIRED (KIP-394).
+    pub require_known_member: bool,
+}
+
+#[derive(Debug)]
+struct Member {
+    instance_id: Option<String>,
+    client_id: String,
+    client_host: String,
+    session_timeout: Duration,
+    rebalance_timeout: Duration,
+    protocols: Vec<(String, Bytes)>,
+    assignment: Bytes,
+    joining: Option<flume::Sender<Joined>>,
+    syncing: Option<flume::Sender<Synced>>,
+    last_seen: Instant,
+}
+
+/// One group's state, on its coordinator shard.
+#[derive(Debug)]
+pub struct Group {
+    state: State,
+    generation: i32,
+    protocol_type: Option<String>,
+    protocol: Option<String>,
+    leader: Option<String>,
+    /// Members by id, with the order they joined in.
+    members: BTreeMap<String, Member>,
+    joined_order: Vec<String>,
+    /// Member ids handed out with MEMBER_ID_REQUIRED, not yet joined.
+    pending: HashMap<String, Instant>,
+    /// Counts rebalances, so a timer acts only on the rebalance that set it.
+    rebalance: u64,
+    /// A new group's first rebalance does not complete before this.
+    not_before: Option<Instant>,
+    offsets: BTreeMap<(String, i32), Committed>,
+}
+
+impl Group {
+    fn new() -> Group {
+        Group {
+            state: State::Empty,
+            generation: 0,
+            protocol_type: None,
+            protocol: None,
+            leader: None,
+            members: BTreeMap::new(),
+            joined_order: Vec::new(),
+            pending: HashMap::new(),
+            rebalance: 0,
+            not_before: None,
+            offsets: BTreeMap::new(),
+        }
+    }
+
+    /// The group's state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// The group's protocol type ("" when it has none).
+    pub fn protocol_type(&self) -> &str {
+        self.protocol_type.as_deref().unwrap_or("")
+    }
+
+    /// The chosen protocol ("" outside a generation).
+    pub fn protocol(&self) -> &str {
+        self.protocol.as_deref().unwrap_or("")
+    }
+
+    /// The committed offsets.
+    pub fn offsets(&self) -> &BTreeMap<(String, i32), Committed> {
+        &self.offsets
+    }
+
+    /// Each member: id, instance id, client id, client host, metadata for the chosen
+    /// protocol, assignment.
+    pub fn describe_members(&self) -> Vec<(String, Option<String>, String, String, Bytes, Bytes)> {
+        self.members
+            .iter()
+            .map(|(id, m)| {
+                (
+                    id.clone(),
+                    m.instance_id.clone(),
+                    m.client_id.clone(),
+                    m.client_host.clone(),
+                    self.metadata_for(m),
+                    m.assignment.clone(),
+                )
+            })
+            .collect()
+    }
+
+    fn metadata_for(&self, member: &Member) -> Bytes {
+        let chosen = self.protocol.as_deref().unwrap_or("");
+        member
+            .protocols
+            .iter()
+            .find(|(name, _)| name == chosen)
+            .map(|(_, metadata)| metadata.clone())
+            .unwrap_or_default()
+    }
+
+    /// Whether a member with these protocols can join: same protocol type, and a protocol
+    /// every member supports.
+    fn accepts(&self, protocol_type: &str, protocols: &[(String, Bytes)]) -> bool {
+        if self.members.is_empty() {
+            return true;
+        }
+        if self.protocol_type.as_deref() != Some(protocol_type) {
+            return false;
+        }
+        protocols.iter().any(|(name, _)| {
+            self.members
+                .values()
+                .all(|m| m.protocols.iter().any(|(other, _)| other == name))
+        })
+    }
+
+    fn rebalance_timeout(&self) -> Duration {
+        self.members
+            .values()
+            .map(|m| m.rebalance_timeout)
+            .max()
+            .unwrap_or(Duration::ZERO)
+    }
+
+    fn member_by_instance(&self, instance: &str) -> Option<String> {
+        self.members
+            .iter()
+            .find(|(_, m)| m.instance_id.as_deref() == Some(instance))
+            .map(|(id, _)| id.clone())
+    }
+
+    /// Removes a member, answering its waiting join or sync with `error`.
+    fn remove(&mut self, id: &str, error: i16) -> bool {
+        self.pending.remove(id);
+        let Some(member) = self.members.remove(id) else {
+            return false;
+        };
+        self.joined_order.retain(|m| m != id);
+        if let Some(joining) = member.joining {
+            let _ = joining.try_send(Joined::failed(error, id));
+        }
+        if let Some(syncing) = member.syncing {
+            let _ = syncing.try_send(Synced {
+                error,
+                ..Synced::default()
+            });
+        }
+        if self.leader.as_deref() == Some(id) {
+            self.leader = None;
+        }
+        true
+    }
+
+    /// The protocol most members prefer among those all support.
+    fn choose_protocol(&self) -> Option<String> {
+        let first = self.members.values().next()?;
+        let candidates: Vec<&str> = first
+            .protocols
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .filter(|name| {
+                self.members
+                    .values()
+                    .all(|m| m.protocols.iter().any(|(other, _)| other == name))
+            })
+            .collect();
+        let mut votes: Vec<(usize, &str)> = candidates.iter().map(|c| (0, *c)).collect();
+        for member in self.members.values() {
+            if let Some(pick) = member
+                .protocols
+                .iter()
+                .find(|(name, _)| candidates.contains(&name.as_str()))
+            {
+                if let Some(slot) = votes.iter_mut().find(|(_, c)| *c == pick.0) {
+                    slot.0 += 1;
+                }
+            }
+        }
+        // Most votes; ties go to the earlier candidate.
+        let best = votes
+            .iter()
+            .enumerate()
+            .max_by_key(|(index, (count, _))| (*count, std::cmp::Reverse(*index)))?;
+        Some(best.1 .1.to_string())
+    }
+}
+
+/// The groups this shard coordinates.
+#[derive(Debug)]
+pub struct Groups {
+    groups: RefCell<HashMap<String, Group>>,
+    initial_delay: Duration,
+}
+
+impl Groups {
+    /// No groups yet; a new group's first rebalance waits `initial_delay` for more members.
+    pub fn new(initial_delay: Duration) -> Groups {
+        Groups {
+            groups: RefCell::new(HashMap::new()),
+            initial_delay,
+        }
+    }
+
+    /// Applies replayed entries (start-up).
+    pub fn restore(&self, entries: Vec<Entry>) {
+        let mut groups = self.groups.borrow_mut();
+        for entry in entries {
+            apply(&mut groups, entry);
+        }
+    }
+
+    /// Runs `read` on the group, if this shard has it.
+    pub fn with<R>(&self, group: &str, read: impl FnOnce(&Group) -> R) -> Option<R> {
+        self.groups.borrow().get(group).map(read)
+    }
+
+    /// Every group's (name, protocol type, state).
+    pub fn list(&self) -> Vec<(String, String, State)> {
+        self.groups
+            .borrow()
+            .iter()
+            .map(|(name, g)| (name.clone(), g.protocol_type().to_string(), g.state))
+            .collect()
+    }
+}
+
+fn apply(groups: &mut HashMap<String, Group>, entry: Entry) {
+    match entry {
+        Entry::Offset {
+            group,
+            topic,
+            partition,
+            committed,
+        } => {
+            let slot = groups.entry(group.clone()).or_insert_with(Group::new);
+            match committed {
+                Some(committed) => {
+                    slot.offsets.insert((topic, partition), committed);
+                }
+                None => {
+                    slot.offsets.remove(&(topic, partition));
+                    if slot.offsets.is_empty() && slot.members.is_empty() {
+                        groups.remove(&group);
+                    }
+                }
+            }
+        }
+        Entry::Group { group, deleted } => {
+            if deleted {
+                groups.remove(&group);
+            }
+        }
+    }
+}
+
+fn new_member_id(client_id: &str) -> String {
+    format!(
+        "{client_id}-{}",
+        crate::topics::random_uuid(client_id).hyphenated()
+    )
+}
+
+/// JoinGroup, on the coordinator shard: waits until the rebalance completes.
+pub async fn join(broker: &Rc<Broker>, request: JoinRequest) -> Joined {
+    if request.group.is_empty() {
+        return Joined::failed(code::INVALID_GROUP_ID, &request.member_id);
+    }
+    if !SESSION_TIMEOUT_MS.contains(&request.session_timeout_ms) {
+        return Joined::failed(code::INVALID_SESSION_TIMEOUT, &request.member_id);
+    }
+    let member_bytes: usize = request
+        .protocols
+        .iter()
+        .map(|(n, m)| n.len() + m.len())
+        .sum();
+    if request.protocol_type.is_empty()
+        || request.protocols.is_empty()
+        || member_bytes > MAX_MEMBER_BYTES
+    {
+        return Joined::failed(code::INCONSISTENT_GROUP_PROTOCOL, &request.member_id);
+    }
+    let (reply, answer) = flume::bounded(1);
+    {
+        let mut groups = broker.groups.groups.borrow_mut();
+        let group = groups
+            .entry(request.group.clone())
+            .or_insert_with(Group::new);
+        if !group.accepts(&request.protocol_type, &request.protocols) {
+            return Joined::failed(code::INCONSISTENT_GROUP_PROTOCOL, &request.member_id);
+        }
+        let mut member_id = request.member_id.clone();
+        if member_id.is_empty() {
+            member_id = new_member_id(&request.client_id);
+            match &request.instance_id {
+                Some(instance) => {
+                    if let Some(old) = group.member_by_instance(instance) {
+                        // A static member restarted: it takes over its old identity.
+                        if let Some(outcome) = replace_static(group, &old, &member_id, &request) {
+                            return outcome;
+                        }
+                    }
+                }
+                None if request.require_known_member => {
+                    if group.members.len() + group.pending.len() >= MAX_MEMBERS {
+                        return Joined::failed(code::GROUP_MAX_SIZE_REACHED, "");
+                    }
+                    group.pending.insert(member_id.clone(), Instant::now());
+                    return Joined::failed(code::MEMBER_ID_REQUIRED, &member_id);
+                }
+                None => {}
+            }
+            if !group.members.contains_key(&member_id) && group.members.len() >= MAX_MEMBERS {
+                return Joined::failed(code::GROUP_MAX_SIZE_REACHED, "");
+            }
+        } else if !group.members.contains_key(&member_id)
+            && group.pending.remove(&member_id).is_none()
+        {
+            return Joined::failed(code::UNKNOWN_MEMBER_ID, &member_id);
+        } else if let (Some(member), Some(instance)) =
+            (group.members.get(&member_id), &request.instance_id)
+        {
+            if member.instance_id.as_deref() != Some(instance.as_str()) {
+                return Joined::failed(code::FENCED_INSTANCE_ID, &member_id);
+            }
+        }
+
+        // A known member rejoining a settled group with unchanged metadata, not its leader,
+        // gets the current generation back without a rebalance.
+        if let Some(member) = group.members.get(&member_id) {
+            let unchanged = member.protocols == request.protocols;
+            let settled = matches!(group.state, State::Stable | State::CompletingRebalance);
+            if unchanged && settled && group.leader.as_deref() != Some(member_id.as_str()) {
+                return Joined {
+                    error: code::NONE,
+                    generation: group.generation,
+                    protocol_type: group.protocol_type.clone(),
+                    protocol: group.protocol.clone(),
+                    leader: group.leader.clone().unwrap_or_default(),
+                    member_id,
+                    members: Vec::new(),
+                };
+            }
+        }
+        let member = group
+            .members
+            .entry(member_id.clone())
+            .or_insert_with(|| Member {
+                instance_id: request.instance_id.clone(),
+                client_id: request.client_id.clone(),
+                client_host: request.client_host.clone(),
+                session_timeout: Duration::ZERO,
+                rebalance_timeout: Duration::ZERO,
+                protocols: Vec::new(),
+                assignment: Bytes::new(),
+                joining: None,
+                syncing: None,
+                last_seen: Instant::now(),
+            });
+        member.session_timeout = millis(request.session_timeout_ms);
+        member.rebalance_timeout =
+            millis(request.rebalance_timeout_ms.max(0)).max(member.session_timeout);
+        member.protocols = request.protocols.clone();
+        member.last_seen = Instant::now();
+        if let Some(previous) = member.joining.replace(reply) {
+            // The same member joined twice: the older request loses.
+            let _ = previous.try_send(Joined::failed(code::UNKNOWN_MEMBER_ID, &member_id));
+        }
+        if !group.joined_order.contains(&member_id) {
+            group.joined_order.push(member_id.clone());
+        }
+        if group.protocol_type.is_none() || group.members.len() == 1 {
+            group.protocol_type = Some(request.protocol_type.clone());
+        }
+        if group.state != State::PreparingRebalance {
+            prepare_rebalance(broker, &request.group, group);
+        }
+        try_complete_join(group, false);
+    }
+    answer
+        .recv_async()
+        .await
+        .unwrap_or_else(|_| Joined::failed(code::REBALANCE_IN_PROGRESS, &request.member_id))
+}
+
+/// A static member that restarted (new member id, same instance id) replaces its old self.
+/// Returns the answer at once when the group is stable and its metadata is unchanged.
+fn replace_static(
+    group: &mut Group,
+    old: &str,
+    new: &str,
+    request: &JoinRequest,
+) -> Option<Joined> {
+    let mut member = group.members.remove(old)?;
+    if let Some(joining) = member.joining.take() {
+        let _ = joining.try_send(Joined::failed(code::FENCED_INSTANCE_ID, old));
+    }
+    if let Some(syncing) = member.syncing.take() {
+        let _ = syncing.try_send(Synced {
+            error: code::FENCED_INSTANCE_ID,
+            ..Synced::default()
+        });
+    }
+    let unchanged = member.protocols == request.protocols;
+    member.last_seen = Instant::now();
+    member.client_id = request.client_id.clone();
+    member.client_host = request.client_host.clone();
+    group.members.insert(new.to_string(), member);
+    for id in &mut group.joined_order {
+        if id == old {
+            *id = new.to_string();
+        }
+    }
+    let was_leader = group.leader.as_deref() == Some(old);
+    if was_leader {
+        group.leader = Some(new.to_string());
+    }
+    (group.state == State::Stable && unchanged && !was_leader).then(|| Joined {
+        error: code::NONE,
+        generation: group.generation,
+        protocol_type: group.protocol_type.clone(),
+        protocol: group.protocol.clone(),
+        leader: group.leader.clone().unwrap_or_default(),
+        member_id: new.to_string(),
+        members: Vec::new(),
+    })
+}
+
+fn millis(ms: i32) -> Duration {
+    Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+}
+
+/// Starts a rebalance: members must rejoin within the rebalance timeout (a new group waits
+/// the initial delay for more members first).
+fn prepare_rebalance(broker: &Rc<Broker>, name: &str, group: &mut Group) {
+    if group.state == State::CompletingRebalance {
+        for member in group.members.values_mut() {
+            if let Some(syncing) = member.syncing.take() {
+                let _ = syncing.try_send(Synced {
+                    error: code::REBALANCE_IN_PROGRESS,
+                    ..Synced::default()
+                });
+            }
+        }
+    }
+    let initial = group.state == State::Empty;
+    group.state = State::PreparingRebalance;
+    group.rebalance += 1;
+    let delay = if initial {
+        broker.groups.initial_delay.min(group.rebalance_timeout())
+    } else {
+        group.rebalance_timeout()
+    };
+    group.not_before = initial.then(|| Instant::now() + delay);
+    let (broker, name, rebalance) = (broker.clone(), name.to_string(), group.rebalance);
+    runtime::spawn_detached(async move {
+        runtime::sleep(delay).await;
+        let mut groups = broker.groups.groups.borrow_mut();
+        if let Some(group) = groups.get_mut(&name) {
+            if group.state == State::PreparingRebalance && group.rebalance == rebalance {
+                group.not_before = None;
+                try_complete_join(group, true);
+            }
+        }
+    });
+}
+
+/// Completes the join phase when every member has rejoined (or, `forced`, when the
+/// rebalance timeout passed: members that did not rejoin are removed).
+fn try_complete_join(group: &mut Group, forced: bool) {
+    if group.state != State::PreparingRebalance {
+        return;
+    }
+    if group.not_before.is_some_and(|t| Instant::now() < t) {
+        return;
+    }
+    let all_joined = group.members.values().all(|m| m.joining.is_some());
+    if !all_joined && !forced {
+        return;
+    }
+    let missing: Vec<String> = group
+        .members
+        .iter()
+        .filter(|(_, m)| m.joining.is_none())
+        .map(|(id, _)| id.clone())
+        .collect();
+    for id in missing {
+        group.remove(&id, code::UNKNOWN_MEMBER_ID);
+    }
+    group.generation += 1;
+    if group.members.is_empty() {
+        group.state = State::Empty;
+        group.protocol = None;
+        group.leader = None;
+        return;
+    }
+    group.protocol = group.choose_protocol();
+    if group
+        .leader
+        .as_ref()
+        .is_none_or(|leader| !group.members.contains_key(leader))
+    {
+        group.leader = group.joined_order.first().cloned();
+    }
+    group.state = State::CompletingRebalance;
+    let leader = group.leader.clone().unwrap_or_default();
+    let everyone: Vec<(String, Option<String>, Bytes)> = group
+        .joined_order
+        .iter()
+        .filter_map(|id| {
+            let member = group.members.get(id)?;
+            Some((
+                id.clone(),
+                member.instance_id.clone(),
+                group.metadata_for(member),
+            ))
+        })
+        .collect();
+    let now = Instant::now();
+    let (generation, protocol_type, protocol) = (
+        group.generation,
+        group.protocol_type.clone(),
+        group.protocol.clone(),
+    );
+    for (id, member) in &mut group.members {
+        member.assignment = Bytes::new();
+        member.last_seen = now;
+        if let Some(joining) = member.joining.take() {
+            let _ = joining.try_send(Joined {
+                error: code::NONE,
+                generation,
+                protocol_type: protocol_type.clone(),
+                protocol: protocol.clone(),
+                leader: leader.clone(),
+                member_id: id.clone(),
+                members: if *id == leader {
+                    everyone.clone()
+                } else {
+                    Vec::new()
+                },
+            });
+        }
+    }
+}
+
+/// Checks a member's identity and generation; `Err` carries the error code.
+fn check_member(
+    group: &Group,
+    member_id: &str,
+    instance_id: Option<&str>,
+    generation: i32,
+) -> Result<(), i16> {
+    let member = group.members.get(member_id);
+    if let Some(instance) = instance_id {
+        match group.member_by_instance(instance) {
+            Some(owner) if owner != member_id => return Err(code::FENCED_INSTANCE_ID),
+            _ => {}
+        }
+    }
+    if member.is_none() {
+        return Err(code::UNKNOWN_MEMBER_ID);
+    }
+    if generation != group.generation {
+        return Err(code::ILLEGAL_GENERATION);
+    }
+    Ok(())
+}
+
+/// SyncGroup, on the coordinator shard: the leader hands out assignments; the others wait
+/// for them.
+pub async fn sync(
+    broker: &Rc<Broker>,
+    name: &str,
+    generation: i32,
+    member_id: &str,
+    instance_id: Option<&str>,
+    protocol: (Option<String>, Option<String>),
+    assignments: Vec<(String, Bytes)>,
+) -> Synced {
+    let failed = |error| Synced {
+        error,
+        ..Synced::default()
+    };
+    let (reply, answer) = flume::bounded(1);
+    {
+        let mut groups = broker.groups.groups.borrow_mut();
+        let Some(group) = groups.get_mut(name) else {
+            return failed(code::UNKNOWN_MEMBER_ID);
+        };
+        if let Err(error) = check_member(group, member_id, instance_id, generation) {
+            return failed(error);
+        }
+        let (protocol_type, protocol_name) = protocol;
+        if protocol_type.is_some_and(|t| Some(t) != group.protocol_type)
+            || protocol_name.is_some_and(|p| Some(p) != group.protocol)
+        {
+            return failed(code::INCONSISTENT_GROUP_PROTOCOL);
+        }
+        let answer_of = |group: &Group, member: &Member| Synced {
+            error: code::NONE,
+            protocol_type: group.protocol_type.clone(),
+            protocol: group.protocol.clone(),
+            assignment: member.assignment.clone(),
+        };
+        match group.state {
+            State::Empty => return failed(code::UNKNOWN_MEMBER_ID),
+            State::PreparingRebalance => return failed(code::REBALANCE_IN_PROGRESS),
+            State::Stable => {
+                let Some(member) = group.members.get(member_id) else {
+                    return failed(code::UNKNOWN_MEMBER_ID);
+                };
+                return answer_of(group, member);
+            }
+            State::CompletingRebalance => {
+                if let Some(member) = group.members.get_mut(member_id) {
+                    member.last_seen = Instant::now();
+                    member.syncing = Some(reply);
+                }
+                if group.leader.as_deref() == Some(member_id) {
+                    let total: usize = assignments.iter().map(|(_, a)| a.len()).sum();
+                    if total > MAX_MEMBER_BYTES.saturating_mul(group.members.len()) {
+                        return failed(code::INCONSISTENT_GROUP_PROTOCOL);
+                    }
+                    let mut given: HashMap<String, Bytes> = assignments.into_iter().collect();
+                    for (id, member) in &mut group.members {
+                        member.assignment = given.remove(id).unwrap_or_default();
+                    }
+                    group.state = State::Stable;
+                    let snapshot: Vec<(Synced, Option<flume::Sender<Synced>>)> = group
+                        .members
+                        .values()
+                        .map(|m| (answer_of(group, m), None))
+                        .collect();
+                    for ((answer, _), member) in
+                        snapshot.into_iter().zip(group.members.values_mut())
+                    {
+                        if let Some(syncing) = member.syncing.take() {
+                            let _ = syncing.try_send(answer);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    answer
+        .recv_async()
+        .await
+        .unwrap_or_else(|_| failed(code::REBALANCE_IN_PROGRESS))
+}
+
+/// Heartbeat, on the coordinator shard.
+pub fn heartbeat(
+    broker: &Broker,
+    name: &str,
+    generation: i32,
+    member_id: &str,
+    instance_id: Option<&str>,
+) -> i16 {
+    let mut groups = broker.groups.groups.borrow_mut();
+    let Some(group) = groups.get_mut(name) else {
+        return code::UNKNOWN_MEMBER_ID;
+    };
+    if let Err(error) = check_member(group, member_id, instance_id, generation) {
+        return error;
+    }
+    if let Some(member) = group.members.get_mut(member_id) {
+        member.last_seen = Instant::now();
+    }
+    match group.state {
+        State::PreparingRebalance => code::REBALANCE_IN_PROGRESS,
+        State::Empty => code::UNKNOWN_MEMBER_ID,
+        State::CompletingRebalance | State::Stable => code::NONE,
+    }
+}
+
+/// LeaveGroup, on the coordinator shard: each (member id, instance id) leaves; the answer
+/// per member is its error code.
+pub fn leave(broker: &Rc<Broker>, name: &str, leaving: &[(String, Option<String>)]) -> Vec<i16> {
+    let mut groups = broker.groups.groups.borrow_mut();
+    let Some(group) = groups.get_mut(name) else {
+        return vec![code::UNKNOWN_MEMBER_ID; leaving.len()];
+    };
+    let mut removed = false;
+    let codes = leaving
+        .iter()
+        .map(|(member_id, instance_id)| {
+            let id = match instance_id {
+                Some(instance) => match group.member_by_instance(instance) {
+                    Some(owner) if member_id.is_empty() || owner == *member_id => owner,
+                    Some(_) => return code::FENCED_INSTANCE_ID,
+                    None => return code::UNKNOWN_MEMBER_ID,
+                },
+                None => member_id.clone(),
+            };
+            if group.pending.remove(&id).is_some() {
+                return code::NONE;
+            }
+            if group.remove(&id, code::UNKNOWN_MEMBER_ID) {
+                removed = true;
+                code::NONE
+            } else {
+                code::UNKNOWN_MEMBER_ID
+            }
+        })
+        .collect();
+    if removed {
+        after_departure(broker, name, group);
+    }
+    codes
+}
+
+/// After members left or expired: the others rebalance (or the group is empty).
+fn after_departure(broker: &Rc<Broker>, name: &str, group: &mut Group) {
+    match group.state {
+        State::Stable | State::CompletingRebalance => {
+            if group.members.is_empty() {
+                group.generation += 1;
+                group.state = State::Empty;
+                group.protocol = None;
+                group.leader = None;
+            } else {
+                prepare_rebalance(broker, name, group);
+            }
+        }
+        State::PreparingRebalance => try_complete_join(group, false),
+        State::Empty => {}
+    }
+}
+
+/// Rebuilds the committed offsets of the groups this shard coordinates from its
+/// `__consumer_offsets` partitions (start-up). Returns the number of groups.
+pub async fn restore(broker: &Broker) -> Result<usize, spate_storage::LogError> {
+    let Some(topic) = broker.topics.get(OFFSETS_TOPIC) else {
+        return Ok(0);
+    };
+    for partition in 0..topic.partition_count() {
+        if topic.owner(partition) != Some(broker.shard) {
+            continue;
+        }
+        if let Some(log) = broker.logs.get(topic.id, partition) {
+            broker.groups.restore(store::replay(&log).await?);
+        }
+    }
+    Ok(broker.groups.groups.borrow().len())
+}
+
+/// Creates `__consumer_offsets` if it does not exist (shard 0, at start-up).
+pub async fn create_offsets_topic(broker: &Rc<Broker>) -> Result<(), crate::topics::TopicError> {
+    if broker.topics.get(OFFSETS_TOPIC).is_some() {
+        return Ok(());
+    }
+    let mut config = crate::topic_config::TopicConfig::default();
+    config.set("cleanup.policy", "compact")?;
+    broker
+        .create_topic(OFFSETS_TOPIC, OFFSETS_PARTITIONS, config)
+        .await
+        .map(|_| ())
+}
+
+/// Expires members whose session timed out, on every group of this shard, forever.
+pub async fn expire_sessions(broker: Rc<Broker>) {
+    loop {
+        runtime::sleep(EXPIRY_CHECK).await;
+        let now = Instant::now();
+        let mut groups = broker.groups.groups.borrow_mut();
+        let names: Vec<String> = groups.keys().cloned().collect();
+        for name in names {
+            let Some(group) = groups.get_mut(&name) else {
+                continue;
+            };
+            group
+                .pending
+                .retain(|_, since| now.duration_since(*since) < Duration::from_secs(300));
+            let expired: Vec<String> = group
+                .members
+                .iter()
+                .filter(|(_, m)| {
+                    // Members waiting for a join or sync answer are alive.
+                    m.joining.is_none()
+                        && m.syncing.is_none()
+                        && now.duration_since(m.last_seen) > m.session_timeout
+                })
+                .map(|(id, _)| id.clone())
+                .collect();
+            if expired.is_empty() {
+                continue;
+            }
+            for id in &expired {
+                tracing::info!(group = %name, member = %id, "session expired; member removed");
+                group.remove(id, code::UNKNOWN_MEMBER_ID);
+            }
+            after_departure(&broker, &name, group);
+        }
+    }
+}
+
+/// An offset to commit: topic, partition, offset, leader epoch, metadata.
+pub type OffsetToCommit = (String, i32, i64, i32, Option<String>);
+
+/// OffsetCommit, on the coordinator shard, for the group's offsets partition `log`:
+/// one error code per offset, in order.
+pub async fn commit(
+    broker: &Rc<Broker>,
+    log: &crate::topics::PartitionLog,
+    name: &str,
+    member: (i32, &str, Option<&str>),
+    offsets: Vec<OffsetToCommit>,
+) -> Vec<i16> {
+    let (generation, member_id, instance_id) = member;
+    let group_error = {
+        let mut groups = broker.groups.groups.borrow_mut();
+        match groups.get(name) {
+            None if generation < 0 => {
+                groups.insert(name.to_string(), Group::new());
+                code::NONE
+            }
+            None => code::ILLEGAL_GENERATION,
+            Some(group) if generation < 0 && group.members.is_empty() => code::NONE,
+            Some(group) if group.state == State::CompletingRebalance => code::REBALANCE_IN_PROGRESS,
+            Some(group) => check_member(group, member_id, instance_id, generation)
+                .err()
+                .unwrap_or(code::NONE),
+        }
+    };
+    if group_error != code::NONE {
+        return vec![group_error; offsets.len()];
+    }
+    let now = now_ms();
+    let mut codes = Vec::with_capacity(offsets.len());
+    let mut entries = Vec::new();
+    for (topic, partition, offset, leader_epoch, metadata) in offsets {
+        let metadata = metadata.unwrap_or_default();
+        let known = broker
+            .topics
+            .get(&topic)
+            .is_some_and(|t| t.owner(partition).is_some());
+        let error = if !known {
+            crate::api::error_code::UNKNOWN_TOPIC_OR_PARTITION
+        } else if metadata.len() > MAX_OFFSET_METADATA_BYTES {
+            code::OFFSET_METADATA_TOO_LARGE
+        } else {
+            entries.push(Entry::Offset {
+                group: name.to_string(),
+                topic,
+                partition,
+                committed: Some(Committed {
+                    offset,
+                    leader_epoch,
+                    metadata,
+                    commit_timestamp: now,
+                }),
+            });
+            code::NONE
+        };
+        codes.push(error);
+    }
+    if entries.is_empty() {
+        return codes;
+    }
+    if let Err(error) = write(log, &entries).await {
+        tracing::error!(group = name, %error, "writing committed offsets failed");
+        return codes
+            .into_iter()
+            .map(|c| {
+                if c == code::NONE {
+                    code::COORDINATOR_NOT_AVAILABLE
+                } else {
+                    c
+                }
+            })
+            .collect();
+    }
+    let mut groups = broker.groups.groups.borrow_mut();
+    for entry in entries {
+        apply(&mut groups, entry);
+    }
+    codes
+}
+
+/// Appends `entries` to the offsets partition and waits until they are durable.
+async fn write(log: &crate::topics::PartitionLog, entries: &[Entry]) -> Result<(), String> {
+    let bytes = store::batch_of(entries, now_ms()).map_err(|e| e.to_string())?;
+    let batch = spate_model::RecordBatch::validate(&bytes).map_err(|e| e.to_string())?;
+    log.append(&batch, spate_model::LeaderEpoch(0))
+        .map_err(|e| e.to_string())?;
+    log.flush().await.map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// DeleteGroups, on the coordinator shard: an empty group's offsets are deleted (a
+/// tombstone is written) and it is gone.
+pub async fn delete(broker: &Rc<Broker>, log: &crate::topics::PartitionLog, name: &str) -> i16 {
+    let entries = {
+        let groups = broker.groups.groups.borrow();
+        let Some(group) = groups.get(name) else {
+            return code::GROUP_ID_NOT_FOUND;
+        };
+        if !group.members.is_empty() {
+            return code::NON_EMPTY_GROUP;
+        }
+        let mut entries: Vec<Entry> = group
+            .offsets
+            .keys()
+            .map(|(topic, partition)| Entry::Offset {
+                group: name.to_string(),
+                topic: topic.clone(),
+                partition: *partition,
+                committed: None,
+            })
+            .collect();
+        entries.push(Entry::Group {
+            group: name.to_string(),
+            deleted: true,
+        });
+        entries
+    };
+    if let Err(error) = write(log, &entries).await {
+        tracing::error!(group = name, %error, "deleting a group failed");
+        return code::COORDINATOR_NOT_AVAILABLE;
+    }
+    let mut groups = broker.groups.groups.borrow_mut();
+    if groups.get(name).is_some_and(|g| g.members.is_empty()) {
+        groups.remove(name);
+    }
+    code::NONE
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_hash_to_partitions_as_kafka_does() {
+        // Java: "my-group".hashCode() == -1_906_497_762, made positive.
+        assert_eq!(partition_for("my-group", 50), 1_906_497_762 % 50);
+        assert_eq!(partition_for("", 50), 0);
+        // A negative hash is made positive: "polygenelubricants".hashCode() == i32::MIN.
+        assert_eq!(partition_for("polygenelubricants", 50), 0);
+        for group in ["a", "orders-consumers", "ÿ€"] {
+            assert!((0..16).contains(&partition_for(group, 16)));
+        }
+    }
+}
