@@ -5,7 +5,7 @@
 mod common;
 
 use bytes::{Buf, Bytes, BytesMut};
-use common::{kafkajs, python, repo, run_client, Broker};
+use common::{kafkajs, python, repo, run_client, Broker, Raw};
 use spate_protocol::header::RequestHeader;
 use spate_protocol::kafka_protocol::messages::create_topics_request::{
     CreatableTopic, CreateTopicsRequest,
@@ -24,9 +24,8 @@ use spate_protocol::kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, MetadataRequest, RequestKind, ResponseKind, TopicName,
 };
 use spate_protocol::kafka_protocol::protocol::StrBytes;
-use spate_protocol::{decode_response, encode_request};
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use spate_protocol::encode_request;
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -147,52 +146,6 @@ fn acknowledged_records_survive_sigterm_and_sigkill() {
             "--consume-only",
         ],
     );
-}
-
-/// A raw connection speaking bytes.
-struct Raw {
-    stream: TcpStream,
-    correlation: i32,
-}
-
-impl Raw {
-    fn connect(address: &str) -> Raw {
-        let stream = TcpStream::connect(address).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .expect("timeout");
-        Raw {
-            stream,
-            correlation: 0,
-        }
-    }
-
-    fn send_frame(&mut self, frame: &[u8]) {
-        self.stream.write_all(frame).expect("send");
-    }
-
-    /// The next response frame, or `None` if the broker closed the connection.
-    fn receive(&mut self) -> Option<Bytes> {
-        let mut size = [0_u8; 4];
-        if self.stream.read_exact(&mut size).is_err() {
-            return None;
-        }
-        let mut body = vec![0_u8; i32::from_be_bytes(size) as usize];
-        self.stream.read_exact(&mut body).ok()?;
-        Some(Bytes::from(body))
-    }
-
-    fn call(&mut self, api: ApiKey, version: i16, body: RequestKind) -> ResponseKind {
-        self.correlation += 1;
-        let header = RequestHeader::new(api, version, self.correlation, Some("raw-test"));
-        let mut out = BytesMut::new();
-        encode_request(&mut out, &header, &body).expect("encode");
-        self.send_frame(&out);
-        let frame = self.receive().expect("a response");
-        let (correlation, response) = decode_response(api, version, frame).expect("decode");
-        assert_eq!(correlation, self.correlation);
-        response
-    }
 }
 
 #[test]

@@ -14,6 +14,8 @@ use std::rc::Rc;
 const FIRST_MEMBER_ID_REQUIRED_VERSION: i16 = 4;
 /// v1 added the rebalance timeout; before it the session timeout serves as both.
 const FIRST_REBALANCE_TIMEOUT_VERSION: i16 = 1;
+/// v9 tells a static leader that rejoined to keep the assignment (KIP-814).
+const FIRST_SKIP_ASSIGNMENT_VERSION: i16 = 9;
 /// v7 added the protocol type and name to the response.
 const FIRST_PROTOCOL_IN_RESPONSE_VERSION: i16 = 7;
 
@@ -75,6 +77,9 @@ pub(super) async fn handle(
         response.protocol_name = joined.protocol.map(StrBytes::from_string);
     } else {
         response.protocol_name = Some(StrBytes::from_string(joined.protocol.unwrap_or_default()));
+    }
+    if version >= FIRST_SKIP_ASSIGNMENT_VERSION {
+        response.skip_assignment = joined.skip_assignment;
     }
     response
 }

@@ -118,6 +118,8 @@ pub struct Joined {
     pub member_id: String,
     /// For the leader: every member with its metadata for the chosen protocol.
     pub members: Vec<(String, Option<String>, Bytes)>,
+    /// A static leader that rejoined a stable group: the assignment stands (KIP-814).
+    pub skip_assignment: bool,
 }
 
 impl Joined {
@@ -266,6 +268,22 @@ impl Group {
             .find(|(name, _)| name == chosen)
             .map(|(_, metadata)| metadata.clone())
             .unwrap_or_default()
+    }
+
+    /// Every member, in join order, with its metadata for the chosen protocol (what the
+    /// leader assigns from).
+    fn members_for_leader(&self) -> Vec<(String, Option<String>, Bytes)> {
+        self.joined_order
+            .iter()
+            .filter_map(|id| {
+                let member = self.members.get(id)?;
+                Some((
+                    id.clone(),
+                    member.instance_id.clone(),
+                    self.metadata_for(member),
+                ))
+            })
+            .collect()
     }
 
     /// Whether a member with these protocols can join: same protocol type, and a protocol
@@ -508,6 +526,7 @@ pub async fn join(broker: &Rc<Broker>, request: JoinRequest) -> Joined {
                     leader: group.leader.clone().unwrap_or_default(),
                     member_id,
                     members: Vec::new(),
+                    skip_assignment: false,
                 };
             }
         }
@@ -553,7 +572,8 @@ pub async fn join(broker: &Rc<Broker>, request: JoinRequest) -> Joined {
 }
 
 /// A static member that restarted (new member id, same instance id) replaces its old self.
-/// Returns the answer at once when the group is stable and its metadata is unchanged.
+/// In a stable group whose chosen protocol stays the same this needs no rebalance (as in
+/// Kafka): the answer comes at once, and a leader is told to keep the assignment.
 fn replace_static(
     group: &mut Group,
     old: &str,
@@ -570,28 +590,36 @@ fn replace_static(
             ..Synced::default()
         });
     }
-    let unchanged = member.protocols == request.protocols;
     member.last_seen = Instant::now();
     member.client_id = request.client_id.clone();
     member.client_host = request.client_host.clone();
+    member.protocols = request.protocols.clone();
     group.members.insert(new.to_string(), member);
     for id in &mut group.joined_order {
         if id == old {
             *id = new.to_string();
         }
     }
-    let was_leader = group.leader.as_deref() == Some(old);
-    if was_leader {
+    let leads = group.leader.as_deref() == Some(old);
+    if leads {
         group.leader = Some(new.to_string());
     }
-    (group.state == State::Stable && unchanged && !was_leader).then(|| Joined {
+    if group.state != State::Stable || group.choose_protocol() != group.protocol {
+        return None;
+    }
+    Some(Joined {
         error: code::NONE,
         generation: group.generation,
         protocol_type: group.protocol_type.clone(),
         protocol: group.protocol.clone(),
         leader: group.leader.clone().unwrap_or_default(),
         member_id: new.to_string(),
-        members: Vec::new(),
+        members: if leads {
+            group.members_for_leader()
+        } else {
+            Vec::new()
+        },
+        skip_assignment: leads,
     })
 }
 
@@ -673,18 +701,7 @@ fn try_complete_join(group: &mut Group, forced: bool) {
     }
     group.state = State::CompletingRebalance;
     let leader = group.leader.clone().unwrap_or_default();
-    let everyone: Vec<(String, Option<String>, Bytes)> = group
-        .joined_order
-        .iter()
-        .filter_map(|id| {
-            let member = group.members.get(id)?;
-            Some((
-                id.clone(),
-                member.instance_id.clone(),
-                group.metadata_for(member),
-            ))
-        })
-        .collect();
+    let everyone = group.members_for_leader();
     let now = Instant::now();
     let (generation, protocol_type, protocol) = (
         group.generation,
@@ -707,6 +724,7 @@ fn try_complete_join(group: &mut Group, forced: bool) {
                 } else {
                     Vec::new()
                 },
+                skip_assignment: false,
             });
         }
     }

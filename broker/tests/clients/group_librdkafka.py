@@ -2,8 +2,10 @@
 producer keeps writing: 3 members share the partitions, a 4th joins, one leaves cleanly, one is
 SIGKILLed (its partitions move after the session timeout). Every member commits after
 processing. At the end every produced record has been consumed at least once.
-Usage: group_librdkafka.py BOOTSTRAP            (the orchestrator)
-       group_librdkafka.py BOOTSTRAP worker DIR NAME"""
+With `static`: two static members (group.instance.id); one restarts within the session
+timeout and gets its partitions back without the other noticing a rebalance.
+Usage: group_librdkafka.py BOOTSTRAP [static]   (the orchestrator)
+       group_librdkafka.py BOOTSTRAP worker DIR NAME [INSTANCE_ID]"""
 import json
 import os
 import signal
@@ -19,17 +21,21 @@ bootstrap = sys.argv[1]
 TOPIC, GROUP, PARTITIONS = "team", "team-workers", 6
 
 
-def worker(directory, name):
+def worker(directory, name, instance=None):
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     status = os.path.join(directory, f"{name}.assigned")
 
-    def publish(partitions):
+    assigns = []
+
+    def publish(partitions, assigned):
+        if assigned:
+            assigns.append(partitions)
         with open(status + ".tmp", "w") as out:
-            json.dump(sorted(partitions), out)
+            json.dump({"partitions": sorted(partitions), "assigns": len(assigns)}, out)
         os.replace(status + ".tmp", status)
 
-    consumer = Consumer({
+    config = {
         "bootstrap.servers": bootstrap,
         "group.id": GROUP,
         "client.id": name,
@@ -37,11 +43,14 @@ def worker(directory, name):
         "enable.auto.commit": False,
         "session.timeout.ms": 6000,
         "heartbeat.interval.ms": 500,
-    })
+    }
+    if instance:
+        config["group.instance.id"] = instance
+    consumer = Consumer(config)
     consumer.subscribe(
         [TOPIC],
-        on_assign=lambda c, ps: publish([p.partition for p in ps]),
-        on_revoke=lambda c, ps: publish([]),
+        on_assign=lambda c, ps: publish([p.partition for p in ps], True),
+        on_revoke=lambda c, ps: publish([], False),
     )
     with open(os.path.join(directory, f"{name}.consumed"), "a") as log:
         while not stopping:
@@ -58,15 +67,16 @@ def worker(directory, name):
     consumer.close()
 
 
+def status(directory, name):
+    try:
+        with open(os.path.join(directory, f"{name}.assigned")) as saved:
+            return json.load(saved)
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {"partitions": [], "assigns": 0}
+
+
 def assignments(directory, names):
-    found = {}
-    for name in names:
-        try:
-            with open(os.path.join(directory, f"{name}.assigned")) as status:
-                found[name] = json.load(status)
-        except (FileNotFoundError, json.JSONDecodeError):
-            found[name] = []
-    return found
+    return {name: status(directory, name)["partitions"] for name in names}
 
 
 def wait_for_coverage(directory, names, what, timeout_s=40):
@@ -161,7 +171,55 @@ def orchestrate():
     print("ok")
 
 
+def static():
+    import tempfile
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(TOPIC, PARTITIONS, 1)])[TOPIC].result(30)
+    directory = tempfile.mkdtemp(prefix="spate-static-")
+    workers = {}
+
+    def start(name):
+        workers[name] = subprocess.Popen(
+            [sys.executable, __file__, bootstrap, "worker", directory, name, f"instance-{name}"]
+        )
+
+    try:
+        start("a")
+        # a joins first and leads; b follows.
+        wait_for_coverage(directory, ["a"], "a alone")
+        start("b")
+        before = wait_for_coverage(directory, ["a", "b"], "two static members")
+        a_assigns = status(directory, "a")["assigns"]
+        print("two static members:", before)
+        # A static member leaves no LeaveGroup behind when it closes.
+        workers["b"].send_signal(signal.SIGTERM)
+        if workers["b"].wait(30) != 0:
+            sys.exit("member b did not close cleanly")
+        os.remove(os.path.join(directory, "b.assigned"))
+        start("b")
+        after = wait_for_coverage(directory, ["a", "b"], "b came back")
+        if after != before:
+            sys.exit(f"b came back to a different assignment: {before} then {after}")
+        time.sleep(2)
+        if status(directory, "a")["assigns"] != a_assigns or assignments(directory, ["a", "b"]) != before:
+            sys.exit(f"a went through a rebalance: {status(directory, 'a')}")
+        print("b restarted with its partitions, without a rebalance:", after)
+    finally:
+        for process in workers.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in workers.values():
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+    print("ok")
+
+
 if len(sys.argv) > 2 and sys.argv[2] == "worker":
-    worker(sys.argv[3], sys.argv[4])
+    worker(sys.argv[3], sys.argv[4], sys.argv[5] if len(sys.argv) > 5 else None)
+elif len(sys.argv) > 2 and sys.argv[2] == "static":
+    static()
 else:
     orchestrate()

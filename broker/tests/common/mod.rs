@@ -2,9 +2,15 @@
 // Each test file compiles this module on its own and uses only part of it.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
+use bytes::{Bytes, BytesMut};
+use spate_protocol::header::RequestHeader;
+use spate_protocol::kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
+use spate_protocol::{decode_response, encode_request};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
 
 /// The repository's root.
 pub(crate) fn repo() -> PathBuf {
@@ -136,5 +142,51 @@ impl Drop for Broker {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A raw protocol connection: bytes or typed requests out, responses in.
+pub(crate) struct Raw {
+    stream: TcpStream,
+    pub(crate) correlation: i32,
+}
+
+impl Raw {
+    pub(crate) fn connect(address: &str) -> Raw {
+        let stream = TcpStream::connect(address).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        Raw {
+            stream,
+            correlation: 0,
+        }
+    }
+
+    pub(crate) fn send_frame(&mut self, frame: &[u8]) {
+        self.stream.write_all(frame).expect("send");
+    }
+
+    /// The next response frame, or `None` if the broker closed the connection.
+    pub(crate) fn receive(&mut self) -> Option<Bytes> {
+        let mut size = [0_u8; 4];
+        if self.stream.read_exact(&mut size).is_err() {
+            return None;
+        }
+        let mut body = vec![0_u8; i32::from_be_bytes(size) as usize];
+        self.stream.read_exact(&mut body).ok()?;
+        Some(Bytes::from(body))
+    }
+
+    pub(crate) fn call(&mut self, api: ApiKey, version: i16, body: RequestKind) -> ResponseKind {
+        self.correlation += 1;
+        let header = RequestHeader::new(api, version, self.correlation, Some("raw-test"));
+        let mut out = BytesMut::new();
+        encode_request(&mut out, &header, &body).expect("encode");
+        self.send_frame(&out);
+        let frame = self.receive().expect("a response");
+        let (correlation, response) = decode_response(api, version, frame).expect("decode");
+        assert_eq!(correlation, self.correlation);
+        response
     }
 }
