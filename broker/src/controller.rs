@@ -1,10 +1,12 @@
 //! Topic changes — create, delete, add partitions, alter configs. Whichever shard receives
 //! the request, the change runs on shard 0, one change at a time: shard 0 opens (or closes)
-//! the partitions' logs on their owner shards, then publishes the new catalog snapshot and
-//! persists `topics.json`, so a client that hears "created" can use every partition at once.
+//! the partitions' logs on their owner shards, then records the change in the metadata log
+//! (durably) and publishes the new catalog snapshot, so a client that hears "created" can
+//! use every partition at once, and a crash never forgets an acknowledged change.
 //! Designed to become the replicated controller log's state machine later (DESIGN §5).
 
 use crate::api::Broker;
+use crate::metadata_log::{MetadataLog, Record};
 use crate::topic_config::TopicConfig;
 use crate::topics::{random_uuid, Topic, TopicError, MAX_PARTITIONS};
 use spate_storage::join::join_all;
@@ -14,19 +16,26 @@ use std::rc::Rc;
 use std::sync::Arc;
 use uuid::Uuid;
 
-/// Shard 0's controller state: the lock that keeps topic changes one at a time.
+/// Shard 0's controller state: the metadata log, and the lock that keeps topic changes one
+/// at a time.
 #[derive(Debug)]
 pub struct Controller {
+    log: MetadataLog,
     token: flume::Sender<()>,
     waiting: flume::Receiver<()>,
 }
 
-impl Default for Controller {
-    fn default() -> Self {
+impl Controller {
+    /// The controller, recording changes in `log`.
+    pub fn new(log: MetadataLog) -> Controller {
         let (token, waiting) = flume::bounded(1);
         // A fresh bounded(1) channel always takes its first message.
         let _ = token.send(());
-        Controller { token, waiting }
+        Controller {
+            log,
+            token,
+            waiting,
+        }
     }
 }
 
@@ -141,10 +150,13 @@ impl Broker {
             return Err(e);
         }
         let topic = Arc::new(Topic { id, owners, config });
+        if let Err(e) = self.record(Record::of(name, &topic)).await {
+            self.close_everywhere(name, id).await;
+            return Err(e);
+        }
         self.topics.update(|topics| {
             topics.insert(name.to_string(), topic.clone());
         });
-        self.persist().await?;
         tracing::info!(topic = name, partitions, %id, "topic created");
         Ok(topic)
     }
@@ -153,10 +165,14 @@ impl Broker {
         refuse_internal(name)?;
         let _turn = self.controller()?.turn().await;
         let topic = self.existing(name)?;
+        self.record(Record::TopicDeleted {
+            name: name.to_string(),
+            id: topic.id.hyphenated().to_string(),
+        })
+        .await?;
         self.topics.update(|topics| {
             topics.remove(name);
         });
-        self.persist().await?;
         self.close_everywhere(name, topic.id).await;
         tracing::info!(
             topic = name,
@@ -192,10 +208,10 @@ impl Broker {
             .await?;
         let mut grown = Topic::clone(&topic);
         grown.owners.extend(added);
+        self.record(Record::of(name, &grown)).await?;
         self.topics.update(|topics| {
             topics.insert(name.to_string(), Arc::new(grown));
         });
-        self.persist().await?;
         tracing::info!(topic = name, from = current, to = count, "partitions added");
         Ok(())
     }
@@ -209,6 +225,7 @@ impl Broker {
         let topic = self.existing(name)?;
         let mut changed = Topic::clone(&topic);
         changed.config = config.clone();
+        self.record(Record::of(name, &changed)).await?;
         self.topics.update(|topics| {
             topics.insert(name.to_string(), Arc::new(changed));
         });
@@ -223,7 +240,7 @@ impl Broker {
             })
             .collect();
         join_all(shards).await;
-        self.persist().await
+        Ok(())
     }
 
     /// Opens partitions `first..` (owned by `owners`, in order) on their shards.
@@ -282,7 +299,7 @@ impl Broker {
             .ok_or_else(|| TopicError::Unknown(name.to_string()))
     }
 
-    async fn persist(&self) -> Result<(), TopicError> {
-        self.topics.persist(self.logs.disk(), &self.data_dir).await
+    async fn record(&self, record: Record) -> Result<(), TopicError> {
+        self.controller()?.log.append(&[record]).await
     }
 }

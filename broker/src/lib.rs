@@ -16,6 +16,7 @@ pub mod config;
 pub mod controller;
 pub mod groups;
 pub mod maintenance;
+pub mod metadata_log;
 pub mod runtime;
 pub mod server;
 pub mod topic_config;

@@ -5,6 +5,7 @@ use spate_broker::api::Broker;
 use spate_broker::config::{Config, StartArgs};
 use spate_broker::controller::Controller;
 use spate_broker::groups::{self, Groups};
+use spate_broker::metadata_log::MetadataLog;
 use spate_broker::runtime::mesh::{self, Inbox, Mesh};
 use spate_broker::runtime::{self, Listener};
 use spate_broker::server::{self, Activity};
@@ -99,6 +100,8 @@ struct Lifecycle {
     /// Shards whose direct-I/O probe is done (they probe one after another: the probe file
     /// is shared).
     probed: AtomicUsize,
+    /// Shard 0 replayed the metadata log into the catalog.
+    catalog_loaded: AtomicBool,
     /// Shards with their logs open.
     opened: AtomicUsize,
     /// The address shard 0 bound; the others bind the same one (SO_REUSEPORT).
@@ -140,10 +143,7 @@ fn run(config: Config, stop: Arc<AtomicBool>) -> Result<(), String> {
     let data_dir = config.data_dir.clone();
     std::fs::create_dir_all(&data_dir)
         .map_err(|e| format!("data directory {} is not usable: {e}", data_dir.display()))?;
-    let catalog = Arc::new(
-        Catalog::load(&data_dir, config.cores)
-            .map_err(|e| format!("cannot open the topics in {}: {e}", data_dir.display()))?,
-    );
+    let catalog = Arc::new(Catalog::new(config.cores));
     let (mesh, inboxes) = mesh::mesh::<Broker>(config.cores, MESH_CAPACITY);
     let life = Arc::new(Lifecycle {
         shards: config.cores,
@@ -151,6 +151,7 @@ fn run(config: Config, stop: Arc<AtomicBool>) -> Result<(), String> {
         failed: AtomicBool::new(false),
         failure: Mutex::new(None),
         probed: AtomicUsize::new(0),
+        catalog_loaded: AtomicBool::new(false),
         opened: AtomicUsize::new(0),
         bound: Mutex::new(None),
         listening: AtomicUsize::new(0),
@@ -224,6 +225,24 @@ async fn run_shard(
         .await
         .map_err(|e| format!("data directory {} is not usable: {e}", data_dir.display()))?;
     life.probed.fetch_add(1, Ordering::AcqRel);
+    // Shard 0 owns the metadata log; the others wait for the topics it describes.
+    let metadata_log = if index == 0 {
+        let (log, stored) = MetadataLog::open(disk.clone(), data_dir)
+            .await
+            .map_err(|e| {
+                format!(
+                    "cannot read the metadata log in {}: {e}",
+                    data_dir.display()
+                )
+            })?;
+        catalog.install(stored);
+        life.catalog_loaded.store(true, Ordering::Release);
+        Some(log)
+    } else {
+        life.wait_for(|| life.catalog_loaded.load(Ordering::Acquire))
+            .await?;
+        None
+    };
     // The shard's memory budgets, shared by all its logs.
     let log_config = LogConfig {
         tail_cache: Some(Budget::new(TAIL_CACHE_BYTES)),
@@ -270,7 +289,7 @@ async fn run_shard(
         mesh,
         topics: catalog.clone(),
         logs,
-        controller: (index == 0).then(Controller::default),
+        controller: metadata_log.map(Controller::new),
         groups: Groups::new(config.group_initial_rebalance_delay),
         data_dir: data_dir.clone(),
         request_budget: Budget::new(server::MAX_INFLIGHT_REQUEST_BYTES),

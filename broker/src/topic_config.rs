@@ -1,5 +1,5 @@
 //! Topic configs: the keys Spate honours, their defaults (Kafka's), validation, and what
-//! DescribeConfigs reports. Only overrides are stored (in `topics.json`); everything else is
+//! DescribeConfigs reports. Only overrides are stored (in the metadata log); everything else is
 //! the default.
 
 use std::collections::BTreeMap;

@@ -1,18 +1,15 @@
 //! Topics: their metadata, shared by every shard (the catalog), and their partitions' logs,
 //! each opened by the one shard that owns it.
 //!
-//! `<data>/topics.json` lists every topic with its id, partition count and config overrides;
-//! it is rewritten atomically (temporary file, fsync, rename, directory fsync) on every
-//! change, and read at start-up. Each partition's log lives in `<data>/<topic>-<partition>/`.
+//! Topics are recorded in the metadata log (`metadata_log`) and replayed from it at start-up.
+//! Each partition's log lives in `<data>/<topic>-<partition>/`.
 //! Which shard owns a partition is decided when the partition is created or the broker
 //! starts (the least-loaded shard first) and is not stored: any shard can open any
 //! partition's directory, so the broker may restart with a different number of shards.
 
 use crate::topic_config::{ConfigError, TopicConfig};
-use serde::{Deserialize, Serialize};
 use spate_model::TopicName;
 use spate_storage::disk::glommio::GlommioDisk;
-use spate_storage::disk::Disk;
 use spate_storage::{Log, LogConfig, LogError};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -22,7 +19,7 @@ use std::rc::Rc;
 use std::sync::{Arc, PoisonError, RwLock};
 use uuid::Uuid;
 
-/// The metadata file's name in the data directory.
+/// The topic list of data directories from before the metadata log (imported once).
 pub const TOPICS_FILE: &str = "topics.json";
 /// The most partitions one topic may have.
 pub const MAX_PARTITIONS: i32 = 10_000;
@@ -90,7 +87,7 @@ pub enum TopicError {
     /// The shard that makes topic changes could not be reached (the broker is stopping).
     #[error("topic changes are unavailable: {0}")]
     Unavailable(String),
-    /// The metadata file could not be read or written.
+    /// The metadata log (or an imported `topics.json`) could not be read or written.
     #[error("topic metadata {path}: {reason}")]
     Metadata {
         /// The file.
@@ -98,22 +95,6 @@ pub enum TopicError {
         /// What went wrong.
         reason: String,
     },
-}
-
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct TopicsFile {
-    topics: Vec<TopicEntry>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct TopicEntry {
-    name: String,
-    /// The topic id, hyphenated.
-    id: String,
-    partitions: i32,
-    /// Config overrides.
-    #[serde(default)]
-    configs: BTreeMap<String, String>,
 }
 
 /// Topics by name.
@@ -136,41 +117,15 @@ impl Catalog {
         }
     }
 
-    /// Reads `topics.json` in `data_dir` (none yet: no topics) and places every partition on
-    /// one of `shards` shards.
-    pub fn load(data_dir: &Path, shards: usize) -> Result<Catalog, TopicError> {
-        let path = data_dir.join(TOPICS_FILE);
-        let metadata_error = |reason: String| TopicError::Metadata {
-            path: path.clone(),
-            reason,
-        };
-        let file: TopicsFile = match std::fs::read(&path) {
-            Ok(bytes) => {
-                serde_json::from_slice(&bytes).map_err(|e| metadata_error(e.to_string()))?
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => TopicsFile::default(),
-            Err(e) => return Err(metadata_error(e.to_string())),
-        };
-        let catalog = Catalog::new(shards);
+    /// Installs the topics the metadata log describes (start-up), placing every partition
+    /// on a shard.
+    pub fn install(&self, stored: BTreeMap<String, crate::metadata_log::Stored>) {
         let mut topics = TopicMap::new();
-        for entry in file.topics {
-            let id = Uuid::parse_str(&entry.id)
-                .map_err(|e| metadata_error(format!("topic {}: bad id: {e}", entry.name)))?;
-            if !(1..=MAX_PARTITIONS).contains(&entry.partitions) {
-                return Err(metadata_error(format!(
-                    "topic {}: {} partitions",
-                    entry.name, entry.partitions
-                )));
-            }
-            let config = TopicConfig::from_overrides(entry.configs)?;
-            let owners = catalog.place(&topics, &[], entry.partitions);
-            topics.insert(entry.name, Arc::new(Topic { id, owners, config }));
+        for (name, (id, partitions, config)) in stored {
+            let owners = self.place(&topics, &[], partitions);
+            topics.insert(name, Arc::new(Topic { id, owners, config }));
         }
-        *catalog
-            .current
-            .write()
-            .unwrap_or_else(PoisonError::into_inner) = Arc::new(topics);
-        Ok(catalog)
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(topics);
     }
 
     /// The number of shards partitions are placed on.
@@ -254,37 +209,6 @@ impl Catalog {
             })
             .collect()
     }
-
-    /// Writes the snapshot to `topics.json` through `disk`.
-    pub(crate) async fn persist(
-        &self,
-        disk: &GlommioDisk,
-        data_dir: &Path,
-    ) -> Result<(), TopicError> {
-        let topics = self
-            .snapshot()
-            .iter()
-            .map(|(name, topic)| TopicEntry {
-                name: name.clone(),
-                id: topic.id.hyphenated().to_string(),
-                partitions: topic.partition_count(),
-                configs: topic.config.overrides().clone(),
-            })
-            .collect();
-        let path = data_dir.join(TOPICS_FILE);
-        let bytes = serde_json::to_vec_pretty(&TopicsFile { topics }).map_err(|e| {
-            TopicError::Metadata {
-                path: path.clone(),
-                reason: e.to_string(),
-            }
-        })?;
-        disk.write_atomically(&path, &bytes)
-            .await
-            .map_err(|e| TopicError::Metadata {
-                path,
-                reason: e.to_string(),
-            })
-    }
 }
 
 /// The partition logs one shard owns, by topic id and partition.
@@ -305,11 +229,6 @@ impl ShardLogs {
             log_config,
             logs: RefCell::new(HashMap::new()),
         }
-    }
-
-    /// The disk the shard's logs use.
-    pub fn disk(&self) -> &GlommioDisk {
-        &self.disk
     }
 
     /// Opens (recovering if needed) every partition `shard` owns in `topics`.

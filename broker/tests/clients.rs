@@ -6,6 +6,7 @@ mod common;
 
 use bytes::{Buf, Bytes, BytesMut};
 use common::{kafkajs, python, repo, run_client, Broker, Raw};
+use spate_protocol::encode_request;
 use spate_protocol::header::RequestHeader;
 use spate_protocol::kafka_protocol::messages::create_topics_request::{
     CreatableTopic, CreateTopicsRequest,
@@ -24,7 +25,6 @@ use spate_protocol::kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, MetadataRequest, RequestKind, ResponseKind, TopicName,
 };
 use spate_protocol::kafka_protocol::protocol::StrBytes;
-use spate_protocol::encode_request;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -870,10 +870,55 @@ fn librdkafka_admin_client_manages_topics_and_records() {
     let data = tempfile::tempdir().expect("temp dir");
     let broker = Broker::start(data.path());
     python("admin_librdkafka.py", &[&broker.address]);
-    // Deleted topics are gone from disk and from the metadata file.
+    // Deleted topics are gone from disk, and stay gone after a restart.
     assert!(!data.path().join("admin-a-0").exists());
-    let metadata = std::fs::read_to_string(data.path().join("topics.json")).expect("topics.json");
-    assert!(!metadata.contains("admin-a"), "{metadata}");
+    let broker = broker.restart("-KILL");
+    let names: Vec<String> = topics(&mut Raw::connect(&broker.address))
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    assert!(!names.contains(&"admin-a".to_string()), "{names:?}");
+}
+
+/// Every topic's name and partition count, from Metadata (internal topics left out).
+fn topics(raw: &mut Raw) -> Vec<(String, usize)> {
+    let ResponseKind::Metadata(metadata) = raw.call(
+        ApiKey::Metadata,
+        9,
+        RequestKind::Metadata(MetadataRequest::default().with_topics(None)),
+    ) else {
+        panic!()
+    };
+    metadata
+        .topics
+        .iter()
+        .filter(|t| !t.is_internal)
+        .map(|t| {
+            let name = t.name.as_ref().map(|n| n.0.to_string()).unwrap_or_default();
+            (name, t.partitions.len())
+        })
+        .collect()
+}
+
+/// A topic's config value, from DescribeConfigs.
+fn topic_config(raw: &mut Raw, topic: &str, key: &str) -> Option<String> {
+    use spate_protocol::kafka_protocol::messages::describe_configs_request::{
+        DescribeConfigsRequest, DescribeConfigsResource,
+    };
+    let request =
+        DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_string(topic.to_string()))
+            .with_configuration_keys(Some(vec![StrBytes::from_string(key.to_string())]))]);
+    let ResponseKind::DescribeConfigs(described) = raw.call(
+        ApiKey::DescribeConfigs,
+        4,
+        RequestKind::DescribeConfigs(request),
+    ) else {
+        panic!()
+    };
+    let config = described.results.first()?.configs.first()?;
+    config.value.as_ref().map(|v| v.to_string())
 }
 
 #[test]
@@ -883,13 +928,13 @@ fn topic_configs_are_stored_described_altered_and_honoured() {
     python("configs_librdkafka.py", &[&broker.address]);
     // The overrides survive a restart.
     let broker = broker.restart("-TERM");
-    let metadata = std::fs::read_to_string(data.path().join("topics.json")).expect("topics.json");
-    assert!(
-        metadata.contains("\"max.message.bytes\": \"2000\""),
-        "{metadata}"
+    let mut raw = Raw::connect(&broker.address);
+    let kept = |raw: &mut Raw, key| topic_config(raw, "cfg", key);
+    assert_eq!(kept(&mut raw, "max.message.bytes").as_deref(), Some("2000"));
+    assert_eq!(
+        kept(&mut raw, "message.timestamp.type").as_deref(),
+        Some("LogAppendTime")
     );
-    assert!(metadata.contains("LogAppendTime"), "{metadata}");
-    drop(broker);
 }
 
 #[test]
@@ -1150,4 +1195,69 @@ fn requests_spanning_shards_are_answered_in_request_order() {
             "woke on the append to partition {woken}, not at the deadline ({waited:?})"
         );
     }
+}
+
+/// Topic changes are recorded in the metadata log and replayed after a SIGKILL: creations,
+/// configs, added partitions and deletions. A data directory from before the log (with a
+/// `topics.json`) is imported once.
+#[test]
+fn topic_changes_survive_a_crash_through_the_metadata_log() {
+    use spate_protocol::kafka_protocol::messages::create_partitions_request::{
+        CreatePartitionsRequest, CreatePartitionsTopic,
+    };
+    use spate_protocol::kafka_protocol::messages::create_topics_request::CreatableTopicConfig;
+    use spate_protocol::kafka_protocol::messages::delete_topics_request::DeleteTopicsRequest;
+    let data = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        data.path().join("topics.json"),
+        r#"{"topics":[{"name":"legacy","id":"6f1c2a9e-1b7d-4c3e-9a55-0d2f7e8b9c10","partitions":2,"configs":{}}]}"#,
+    )
+    .expect("write topics.json");
+    let broker = Broker::start(data.path());
+    let mut raw = Raw::connect(&broker.address);
+    let request = CreateTopicsRequest::default()
+        .with_timeout_ms(5000)
+        .with_topics(vec![
+            CreatableTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("kept")))
+                .with_num_partitions(2)
+                .with_replication_factor(1)
+                .with_configs(vec![CreatableTopicConfig::default()
+                    .with_name(StrBytes::from_static_str("retention.ms"))
+                    .with_value(Some(StrBytes::from_static_str("1234567")))]),
+            CreatableTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("dropped")))
+                .with_num_partitions(1)
+                .with_replication_factor(1),
+        ]);
+    raw.call(ApiKey::CreateTopics, 5, RequestKind::CreateTopics(request));
+    let request = CreatePartitionsRequest::default()
+        .with_timeout_ms(5000)
+        .with_topics(vec![CreatePartitionsTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("kept")))
+            .with_count(5)]);
+    raw.call(
+        ApiKey::CreatePartitions,
+        3,
+        RequestKind::CreatePartitions(request),
+    );
+    let request = DeleteTopicsRequest::default()
+        .with_topic_names(vec![TopicName(StrBytes::from_static_str("dropped"))]);
+    raw.call(ApiKey::DeleteTopics, 4, RequestKind::DeleteTopics(request));
+    drop(raw);
+
+    let broker = broker.restart("-KILL");
+    assert!(
+        data.path().join("topics.json.imported").exists(),
+        "the old topic list was imported and set aside"
+    );
+    let mut raw = Raw::connect(&broker.address);
+    assert_eq!(
+        topics(&mut raw),
+        [("kept".to_string(), 5), ("legacy".to_string(), 2)]
+    );
+    assert_eq!(
+        topic_config(&mut raw, "kept", "retention.ms").as_deref(),
+        Some("1234567")
+    );
 }

@@ -91,6 +91,17 @@ def wait_for_coverage(directory, names, what, timeout_s=40):
     sys.exit(f"{what}: the partitions never settled on {names}: {assignments(directory, names)}")
 
 
+def stop_all(workers):
+    for process in workers.values():
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in workers.values():
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
 def orchestrate():
     import tempfile
 
@@ -160,14 +171,7 @@ def orchestrate():
         print(f"all {len(produced)} records consumed")
     finally:
         done.set()
-        for process in workers.values():
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in workers.values():
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_all(workers)
     print("ok")
 
 
@@ -206,14 +210,7 @@ def static():
             sys.exit(f"a went through a rebalance: {status(directory, 'a')}")
         print("b restarted with its partitions, without a rebalance:", after)
     finally:
-        for process in workers.values():
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in workers.values():
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_all(workers)
     print("ok")
 
 
