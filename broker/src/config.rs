@@ -23,6 +23,8 @@ use std::path::{Path, PathBuf};
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:9092";
 const DEFAULT_DATA_DIR: &str = "./data";
+/// The longest offsets retention accepted.
+const MAX_OFFSETS_RETENTION_MINUTES: u64 = 5_256_000;
 /// The longest initial rebalance delay accepted.
 const MAX_INITIAL_REBALANCE_DELAY_MS: u64 = 300_000;
 /// The most shards a broker runs.
@@ -60,6 +62,10 @@ pub struct StartArgs {
     /// (`group.initial.rebalance.delay.ms`) [default: 3000].
     #[arg(long, env = "SPATE_GROUP_INITIAL_REBALANCE_DELAY_MS")]
     pub group_initial_rebalance_delay_ms: Option<u64>,
+    /// How long an empty consumer group's committed offsets are kept
+    /// (`offsets.retention.minutes`) [default: 10080, 7 days].
+    #[arg(long, env = "SPATE_OFFSETS_RETENTION_MINUTES")]
+    pub offsets_retention_minutes: Option<u64>,
 }
 
 /// The TOML file's settings.
@@ -74,6 +80,7 @@ struct FileConfig {
     auto_create_topics: Option<bool>,
     num_partitions: Option<i32>,
     group_initial_rebalance_delay_ms: Option<u64>,
+    offsets_retention_minutes: Option<u64>,
 }
 
 /// A validated configuration.
@@ -95,6 +102,8 @@ pub struct Config {
     pub num_partitions: i32,
     /// `group.initial.rebalance.delay.ms`.
     pub group_initial_rebalance_delay: std::time::Duration,
+    /// `offsets.retention.minutes`.
+    pub offsets_retention: std::time::Duration,
 }
 
 /// What is wrong with a configuration.
@@ -198,6 +207,18 @@ impl StartArgs {
                 reason,
             });
         }
+        let retention_minutes = self
+            .offsets_retention_minutes
+            .or(file.offsets_retention_minutes)
+            .unwrap_or(10_080);
+        if !(1..=MAX_OFFSETS_RETENTION_MINUTES).contains(&retention_minutes) {
+            let reason = "between 1 and 5256000 (10 years)";
+            return Err(ConfigError::OutOfRange {
+                setting: "--offsets-retention-minutes",
+                value: retention_minutes.to_string(),
+                reason,
+            });
+        }
         Ok(Config {
             listen,
             advertised,
@@ -215,6 +236,7 @@ impl StartArgs {
             group_initial_rebalance_delay: std::time::Duration::from_millis(
                 initial_rebalance_delay_ms,
             ),
+            offsets_retention: std::time::Duration::from_secs(retention_minutes * 60),
         })
     }
 }

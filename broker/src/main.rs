@@ -265,6 +265,12 @@ async fn run_shard(
 
     // Shard 0 binds first (so port 0 picks one port), then the others bind the same address.
     let listener = if index == 0 {
+        if config.listen.port() != 0 {
+            // The shards' listeners share the port (SO_REUSEPORT), and so would another
+            // broker's: a plain bind first makes sure nobody else is listening there.
+            std::net::TcpListener::bind(config.listen)
+                .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+        }
         let listener = Listener::bind(config.listen)
             .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
         let bound = listener.local_addr().map_err(|e| e.to_string())?;
@@ -290,7 +296,10 @@ async fn run_shard(
         topics: catalog.clone(),
         logs,
         controller: metadata_log.map(Controller::new),
-        groups: Groups::new(config.group_initial_rebalance_delay),
+        groups: Groups::new(
+            config.group_initial_rebalance_delay,
+            config.offsets_retention,
+        ),
         data_dir: data_dir.clone(),
         request_budget: Budget::new(server::MAX_INFLIGHT_REQUEST_BYTES),
         auto_create_topics: config.auto_create_topics,

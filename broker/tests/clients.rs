@@ -354,6 +354,21 @@ fn bad_configuration_is_refused_with_a_clear_message() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    // A port another broker serves: its shards' listeners share the port (SO_REUSEPORT),
+    // but a second broker must not.
+    let first = Broker::start(&data.path().join("first"));
+    let output = Command::new(env!("CARGO_BIN_EXE_spate"))
+        .args(["--listen", &first.address, "--data-dir"])
+        .arg(data.path().join("second"))
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("cannot listen"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    drop(first);
     // A data directory that cannot be created (its parent is a file).
     let blocker = data.path().join("a-file");
     std::fs::write(&blocker, b"not a directory").expect("write");

@@ -22,6 +22,9 @@ use spate_protocol::kafka_protocol::messages::metadata_request::MetadataRequestT
 use spate_protocol::kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequest, OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
+use spate_protocol::kafka_protocol::messages::offset_delete_request::{
+    OffsetDeleteRequest, OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
+};
 use spate_protocol::kafka_protocol::messages::offset_fetch_request::{
     OffsetFetchRequest, OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
 };
@@ -84,6 +87,9 @@ fn kafkajs_group_consumes_commits_and_resumes() {
     kafkajs("kafkajs_group.js", &[&broker.address]);
 }
 
+/// A consumer-protocol subscription (version 0) to topic "gt", with null user data.
+const SUBSCRIPTION: &[u8] = &[0, 0, 0, 0, 0, 1, 0, 2, b'g', b't', 0xff, 0xff, 0xff, 0xff];
+
 fn name(text: &str) -> StrBytes {
     StrBytes::from_string(text.to_string())
 }
@@ -104,7 +110,7 @@ fn join(
         .with_protocol_type(name(protocol_type))
         .with_protocols(vec![JoinGroupRequestProtocol::default()
             .with_name(name("range"))
-            .with_metadata(Bytes::from_static(b"subscription"))]);
+            .with_metadata(Bytes::from_static(SUBSCRIPTION))]);
     let ResponseKind::JoinGroup(response) =
         raw.call(ApiKey::JoinGroup, version, RequestKind::JoinGroup(request))
     else {
@@ -378,6 +384,38 @@ fn group_apis_answer_every_version_and_refuse_bad_input() {
     // A group without members accepts commits from outside it (generation -1).
     assert_eq!(commit(&mut raw, 8, "v9", ("", -1), "gt", 11, ""), 0);
     assert_eq!(fetch_committed(&mut raw, 8, "v9", "gt").0, 11);
+
+    // OffsetDelete: not while a member subscribes to the topic; an empty group's go.
+    let offset_delete = |raw: &mut Raw, group: &str| {
+        let request = OffsetDeleteRequest::default()
+            .with_group_id(GroupId(name(group)))
+            .with_topics(vec![OffsetDeleteRequestTopic::default()
+                .with_name(TopicName(name("gt")))
+                .with_partitions(vec![OffsetDeleteRequestPartition::default()])]);
+        let ResponseKind::OffsetDelete(response) =
+            raw.call(ApiKey::OffsetDelete, 0, RequestKind::OffsetDelete(request))
+        else {
+            panic!()
+        };
+        let partition = response.topics.first().map(|t| t.partitions[0].error_code);
+        (response.error_code, partition)
+    };
+    assert_eq!(
+        offset_delete(&mut raw, "busy"),
+        (0, Some(86)),
+        "GROUP_SUBSCRIBED_TO_TOPIC"
+    );
+    assert_eq!(offset_delete(&mut raw, "v9"), (0, Some(0)));
+    assert_eq!(
+        fetch_committed(&mut raw, 8, "v9", "gt").0,
+        -1,
+        "the offset is gone"
+    );
+    assert_eq!(
+        offset_delete(&mut raw, "nothing"),
+        (69, None),
+        "GROUP_ID_NOT_FOUND"
+    );
 
     for version in 0..=5 {
         let mut request = ListGroupsRequest::default();

@@ -24,6 +24,7 @@ mod list_groups;
 mod list_offsets;
 mod metadata;
 mod offset_commit;
+mod offset_delete;
 mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
@@ -205,6 +206,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListGroups, 0, 5),
     (ApiKey::DescribeGroups, 0, 5),
     (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::OffsetDelete, 0, 0),
 ];
 
 /// What to send back for one request.
@@ -330,6 +332,9 @@ pub async fn handle(broker: &Rc<Broker>, mut frame: Bytes, peer: &str) -> Reply 
         }
         RequestKind::DescribeGroups(request) => {
             ResponseKind::DescribeGroups(describe_groups::handle(broker, request, version).await)
+        }
+        RequestKind::OffsetDelete(request) => {
+            ResponseKind::OffsetDelete(offset_delete::handle(broker, request).await)
         }
         RequestKind::DeleteGroups(request) => {
             ResponseKind::DeleteGroups(delete_groups::handle(broker, request).await)

@@ -33,6 +33,8 @@ pub const MAX_MEMBERS: usize = 1000;
 pub const MAX_MEMBER_BYTES: usize = 1 << 20;
 /// How often members' sessions are checked.
 const EXPIRY_CHECK: Duration = Duration::from_millis(200);
+/// How often committed offsets are checked against `offsets.retention.minutes`.
+const RETENTION_CHECK: Duration = Duration::from_secs(60);
 
 /// Kafka error codes the coordinator answers with.
 pub mod code {
@@ -60,6 +62,8 @@ pub mod code {
     pub const GROUP_ID_NOT_FOUND: i16 = 69;
     /// MEMBER_ID_REQUIRED.
     pub const MEMBER_ID_REQUIRED: i16 = 79;
+    /// GROUP_SUBSCRIBED_TO_TOPIC.
+    pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
     /// GROUP_MAX_SIZE_REACHED.
     pub const GROUP_MAX_SIZE_REACHED: i16 = 81;
     /// FENCED_INSTANCE_ID.
@@ -202,6 +206,8 @@ pub struct Group {
     rebalance: u64,
     /// A new group's first rebalance does not complete before this.
     not_before: Option<Instant>,
+    /// When the group last lost its last member (ms since the epoch; 0: not since start-up).
+    empty_since_ms: i64,
     offsets: BTreeMap<(String, i32), Committed>,
 }
 
@@ -218,6 +224,7 @@ impl Group {
             pending: HashMap::new(),
             rebalance: 0,
             not_before: None,
+            empty_since_ms: 0,
             offsets: BTreeMap::new(),
         }
     }
@@ -268,6 +275,39 @@ impl Group {
             .find(|(name, _)| name == chosen)
             .map(|(_, metadata)| metadata.clone())
             .unwrap_or_default()
+    }
+
+    fn become_empty(&mut self) {
+        self.state = State::Empty;
+        self.protocol = None;
+        self.leader = None;
+        self.empty_since_ms = now_ms();
+    }
+
+    /// The offsets past `offsets.retention.minutes` (`retention_ms`) at `now_ms`: a group
+    /// with members keeps all of them; an empty one loses each offset once the retention
+    /// has passed since it was committed and since the group became empty (as Kafka).
+    pub fn expired_offsets(&self, now_ms: i64, retention_ms: i64) -> Vec<(String, i32)> {
+        if !self.members.is_empty() {
+            return Vec::new();
+        }
+        self.offsets
+            .iter()
+            .filter(|(_, c)| {
+                let since = c.commit_timestamp.max(self.empty_since_ms);
+                now_ms.saturating_sub(since) > retention_ms
+            })
+            .map(|(key, _)| key.clone())
+            .collect()
+    }
+
+    /// The topics members subscribe to, when the group speaks the consumer protocol (its
+    /// subscription starts with a version and the topic names).
+    fn subscribed_topics(&self) -> Vec<String> {
+        self.members
+            .values()
+            .flat_map(|m| parse_subscription(&self.metadata_for(m)))
+            .collect()
     }
 
     /// Every member, in join order, with its metadata for the chosen protocol (what the
@@ -378,14 +418,17 @@ impl Group {
 pub struct Groups {
     groups: RefCell<HashMap<String, Group>>,
     initial_delay: Duration,
+    offsets_retention: Duration,
 }
 
 impl Groups {
-    /// No groups yet; a new group's first rebalance waits `initial_delay` for more members.
-    pub fn new(initial_delay: Duration) -> Groups {
+    /// No groups yet; a new group's first rebalance waits `initial_delay` for more members;
+    /// an empty group's offsets are kept for `offsets_retention`.
+    pub fn new(initial_delay: Duration, offsets_retention: Duration) -> Groups {
         Groups {
             groups: RefCell::new(HashMap::new()),
             initial_delay,
+            offsets_retention,
         }
     }
 
@@ -439,6 +482,32 @@ fn apply(groups: &mut HashMap<String, Group>, entry: Entry) {
             }
         }
     }
+}
+
+/// The topic names of a consumer-protocol subscription (ConsumerProtocolSubscription:
+/// int16 version, then an array of strings); nothing if it does not parse.
+fn parse_subscription(mut metadata: &[u8]) -> Vec<String> {
+    use bytes::Buf;
+    let mut topics = Vec::new();
+    if metadata.remaining() < 6 {
+        return topics;
+    }
+    metadata.advance(2);
+    let count = metadata.get_i32();
+    for _ in 0..count.max(0) {
+        if metadata.remaining() < 2 {
+            return Vec::new();
+        }
+        let Ok(len) = usize::try_from(metadata.get_i16()) else {
+            return Vec::new();
+        };
+        if metadata.remaining() < len {
+            return Vec::new();
+        }
+        topics.push(String::from_utf8_lossy(&metadata[..len]).into_owned());
+        metadata.advance(len);
+    }
+    topics
 }
 
 fn new_member_id(client_id: &str) -> String {
@@ -686,9 +755,7 @@ fn try_complete_join(group: &mut Group, forced: bool) {
     }
     group.generation += 1;
     if group.members.is_empty() {
-        group.state = State::Empty;
-        group.protocol = None;
-        group.leader = None;
+        group.become_empty();
         return;
     }
     group.protocol = group.choose_protocol();
@@ -902,9 +969,7 @@ fn after_departure(broker: &Rc<Broker>, name: &str, group: &mut Group) {
         State::Stable | State::CompletingRebalance => {
             if group.members.is_empty() {
                 group.generation += 1;
-                group.state = State::Empty;
-                group.protocol = None;
-                group.leader = None;
+                group.become_empty();
             } else {
                 prepare_rebalance(broker, name, group);
             }
@@ -944,10 +1009,16 @@ pub async fn create_offsets_topic(broker: &Rc<Broker>) -> Result<(), crate::topi
         .map(|_| ())
 }
 
-/// Expires members whose session timed out, on every group of this shard, forever.
+/// Expires members whose session timed out, and (every minute) empty groups' offsets past
+/// their retention, on every group of this shard, forever.
 pub async fn expire_sessions(broker: Rc<Broker>) {
+    let mut retention_checked = Instant::now();
     loop {
         runtime::sleep(EXPIRY_CHECK).await;
+        if retention_checked.elapsed() >= RETENTION_CHECK {
+            retention_checked = Instant::now();
+            expire_offsets(&broker).await;
+        }
         let now = Instant::now();
         let mut groups = broker.groups.groups.borrow_mut();
         let names: Vec<String> = groups.keys().cloned().collect();
@@ -979,6 +1050,100 @@ pub async fn expire_sessions(broker: Rc<Broker>) {
             after_departure(&broker, &name, group);
         }
     }
+}
+
+/// Deletes the offsets of empty groups past `offsets.retention.minutes` (tombstones in the
+/// offsets topic); a group left with neither members nor offsets is gone.
+async fn expire_offsets(broker: &Rc<Broker>) {
+    let retention_ms =
+        i64::try_from(broker.groups.offsets_retention.as_millis()).unwrap_or(i64::MAX);
+    let now = now_ms();
+    let expired: Vec<(String, Vec<(String, i32)>)> = broker
+        .groups
+        .groups
+        .borrow()
+        .iter()
+        .map(|(name, g)| (name.clone(), g.expired_offsets(now, retention_ms)))
+        .filter(|(_, keys)| !keys.is_empty())
+        .collect();
+    let Some(topic) = broker.topics.get(OFFSETS_TOPIC) else {
+        return;
+    };
+    for (name, keys) in expired {
+        let partition = partition_for(&name, topic.partition_count());
+        let Some(log) = broker.logs.get(topic.id, partition) else {
+            continue;
+        };
+        let entries: Vec<Entry> = keys
+            .into_iter()
+            .map(|(topic, partition)| Entry::Offset {
+                group: name.clone(),
+                topic,
+                partition,
+                committed: None,
+            })
+            .collect();
+        let count = entries.len();
+        if let Err(error) = write(&log, &entries).await {
+            tracing::error!(group = %name, %error, "expiring committed offsets failed");
+            continue;
+        }
+        tracing::info!(group = %name, offsets = count, "committed offsets expired");
+        let mut groups = broker.groups.groups.borrow_mut();
+        for entry in entries {
+            apply(&mut groups, entry);
+        }
+    }
+}
+
+/// OffsetDelete, on the coordinator shard: deletes a group's offsets for partitions of
+/// topics no member subscribes to (GROUP_SUBSCRIBED_TO_TOPIC otherwise). `Err` is the
+/// group-level error.
+pub async fn delete_offsets(
+    broker: &Rc<Broker>,
+    log: &crate::topics::PartitionLog,
+    name: &str,
+    asked: Vec<(String, i32)>,
+) -> Result<Vec<i16>, i16> {
+    let (codes, entries) = {
+        let groups = broker.groups.groups.borrow();
+        let group = groups.get(name).ok_or(code::GROUP_ID_NOT_FOUND)?;
+        if !group.members.is_empty() && group.protocol_type() != "consumer" {
+            return Err(code::NON_EMPTY_GROUP);
+        }
+        let subscribed = group.subscribed_topics();
+        let mut entries = Vec::new();
+        let codes = asked
+            .into_iter()
+            .map(|(topic, partition)| {
+                if subscribed.contains(&topic) {
+                    return code::GROUP_SUBSCRIBED_TO_TOPIC;
+                }
+                if group.offsets.contains_key(&(topic.clone(), partition)) {
+                    entries.push(Entry::Offset {
+                        group: name.to_string(),
+                        topic,
+                        partition,
+                        committed: None,
+                    });
+                }
+                code::NONE
+            })
+            .collect::<Vec<i16>>();
+        (codes, entries)
+    };
+    if entries.is_empty() {
+        return Ok(codes);
+    }
+    if let Err(error) = write(log, &entries).await {
+        tracing::error!(group = name, %error, "deleting committed offsets failed");
+        return Err(code::COORDINATOR_NOT_AVAILABLE);
+    }
+    let mut groups = broker.groups.groups.borrow_mut();
+    for entry in entries {
+        apply(&mut groups, entry);
+    }
+    Ok(codes)
 }
 
 /// An offset to commit: topic, partition, offset, leader epoch, metadata.
@@ -1115,6 +1280,61 @@ pub async fn delete(broker: &Rc<Broker>, log: &crate::topics::PartitionLog, name
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn committed_at(ms: i64) -> Committed {
+        Committed {
+            offset: 1,
+            leader_epoch: -1,
+            metadata: String::new(),
+            commit_timestamp: ms,
+        }
+    }
+
+    #[test]
+    fn empty_groups_lose_offsets_after_the_retention_and_members_keep_them() {
+        let mut group = Group::new();
+        group.offsets.insert(("t".into(), 0), committed_at(1_000));
+        group.offsets.insert(("t".into(), 1), committed_at(5_000));
+        // Retention 10 s: at 12 s only the offset committed at 1 s has expired.
+        assert_eq!(
+            group.expired_offsets(12_000, 10_000),
+            [("t".to_string(), 0)]
+        );
+        // The clock restarts when the group becomes empty.
+        group.empty_since_ms = 20_000;
+        assert!(group.expired_offsets(25_000, 10_000).is_empty());
+        assert_eq!(group.expired_offsets(30_001, 10_000).len(), 2);
+        // A group with members keeps everything.
+        group.members.insert(
+            "m".into(),
+            Member {
+                instance_id: None,
+                client_id: String::new(),
+                client_host: String::new(),
+                session_timeout: Duration::ZERO,
+                rebalance_timeout: Duration::ZERO,
+                protocols: Vec::new(),
+                assignment: Bytes::new(),
+                joining: None,
+                syncing: None,
+                last_seen: Instant::now(),
+            },
+        );
+        assert!(group.expired_offsets(i64::MAX, 10_000).is_empty());
+    }
+
+    #[test]
+    fn consumer_subscriptions_name_their_topics() {
+        let mut metadata = vec![0, 1, 0, 0, 0, 2];
+        for topic in ["orders", "refunds"] {
+            metadata.extend_from_slice(&(topic.len() as i16).to_be_bytes());
+            metadata.extend_from_slice(topic.as_bytes());
+        }
+        metadata.extend_from_slice(&[0, 0, 0, 0]);
+        assert_eq!(parse_subscription(&metadata), ["orders", "refunds"]);
+        assert!(parse_subscription(&metadata[..9]).is_empty(), "truncated");
+        assert!(parse_subscription(b"x").is_empty());
+    }
 
     #[test]
     fn groups_hash_to_partitions_as_kafka_does() {
