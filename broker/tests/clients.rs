@@ -339,35 +339,23 @@ fn bad_configuration_is_refused_with_a_clear_message() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    // A port in use.
-    let holder = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = holder.local_addr().expect("addr").port();
+    // A port in use, by another program or by another broker (its shards' listeners share
+    // their port with SO_REUSEPORT, but a second broker must not).
     let data = tempfile::tempdir().expect("temp dir");
-    let output = Command::new(env!("CARGO_BIN_EXE_spate"))
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
-        .arg(data.path())
-        .output()
-        .expect("run");
-    assert!(!output.status.success());
-    assert!(
-        String::from_utf8_lossy(&output.stderr).contains("cannot listen"),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    // A port another broker serves: its shards' listeners share the port (SO_REUSEPORT),
-    // but a second broker must not.
+    let refused = |address: &str, dir: &str| {
+        let output = Command::new(env!("CARGO_BIN_EXE_spate"))
+            .args(["--listen", address, "--data-dir"])
+            .arg(data.path().join(dir))
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(!output.status.success(), "{address} was accepted");
+        assert!(stderr.contains("cannot listen"), "{stderr}");
+    };
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    refused(&holder.local_addr().expect("addr").to_string(), "held");
     let first = Broker::start(&data.path().join("first"));
-    let output = Command::new(env!("CARGO_BIN_EXE_spate"))
-        .args(["--listen", &first.address, "--data-dir"])
-        .arg(data.path().join("second"))
-        .output()
-        .expect("run");
-    assert!(!output.status.success());
-    assert!(
-        String::from_utf8_lossy(&output.stderr).contains("cannot listen"),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    refused(&first.address, "second");
     drop(first);
     // A data directory that cannot be created (its parent is a file).
     let blocker = data.path().join("a-file");

@@ -189,6 +189,23 @@ struct Member {
     last_seen: Instant,
 }
 
+impl Member {
+    fn new(instance_id: Option<String>, client_id: &str, client_host: &str) -> Member {
+        Member {
+            instance_id,
+            client_id: client_id.to_string(),
+            client_host: client_host.to_string(),
+            session_timeout: Duration::ZERO,
+            rebalance_timeout: Duration::ZERO,
+            protocols: Vec::new(),
+            assignment: Bytes::new(),
+            joining: None,
+            syncing: None,
+            last_seen: Instant::now(),
+        }
+    }
+}
+
 /// One group's state, on its coordinator shard.
 #[derive(Debug)]
 pub struct Group {
@@ -599,21 +616,13 @@ pub async fn join(broker: &Rc<Broker>, request: JoinRequest) -> Joined {
                 };
             }
         }
-        let member = group
-            .members
-            .entry(member_id.clone())
-            .or_insert_with(|| Member {
-                instance_id: request.instance_id.clone(),
-                client_id: request.client_id.clone(),
-                client_host: request.client_host.clone(),
-                session_timeout: Duration::ZERO,
-                rebalance_timeout: Duration::ZERO,
-                protocols: Vec::new(),
-                assignment: Bytes::new(),
-                joining: None,
-                syncing: None,
-                last_seen: Instant::now(),
-            });
+        let member = group.members.entry(member_id.clone()).or_insert_with(|| {
+            Member::new(
+                request.instance_id.clone(),
+                &request.client_id,
+                &request.client_host,
+            )
+        });
         member.session_timeout = millis(request.session_timeout_ms);
         member.rebalance_timeout =
             millis(request.rebalance_timeout_ms.max(0)).max(member.session_timeout);
@@ -1305,21 +1314,7 @@ mod tests {
         assert!(group.expired_offsets(25_000, 10_000).is_empty());
         assert_eq!(group.expired_offsets(30_001, 10_000).len(), 2);
         // A group with members keeps everything.
-        group.members.insert(
-            "m".into(),
-            Member {
-                instance_id: None,
-                client_id: String::new(),
-                client_host: String::new(),
-                session_timeout: Duration::ZERO,
-                rebalance_timeout: Duration::ZERO,
-                protocols: Vec::new(),
-                assignment: Bytes::new(),
-                joining: None,
-                syncing: None,
-                last_seen: Instant::now(),
-            },
-        );
+        group.members.insert("m".into(), Member::new(None, "", ""));
         assert!(group.expired_offsets(i64::MAX, 10_000).is_empty());
     }
 
