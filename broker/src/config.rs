@@ -66,6 +66,14 @@ pub struct StartArgs {
     /// (`offsets.retention.minutes`) [default: 10080, 7 days].
     #[arg(long, env = "SPATE_OFFSETS_RETENTION_MINUTES")]
     pub offsets_retention_minutes: Option<u64>,
+    /// How long a `group.protocol=consumer` member may stay silent before it is removed
+    /// (`group.consumer.session.timeout.ms`) [default: 45000].
+    #[arg(long, env = "SPATE_GROUP_CONSUMER_SESSION_TIMEOUT_MS")]
+    pub group_consumer_session_timeout_ms: Option<u64>,
+    /// How often `group.protocol=consumer` members heartbeat
+    /// (`group.consumer.heartbeat.interval.ms`) [default: 5000].
+    #[arg(long, env = "SPATE_GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS")]
+    pub group_consumer_heartbeat_interval_ms: Option<u64>,
 }
 
 /// The TOML file's settings.
@@ -81,6 +89,8 @@ struct FileConfig {
     num_partitions: Option<i32>,
     group_initial_rebalance_delay_ms: Option<u64>,
     offsets_retention_minutes: Option<u64>,
+    group_consumer_session_timeout_ms: Option<u64>,
+    group_consumer_heartbeat_interval_ms: Option<u64>,
 }
 
 /// A validated configuration.
@@ -104,6 +114,10 @@ pub struct Config {
     pub group_initial_rebalance_delay: std::time::Duration,
     /// `offsets.retention.minutes`.
     pub offsets_retention: std::time::Duration,
+    /// `group.consumer.session.timeout.ms`.
+    pub group_consumer_session_timeout: std::time::Duration,
+    /// `group.consumer.heartbeat.interval.ms`.
+    pub group_consumer_heartbeat_interval: std::time::Duration,
 }
 
 /// What is wrong with a configuration.
@@ -219,6 +233,28 @@ impl StartArgs {
                 reason,
             });
         }
+        let session_ms = self
+            .group_consumer_session_timeout_ms
+            .or(file.group_consumer_session_timeout_ms)
+            .unwrap_or(45_000);
+        let heartbeat_ms = self
+            .group_consumer_heartbeat_interval_ms
+            .or(file.group_consumer_heartbeat_interval_ms)
+            .unwrap_or(5_000);
+        if !(1_000..=1_800_000).contains(&session_ms) {
+            return Err(ConfigError::OutOfRange {
+                setting: "--group-consumer-session-timeout-ms",
+                value: session_ms.to_string(),
+                reason: "between 1000 and 1800000",
+            });
+        }
+        if heartbeat_ms < 100 || heartbeat_ms >= session_ms {
+            return Err(ConfigError::OutOfRange {
+                setting: "--group-consumer-heartbeat-interval-ms",
+                value: heartbeat_ms.to_string(),
+                reason: "at least 100 and below the session timeout",
+            });
+        }
         Ok(Config {
             listen,
             advertised,
@@ -237,6 +273,8 @@ impl StartArgs {
                 initial_rebalance_delay_ms,
             ),
             offsets_retention: std::time::Duration::from_secs(retention_minutes * 60),
+            group_consumer_session_timeout: std::time::Duration::from_millis(session_ms),
+            group_consumer_heartbeat_interval: std::time::Duration::from_millis(heartbeat_ms),
         })
     }
 }

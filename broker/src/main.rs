@@ -4,7 +4,7 @@ use clap::{Parser, Subcommand};
 use spate_broker::api::Broker;
 use spate_broker::config::{Config, StartArgs};
 use spate_broker::controller::Controller;
-use spate_broker::groups::{self, Groups};
+use spate_broker::groups::{self, GroupTimes, Groups};
 use spate_broker::metadata_log::MetadataLog;
 use spate_broker::runtime::mesh::{self, Inbox, Mesh};
 use spate_broker::runtime::{self, Listener};
@@ -296,10 +296,12 @@ async fn run_shard(
         topics: catalog.clone(),
         logs,
         controller: metadata_log.map(Controller::new),
-        groups: Groups::new(
-            config.group_initial_rebalance_delay,
-            config.offsets_retention,
-        ),
+        groups: Groups::new(GroupTimes {
+            initial_delay: config.group_initial_rebalance_delay,
+            offsets_retention: config.offsets_retention,
+            consumer_session: config.group_consumer_session_timeout,
+            consumer_heartbeat: config.group_consumer_heartbeat_interval,
+        }),
         data_dir: data_dir.clone(),
         request_budget: Budget::new(server::MAX_INFLIGHT_REQUEST_BYTES),
         auto_create_topics: config.auto_create_topics,

@@ -48,6 +48,23 @@ fn librdkafka_group_rebalances_on_join_leave_and_crash() {
     python("group_librdkafka.py", &[&broker.address]);
 }
 
+/// The same scenario on the KIP-848 protocol (`group.protocol=consumer`): the coordinator
+/// assigns, revoking before it grants.
+#[test]
+fn librdkafka_consumer_protocol_group_rebalances_on_join_leave_and_crash() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let broker = Broker::start_with(
+        data.path(),
+        &[
+            "--group-consumer-session-timeout-ms",
+            "6000",
+            "--group-consumer-heartbeat-interval-ms",
+            "500",
+        ],
+    );
+    python("group_librdkafka.py", &[&broker.address, "consumer"]);
+}
+
 /// Committed offsets outlive the consumer, a SIGKILLed broker and a SIGTERMed one.
 #[test]
 fn committed_offsets_survive_consumer_and_broker_restarts() {
@@ -158,6 +175,22 @@ fn join_alone(raw: &mut Raw, version: i16, group: &str) -> (String, i32) {
     assert_eq!(synced.error_code, 0, "SyncGroup v{sync_version}");
     assert_eq!(&synced.assignment[..], b"all of it");
     (member, joined.generation_id)
+}
+
+/// The group ids a ListGroups answers with.
+fn listed_groups(raw: &mut Raw, version: i16, request: ListGroupsRequest) -> Vec<String> {
+    let ResponseKind::ListGroups(listed) = raw.call(
+        ApiKey::ListGroups,
+        version,
+        RequestKind::ListGroups(request),
+    ) else {
+        panic!("not a ListGroups response")
+    };
+    listed
+        .groups
+        .iter()
+        .map(|g| g.group_id.0.to_string())
+        .collect()
 }
 
 fn heartbeat(raw: &mut Raw, version: i16, group: &str, member: &str, generation: i32) -> i16 {
@@ -422,18 +455,7 @@ fn group_apis_answer_every_version_and_refuse_bad_input() {
         if version >= 4 {
             request.states_filter = vec![name("Stable")];
         }
-        let ResponseKind::ListGroups(listed) = raw.call(
-            ApiKey::ListGroups,
-            version,
-            RequestKind::ListGroups(request),
-        ) else {
-            panic!()
-        };
-        let names: Vec<String> = listed
-            .groups
-            .iter()
-            .map(|g| g.group_id.0.to_string())
-            .collect();
+        let names = listed_groups(&mut raw, version, request);
         assert!(
             names.contains(&"busy".to_string()),
             "ListGroups v{version}: {names:?}"
@@ -535,4 +557,103 @@ fn a_static_member_restarts_without_a_rebalance() {
     let data = tempfile::tempdir().expect("temp dir");
     let broker = Broker::start(data.path());
     python("group_librdkafka.py", &[&broker.address, "static"]);
+}
+
+/// ConsumerGroupHeartbeat v0 and v1 over raw bytes: join, beat, a fenced epoch, leave; the
+/// group is listed as a "consumer" group meanwhile.
+#[test]
+fn consumer_group_heartbeats_join_beat_and_leave() {
+    use spate_protocol::kafka_protocol::messages::consumer_group_heartbeat_request::ConsumerGroupHeartbeatRequest;
+    use spate_protocol::kafka_protocol::messages::consumer_group_heartbeat_response::ConsumerGroupHeartbeatResponse;
+    let data = tempfile::tempdir().expect("temp dir");
+    let broker = Broker::start(data.path());
+    let mut raw = Raw::connect(&broker.address);
+    let metadata = MetadataRequest::default()
+        .with_topics(Some(vec![
+            MetadataRequestTopic::default().with_name(Some(TopicName(name("gt"))))
+        ]))
+        .with_allow_auto_topic_creation(true);
+    raw.call(ApiKey::Metadata, 9, RequestKind::Metadata(metadata));
+    let beat = |raw: &mut Raw, version: i16, group: &str, member: &str, epoch: i32, join: bool| {
+        let mut request = ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(GroupId(name(group)))
+            .with_member_id(name(member))
+            .with_member_epoch(epoch)
+            .with_rebalance_timeout_ms(if join { 30_000 } else { -1 });
+        if join {
+            request.subscribed_topic_names = Some(vec![TopicName(name("gt"))]);
+            request.topic_partitions = Some(Vec::new());
+        }
+        let ResponseKind::ConsumerGroupHeartbeat(response) = raw.call(
+            ApiKey::ConsumerGroupHeartbeat,
+            version,
+            RequestKind::ConsumerGroupHeartbeat(request),
+        ) else {
+            panic!()
+        };
+        response
+    };
+    let partitions = |r: &ConsumerGroupHeartbeatResponse| {
+        r.assignment.as_ref().map(|a| {
+            a.topic_partitions
+                .iter()
+                .map(|t| t.partitions.len())
+                .sum::<usize>()
+        })
+    };
+    // v0: the coordinator names the member.
+    let joined = beat(&mut raw, 0, "kip848-v0", "", 0, true);
+    assert_eq!(joined.error_code, 0);
+    let member = joined.member_id.clone().expect("a member id").to_string();
+    assert!(joined.member_epoch >= 1);
+    assert_eq!(partitions(&joined), Some(1), "the one partition of gt");
+    assert!(joined.heartbeat_interval_ms > 0);
+    let again = beat(
+        &mut raw,
+        0,
+        "kip848-v0",
+        &member,
+        joined.member_epoch,
+        false,
+    );
+    assert_eq!(
+        (again.error_code, again.member_epoch),
+        (0, joined.member_epoch)
+    );
+    assert_eq!(
+        beat(
+            &mut raw,
+            0,
+            "kip848-v0",
+            &member,
+            joined.member_epoch + 7,
+            false
+        )
+        .error_code,
+        110
+    );
+    assert_eq!(
+        beat(&mut raw, 0, "kip848-v0", "stranger", 3, false).error_code,
+        25
+    );
+    // v1: the client names itself.
+    let joined = beat(&mut raw, 1, "kip848-v1", "client-chosen-id", 0, true);
+    assert_eq!(joined.error_code, 0);
+    assert_eq!(joined.member_id.as_deref(), Some("client-chosen-id"));
+
+    let request = ListGroupsRequest::default().with_types_filter(vec![name("consumer")]);
+    let names = listed_groups(&mut raw, 5, request);
+    assert_eq!(names, ["kip848-v0", "kip848-v1"]);
+    // A classic member cannot join a consumer-protocol group.
+    assert_eq!(
+        join(&mut raw, 5, "kip848-v0", "", "consumer", 10_000).error_code,
+        23
+    );
+
+    let left = beat(&mut raw, 0, "kip848-v0", &member, -1, false);
+    assert_eq!((left.error_code, left.member_epoch), (0, -1));
+    assert_eq!(
+        beat(&mut raw, 1, "kip848-v1", "client-chosen-id", -1, false).member_epoch,
+        -1
+    );
 }

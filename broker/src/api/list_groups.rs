@@ -1,5 +1,5 @@
 //! ListGroups (key 16), versions 0–5: every group of every shard, filtered by state (v4+)
-//! and type (v5+; all groups here are "classic").
+//! and type (v5+: "classic" or "consumer").
 
 use super::Broker;
 use spate_protocol::kafka_protocol::messages::list_groups_request::ListGroupsRequest;
@@ -13,7 +13,6 @@ use std::rc::Rc;
 
 const FIRST_STATE_VERSION: i16 = 4;
 const FIRST_TYPE_VERSION: i16 = 5;
-const GROUP_TYPE: &str = "classic";
 
 pub(super) async fn handle(
     broker: &Rc<Broker>,
@@ -21,16 +20,7 @@ pub(super) async fn handle(
     version: i16,
 ) -> ListGroupsResponse {
     let calls = (0..broker.topics.shards())
-        .map(|shard| {
-            broker.on_shard(shard, |owner| async move {
-                owner
-                    .groups
-                    .list()
-                    .into_iter()
-                    .map(|(name, protocol_type, state)| (name, protocol_type, state.name()))
-                    .collect::<Vec<_>>()
-            })
-        })
+        .map(|shard| broker.on_shard(shard, |owner| async move { owner.groups.list() }))
         .collect();
     let wanted_state = |state: &str| {
         request.states_filter.is_empty()
@@ -39,18 +29,20 @@ pub(super) async fn handle(
                 .iter()
                 .any(|s| s.eq_ignore_ascii_case(state))
     };
-    let wanted_type = request.types_filter.is_empty()
-        || request
-            .types_filter
-            .iter()
-            .any(|t| t.eq_ignore_ascii_case(GROUP_TYPE));
+    let wanted_type = |kind: &str| {
+        request.types_filter.is_empty()
+            || request
+                .types_filter
+                .iter()
+                .any(|t| t.eq_ignore_ascii_case(kind))
+    };
     let mut groups: Vec<ListedGroup> = join_all(calls)
         .await
         .into_iter()
         .flatten()
         .flatten()
-        .filter(|(_, _, state)| wanted_state(state) && wanted_type)
-        .map(|(name, protocol_type, state)| {
+        .filter(|(_, _, state, kind)| wanted_state(state) && wanted_type(kind))
+        .map(|(name, protocol_type, state, kind)| {
             let mut listed = ListedGroup::default()
                 .with_group_id(GroupId(StrBytes::from_string(name)))
                 .with_protocol_type(StrBytes::from_string(protocol_type));
@@ -58,7 +50,7 @@ pub(super) async fn handle(
                 listed.group_state = StrBytes::from_static_str(state);
             }
             if version >= FIRST_TYPE_VERSION {
-                listed.group_type = StrBytes::from_static_str(GROUP_TYPE);
+                listed.group_type = StrBytes::from_static_str(kind);
             }
             listed
         })

@@ -6,6 +6,7 @@
 
 mod api_versions;
 mod configs;
+mod consumer_group_heartbeat;
 mod create_partitions;
 mod create_topics;
 mod delete_groups;
@@ -207,6 +208,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeGroups, 0, 5),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
+    (ApiKey::ConsumerGroupHeartbeat, 0, 1),
 ];
 
 /// What to send back for one request.
@@ -333,6 +335,9 @@ pub async fn handle(broker: &Rc<Broker>, mut frame: Bytes, peer: &str) -> Reply 
         RequestKind::DescribeGroups(request) => {
             ResponseKind::DescribeGroups(describe_groups::handle(broker, request, version).await)
         }
+        RequestKind::ConsumerGroupHeartbeat(request) => ResponseKind::ConsumerGroupHeartbeat(
+            consumer_group_heartbeat::handle(broker, request).await,
+        ),
         RequestKind::OffsetDelete(request) => {
             ResponseKind::OffsetDelete(offset_delete::handle(broker, request).await)
         }

@@ -6,6 +6,7 @@
 //! which are written to the group's offsets partition before they are acknowledged and
 //! replayed from it at start-up.
 
+pub mod consumer;
 pub mod store;
 
 use crate::api::Broker;
@@ -430,23 +431,44 @@ impl Group {
     }
 }
 
+/// Timing settings of the group coordinator.
+#[derive(Debug, Clone, Copy)]
+pub struct GroupTimes {
+    /// `group.initial.rebalance.delay.ms`: a new classic group waits this long for more
+    /// members before its first assignment.
+    pub initial_delay: Duration,
+    /// `offsets.retention.minutes`: how long an empty group's offsets are kept.
+    pub offsets_retention: Duration,
+    /// `group.consumer.session.timeout.ms`: a consumer-protocol member silent this long is
+    /// removed.
+    pub consumer_session: Duration,
+    /// `group.consumer.heartbeat.interval.ms`: how often consumer-protocol members beat.
+    pub consumer_heartbeat: Duration,
+}
+
 /// The groups this shard coordinates.
 #[derive(Debug)]
 pub struct Groups {
+    /// Classic groups' state, and every group's committed offsets.
     groups: RefCell<HashMap<String, Group>>,
-    initial_delay: Duration,
-    offsets_retention: Duration,
+    /// Consumer-protocol (KIP-848) groups' membership.
+    consumer: RefCell<HashMap<String, consumer::ConsumerGroup>>,
+    times: GroupTimes,
 }
 
 impl Groups {
-    /// No groups yet; a new group's first rebalance waits `initial_delay` for more members;
-    /// an empty group's offsets are kept for `offsets_retention`.
-    pub fn new(initial_delay: Duration, offsets_retention: Duration) -> Groups {
+    /// No groups yet.
+    pub fn new(times: GroupTimes) -> Groups {
         Groups {
             groups: RefCell::new(HashMap::new()),
-            initial_delay,
-            offsets_retention,
+            consumer: RefCell::new(HashMap::new()),
+            times,
         }
+    }
+
+    /// The coordinator's timing settings.
+    pub fn times(&self) -> GroupTimes {
+        self.times
     }
 
     /// Applies replayed entries (start-up).
@@ -462,13 +484,29 @@ impl Groups {
         self.groups.borrow().get(group).map(read)
     }
 
-    /// Every group's (name, protocol type, state).
-    pub fn list(&self) -> Vec<(String, String, State)> {
-        self.groups
-            .borrow()
+    /// Every group's (name, protocol type, state, group type: "classic" or "consumer").
+    pub fn list(&self) -> Vec<(String, String, &'static str, &'static str)> {
+        let consumer = self.consumer.borrow();
+        let mut listed: Vec<_> = consumer
             .iter()
-            .map(|(name, g)| (name.clone(), g.protocol_type().to_string(), g.state))
-            .collect()
+            .filter(|(_, g)| !g.is_empty())
+            .map(|(name, g)| {
+                let settled = g.members.values().all(|m| m.epoch == g.epoch);
+                let state = if settled { "Stable" } else { "Reconciling" };
+                (name.clone(), "consumer".to_string(), state, "consumer")
+            })
+            .collect();
+        listed.extend(
+            self.groups
+                .borrow()
+                .iter()
+                .filter(|(name, _)| consumer.get(*name).is_none_or(|g| g.is_empty()))
+                .map(|(name, g)| {
+                    let kind = g.protocol_type().to_string();
+                    (name.clone(), kind, g.state.name(), "classic")
+                }),
+        );
+        listed
     }
 }
 
@@ -551,6 +589,16 @@ pub async fn join(broker: &Rc<Broker>, request: JoinRequest) -> Joined {
         || request.protocols.is_empty()
         || member_bytes > MAX_MEMBER_BYTES
     {
+        return Joined::failed(code::INCONSISTENT_GROUP_PROTOCOL, &request.member_id);
+    }
+    if broker
+        .groups
+        .consumer
+        .borrow()
+        .get(&request.group)
+        .is_some_and(|g| !g.is_empty())
+    {
+        // The name belongs to a consumer-protocol group.
         return Joined::failed(code::INCONSISTENT_GROUP_PROTOCOL, &request.member_id);
     }
     let (reply, answer) = flume::bounded(1);
@@ -722,7 +770,11 @@ fn prepare_rebalance(broker: &Rc<Broker>, name: &str, group: &mut Group) {
     group.state = State::PreparingRebalance;
     group.rebalance += 1;
     let delay = if initial {
-        broker.groups.initial_delay.min(group.rebalance_timeout())
+        broker
+            .groups
+            .times
+            .initial_delay
+            .min(group.rebalance_timeout())
     } else {
         group.rebalance_timeout()
     };
@@ -988,6 +1040,45 @@ fn after_departure(broker: &Rc<Broker>, name: &str, group: &mut Group) {
     }
 }
 
+/// ConsumerGroupHeartbeat, on the coordinator shard.
+pub fn consumer_heartbeat(
+    broker: &Broker,
+    name: &str,
+    beat: consumer::Heartbeat,
+) -> consumer::Beat {
+    let classic_members = broker
+        .groups
+        .groups
+        .borrow()
+        .get(name)
+        .is_some_and(|g| !g.members.is_empty());
+    if classic_members {
+        return consumer::Beat {
+            error: code::GROUP_ID_NOT_FOUND,
+            message: Some(format!("{name} is a classic group with members")),
+            member_epoch: -1,
+            ..consumer::Beat::default()
+        };
+    }
+    let catalog = broker.topics.clone();
+    let shape = move |topics: &std::collections::BTreeSet<String>| {
+        topics
+            .iter()
+            .filter_map(|topic| {
+                let found = catalog.get(topic)?;
+                Some((topic.clone(), (found.id, found.partition_count())))
+            })
+            .collect()
+    };
+    let mut groups = broker.groups.consumer.borrow_mut();
+    let group = groups.entry(name.to_string()).or_default();
+    let answer = group.heartbeat(beat, &shape);
+    if group.is_empty() {
+        groups.remove(name);
+    }
+    answer
+}
+
 /// Rebuilds the committed offsets of the groups this shard coordinates from its
 /// `__consumer_offsets` partitions (start-up). Returns the number of groups.
 pub async fn restore(broker: &Broker) -> Result<usize, spate_storage::LogError> {
@@ -1028,6 +1119,11 @@ pub async fn expire_sessions(broker: Rc<Broker>) {
             retention_checked = Instant::now();
             expire_offsets(&broker).await;
         }
+        for (name, group) in broker.groups.consumer.borrow_mut().iter_mut() {
+            for id in group.expire(broker.groups.times.consumer_session) {
+                tracing::info!(group = %name, member = %id, "session expired; member removed");
+            }
+        }
         let now = Instant::now();
         let mut groups = broker.groups.groups.borrow_mut();
         let names: Vec<String> = groups.keys().cloned().collect();
@@ -1065,7 +1161,7 @@ pub async fn expire_sessions(broker: Rc<Broker>) {
 /// offsets topic); a group left with neither members nor offsets is gone.
 async fn expire_offsets(broker: &Rc<Broker>) {
     let retention_ms =
-        i64::try_from(broker.groups.offsets_retention.as_millis()).unwrap_or(i64::MAX);
+        i64::try_from(broker.groups.times.offsets_retention.as_millis()).unwrap_or(i64::MAX);
     let now = now_ms();
     let expired: Vec<(String, Vec<(String, i32)>)> = broker
         .groups
@@ -1120,7 +1216,10 @@ pub async fn delete_offsets(
         if !group.members.is_empty() && group.protocol_type() != "consumer" {
             return Err(code::NON_EMPTY_GROUP);
         }
-        let subscribed = group.subscribed_topics();
+        let mut subscribed = group.subscribed_topics();
+        if let Some(members) = broker.groups.consumer.borrow().get(name) {
+            subscribed.extend(members.subscribed_topics());
+        }
         let mut entries = Vec::new();
         let codes = asked
             .into_iter()
@@ -1168,7 +1267,16 @@ pub async fn commit(
     offsets: Vec<OffsetToCommit>,
 ) -> Vec<i16> {
     let (generation, member_id, instance_id) = member;
-    let group_error = {
+    let consumer_error = broker
+        .groups
+        .consumer
+        .borrow()
+        .get(name)
+        .filter(|g| !g.is_empty())
+        .map(|g| g.check_commit(member_id, generation));
+    let group_error = if let Some(error) = consumer_error {
+        error
+    } else {
         let mut groups = broker.groups.groups.borrow_mut();
         match groups.get(name) {
             None if generation < 0 => {

@@ -2,10 +2,11 @@
 producer keeps writing: 3 members share the partitions, a 4th joins, one leaves cleanly, one is
 SIGKILLed (its partitions move after the session timeout). Every member commits after
 processing. At the end every produced record has been consumed at least once.
+With `consumer`: the same on the KIP-848 protocol (group.protocol=consumer).
 With `static`: two static members (group.instance.id); one restarts within the session
 timeout and gets its partitions back without the other noticing a rebalance.
-Usage: group_librdkafka.py BOOTSTRAP [static]   (the orchestrator)
-       group_librdkafka.py BOOTSTRAP worker DIR NAME [INSTANCE_ID]"""
+Usage: group_librdkafka.py BOOTSTRAP [consumer|static]   (the orchestrator)
+       group_librdkafka.py BOOTSTRAP worker DIR NAME PROTOCOL [INSTANCE_ID]"""
 import json
 import os
 import signal
@@ -21,18 +22,24 @@ bootstrap = sys.argv[1]
 TOPIC, GROUP, PARTITIONS = "team", "team-workers", 6
 
 
-def worker(directory, name, instance=None):
+def worker(directory, name, protocol, instance=None):
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     status = os.path.join(directory, f"{name}.assigned")
 
     assigns = []
+    held = set()
 
     def publish(partitions, assigned):
+        # Callbacks name what changed: everything for the classic (eager) protocol, only
+        # the increment for the consumer protocol.
         if assigned:
             assigns.append(partitions)
+            held.update(partitions)
+        else:
+            held.difference_update(partitions)
         with open(status + ".tmp", "w") as out:
-            json.dump({"partitions": sorted(partitions), "assigns": len(assigns)}, out)
+            json.dump({"partitions": sorted(held), "assigns": len(assigns)}, out)
         os.replace(status + ".tmp", status)
 
     config = {
@@ -41,16 +48,20 @@ def worker(directory, name, instance=None):
         "client.id": name,
         "auto.offset.reset": "earliest",
         "enable.auto.commit": False,
-        "session.timeout.ms": 6000,
-        "heartbeat.interval.ms": 500,
     }
+    if protocol == "consumer":
+        # The coordinator sets the session timeout and heartbeat interval.
+        config["group.protocol"] = "consumer"
+    else:
+        config.update({"session.timeout.ms": 6000, "heartbeat.interval.ms": 500})
     if instance:
         config["group.instance.id"] = instance
     consumer = Consumer(config)
     consumer.subscribe(
         [TOPIC],
         on_assign=lambda c, ps: publish([p.partition for p in ps], True),
-        on_revoke=lambda c, ps: publish([], False),
+        on_revoke=lambda c, ps: publish([p.partition for p in ps], False),
+        on_lost=lambda c, ps: publish([p.partition for p in ps], False),
     )
     with open(os.path.join(directory, f"{name}.consumed"), "a") as log:
         while not stopping:
@@ -102,7 +113,7 @@ def stop_all(workers):
             process.kill()
 
 
-def orchestrate():
+def orchestrate(protocol):
     import tempfile
 
     admin = AdminClient({"bootstrap.servers": bootstrap})
@@ -129,7 +140,7 @@ def orchestrate():
     workers = {}
 
     def start(name):
-        workers[name] = subprocess.Popen([sys.executable, __file__, bootstrap, "worker", directory, name])
+        workers[name] = subprocess.Popen([sys.executable, __file__, bootstrap, "worker", directory, name, protocol])
 
     try:
         for name in ["a", "b", "c"]:
@@ -169,6 +180,11 @@ def orchestrate():
         if missing:
             sys.exit(f"{len(missing)} of {len(produced)} records were never consumed, e.g. {sorted(missing)[:5]}")
         print(f"all {len(produced)} records consumed")
+        # The members still running never failed (a failed commit would end one).
+        for name in ["a", "d"]:
+            workers[name].send_signal(signal.SIGTERM)
+            if workers[name].wait(30) != 0:
+                sys.exit(f"member {name} failed")
     finally:
         done.set()
         stop_all(workers)
@@ -185,7 +201,7 @@ def static():
 
     def start(name):
         workers[name] = subprocess.Popen(
-            [sys.executable, __file__, bootstrap, "worker", directory, name, f"instance-{name}"]
+            [sys.executable, __file__, bootstrap, "worker", directory, name, "classic", f"instance-{name}"]
         )
 
     try:
@@ -215,8 +231,8 @@ def static():
 
 
 if len(sys.argv) > 2 and sys.argv[2] == "worker":
-    worker(sys.argv[3], sys.argv[4], sys.argv[5] if len(sys.argv) > 5 else None)
+    worker(sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6] if len(sys.argv) > 6 else None)
 elif len(sys.argv) > 2 and sys.argv[2] == "static":
     static()
 else:
-    orchestrate()
+    orchestrate(sys.argv[2] if len(sys.argv) > 2 else "classic")

@@ -85,11 +85,17 @@ pub(crate) fn test_shards() -> String {
 impl Broker {
     /// Starts `spate` on `data_dir` and waits for its start-up line to learn the address.
     pub(crate) fn start(data_dir: &Path) -> Broker {
+        Broker::start_with(data_dir, &[])
+    }
+
+    /// Starts `spate` on `data_dir` with `extra` flags.
+    pub(crate) fn start_with(data_dir: &Path, extra: &[&str]) -> Broker {
         let mut child = Command::new(env!("CARGO_BIN_EXE_spate"))
             .args(["start", "--listen", "127.0.0.1:0", "--cores"])
             .arg(test_shards())
             // New groups settle fast (Kafka's own tests use 0; the default is 3 s).
             .args(["--group-initial-rebalance-delay-ms", "100"])
+            .args(extra)
             .arg("--data-dir")
             .arg(data_dir)
             .stdout(Stdio::piped())
