@@ -48,6 +48,15 @@ fn librdkafka_group_rebalances_on_join_leave_and_crash() {
     python("group_librdkafka.py", &[&broker.address]);
 }
 
+/// The same scenario with the client-side cooperative-sticky assignor over the classic
+/// protocol: members keep their partitions through incremental rebalances.
+#[test]
+fn librdkafka_cooperative_sticky_group_rebalances_incrementally() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let broker = Broker::start(data.path());
+    python("group_librdkafka.py", &[&broker.address, "cooperative"]);
+}
+
 /// The same scenario on the KIP-848 protocol (`group.protocol=consumer`): the coordinator
 /// assigns, revoking before it grants.
 #[test]
@@ -649,6 +658,32 @@ fn consumer_group_heartbeats_join_beat_and_leave() {
         join(&mut raw, 5, "kip848-v0", "", "consumer", 10_000).error_code,
         23
     );
+
+    for version in 0..=1 {
+        use spate_protocol::kafka_protocol::messages::consumer_group_describe_request::ConsumerGroupDescribeRequest;
+        let request = ConsumerGroupDescribeRequest::default()
+            .with_group_ids(vec![GroupId(name("kip848-v0")), GroupId(name("nothing"))]);
+        let ResponseKind::ConsumerGroupDescribe(described) = raw.call(
+            ApiKey::ConsumerGroupDescribe,
+            version,
+            RequestKind::ConsumerGroupDescribe(request),
+        ) else {
+            panic!()
+        };
+        let group = &described.groups[0];
+        assert_eq!(
+            (group.error_code, group.group_state.as_str()),
+            (0, "Stable")
+        );
+        assert_eq!(group.assignor_name.as_str(), "uniform");
+        assert_eq!(group.members[0].member_id.as_str(), member);
+        let given = &group.members[0].assignment.topic_partitions[0];
+        assert_eq!(
+            (given.topic_name.0.as_str(), given.partitions.len()),
+            ("gt", 1)
+        );
+        assert_eq!(described.groups[1].error_code, 69, "GROUP_ID_NOT_FOUND");
+    }
 
     let left = beat(&mut raw, 0, "kip848-v0", &member, -1, false);
     assert_eq!((left.error_code, left.member_epoch), (0, -1));

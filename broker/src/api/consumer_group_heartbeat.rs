@@ -14,6 +14,7 @@ use std::rc::Rc;
 pub(super) async fn handle(
     broker: &Rc<Broker>,
     request: ConsumerGroupHeartbeatRequest,
+    client: (&str, &str),
 ) -> ConsumerGroupHeartbeatResponse {
     let group = request.group_id.0.to_string();
     let interval = broker.groups.times().consumer_heartbeat;
@@ -32,6 +33,7 @@ pub(super) async fn handle(
                 .flat_map(|t| t.partitions.iter().map(move |p| (t.topic_id, *p)))
                 .collect()
         }),
+        client: (client.0.to_string(), client.1.to_string()),
     };
     let answer = if group.is_empty() {
         consumer::Beat {

@@ -2,7 +2,7 @@
 //! their subscriptions and assignments. A group that does not exist is reported as Dead
 //! with no error, as Kafka does before v6.
 
-use super::Broker;
+use super::{Broker, OPERATIONS_UNKNOWN};
 use spate_protocol::kafka_protocol::messages::describe_groups_request::DescribeGroupsRequest;
 use spate_protocol::kafka_protocol::messages::describe_groups_response::{
     DescribeGroupsResponse, DescribedGroup, DescribedGroupMember,
@@ -12,8 +12,6 @@ use std::rc::Rc;
 
 /// v4 added static members' instance ids.
 const FIRST_INSTANCE_ID_VERSION: i16 = 4;
-/// Kafka's "no operations known" for authorized operations.
-const OPERATIONS_UNKNOWN: i32 = i32::MIN;
 
 pub(super) async fn handle(
     broker: &Rc<Broker>,

@@ -6,6 +6,7 @@
 
 mod api_versions;
 mod configs;
+mod consumer_group_describe;
 mod consumer_group_heartbeat;
 mod create_partitions;
 mod create_topics;
@@ -209,7 +210,11 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
+    (ApiKey::ConsumerGroupDescribe, 0, 1),
 ];
+
+/// Kafka's "no operations known" for a response's authorized operations.
+const OPERATIONS_UNKNOWN: i32 = i32::MIN;
 
 /// What to send back for one request.
 #[derive(Debug)]
@@ -335,8 +340,14 @@ pub async fn handle(broker: &Rc<Broker>, mut frame: Bytes, peer: &str) -> Reply 
         RequestKind::DescribeGroups(request) => {
             ResponseKind::DescribeGroups(describe_groups::handle(broker, request, version).await)
         }
-        RequestKind::ConsumerGroupHeartbeat(request) => ResponseKind::ConsumerGroupHeartbeat(
-            consumer_group_heartbeat::handle(broker, request).await,
+        RequestKind::ConsumerGroupHeartbeat(request) => {
+            let client = (header.client_id.as_deref().unwrap_or(""), peer);
+            ResponseKind::ConsumerGroupHeartbeat(
+                consumer_group_heartbeat::handle(broker, request, client).await,
+            )
+        }
+        RequestKind::ConsumerGroupDescribe(request) => ResponseKind::ConsumerGroupDescribe(
+            consumer_group_describe::handle(broker, request, version).await,
         ),
         RequestKind::OffsetDelete(request) => {
             ResponseKind::OffsetDelete(offset_delete::handle(broker, request).await)

@@ -37,6 +37,8 @@ pub struct Member {
     previous_epoch: i32,
     /// The static member's instance id.
     pub instance_id: Option<String>,
+    /// Its client id and address (ConsumerGroupDescribe shows them).
+    pub client: (String, String),
     /// The topics it subscribes to.
     pub subscribed: BTreeSet<String>,
     /// What it has been given (and not yet told to give up).
@@ -76,6 +78,43 @@ pub struct Heartbeat {
     pub assignor: Option<String>,
     /// What it owns, if it changed.
     pub owned: Option<Vec<Partition>>,
+    /// The client's id and address.
+    pub client: (String, String),
+}
+
+/// Partitions by topic: (name, id, partitions).
+pub type NamedPartitions = Vec<(String, Uuid, Vec<i32>)>;
+
+/// One member, as ConsumerGroupDescribe shows it.
+#[derive(Debug, Clone)]
+pub struct DescribedMember {
+    /// Its id.
+    pub id: String,
+    /// The static member's instance id.
+    pub instance_id: Option<String>,
+    /// Its epoch.
+    pub epoch: i32,
+    /// Its client id and address.
+    pub client: (String, String),
+    /// Its subscription.
+    pub subscribed: Vec<String>,
+    /// What it has been given.
+    pub assigned: NamedPartitions,
+    /// What it is heading for.
+    pub target: NamedPartitions,
+}
+
+/// A group, as ConsumerGroupDescribe shows it.
+#[derive(Debug, Clone)]
+pub struct Described {
+    /// Empty, Reconciling or Stable.
+    pub state: &'static str,
+    /// The group epoch (the target assignment's too).
+    pub epoch: i32,
+    /// The assignor in use.
+    pub assignor: String,
+    /// Its members.
+    pub members: Vec<DescribedMember>,
 }
 
 /// The answer to a heartbeat.
@@ -169,6 +208,7 @@ impl ConsumerGroup {
                         epoch: 0,
                         previous_epoch: 0,
                         instance_id: beat.instance_id.clone(),
+                        client: beat.client.clone(),
                         subscribed: subscribed.into_iter().collect(),
                         assigned: BTreeSet::new(),
                         owned: beat.owned.clone().unwrap_or_default().into_iter().collect(),
@@ -224,7 +264,11 @@ impl ConsumerGroup {
     /// A new group epoch and target assignment.
     fn bump(&mut self) {
         self.epoch += 1;
-        let targets = assign(&self.members, &self.shape);
+        let targets = if self.assignor.as_deref() == Some("range") {
+            assign_range(&self.members, &self.shape)
+        } else {
+            assign(&self.members, &self.shape)
+        };
         for (id, member) in &mut self.members {
             member.target = targets.get(id).cloned().unwrap_or_default();
         }
@@ -295,6 +339,52 @@ impl ConsumerGroup {
         expired
     }
 
+    /// The group as ConsumerGroupDescribe shows it.
+    pub fn describe(&self) -> Described {
+        let names: BTreeMap<Uuid, String> = self
+            .shape
+            .iter()
+            .map(|(name, (id, _))| (*id, name.clone()))
+            .collect();
+        let named = |partitions: &BTreeSet<Partition>| {
+            let mut by_topic: BTreeMap<(String, Uuid), Vec<i32>> = BTreeMap::new();
+            for (id, partition) in partitions {
+                let name = names.get(id).cloned().unwrap_or_default();
+                by_topic.entry((name, *id)).or_default().push(*partition);
+            }
+            by_topic
+                .into_iter()
+                .map(|((name, id), partitions)| (name, id, partitions))
+                .collect()
+        };
+        let settled = self.members.values().all(|m| m.epoch == self.epoch);
+        Described {
+            state: match (self.members.is_empty(), settled) {
+                (true, _) => "Empty",
+                (false, true) => "Stable",
+                (false, false) => "Reconciling",
+            },
+            epoch: self.epoch,
+            assignor: self
+                .assignor
+                .clone()
+                .unwrap_or_else(|| ASSIGNORS[0].to_string()),
+            members: self
+                .members
+                .iter()
+                .map(|(id, m)| DescribedMember {
+                    id: id.clone(),
+                    instance_id: m.instance_id.clone(),
+                    epoch: m.epoch,
+                    client: m.client.clone(),
+                    subscribed: m.subscribed.iter().cloned().collect(),
+                    assigned: named(&m.assigned),
+                    target: named(&m.target),
+                })
+                .collect(),
+        }
+    }
+
     /// Checks an offset commit's member and epoch (OffsetCommit v9 sends the member epoch).
     pub fn check_commit(&self, member_id: &str, epoch: i32) -> i16 {
         match self.members.get(member_id) {
@@ -309,6 +399,45 @@ fn code_invalid_request() -> i16 {
     crate::api::error_code::INVALID_REQUEST
 }
 
+/// An empty target for every member.
+fn nothing_for(members: &BTreeMap<String, Member>) -> BTreeMap<String, BTreeSet<Partition>> {
+    members
+        .keys()
+        .map(|id| (id.clone(), BTreeSet::new()))
+        .collect()
+}
+
+/// The range assignment: each topic's partitions in contiguous runs over the members
+/// subscribing to it, in member-id order, the first ones taking one more when the count
+/// does not divide evenly.
+fn assign_range(
+    members: &BTreeMap<String, Member>,
+    shape: &TopicShape,
+) -> BTreeMap<String, BTreeSet<Partition>> {
+    let mut targets = nothing_for(members);
+    for (topic, (id, count)) in shape {
+        let subscribers: Vec<&String> = members
+            .iter()
+            .filter(|(_, m)| m.subscribed.contains(topic))
+            .map(|(member, _)| member)
+            .collect();
+        let Ok(n) = i32::try_from(subscribers.len()) else {
+            continue;
+        };
+        if n == 0 {
+            continue;
+        }
+        let mut next = 0;
+        for (index, member) in (0..).zip(subscribers) {
+            let take = count / n + i32::from(index < count % n);
+            let run = targets.entry(member.clone()).or_default();
+            run.extend((next..next + take).map(|p| (*id, p)));
+            next += take;
+        }
+    }
+    targets
+}
+
 /// The uniform assignment: every partition of every subscribed topic goes to one of the
 /// members subscribing to it, as evenly as possible, keeping partitions where they are
 /// while their holder is below its fair share.
@@ -316,10 +445,7 @@ fn assign(
     members: &BTreeMap<String, Member>,
     shape: &TopicShape,
 ) -> BTreeMap<String, BTreeSet<Partition>> {
-    let mut targets: BTreeMap<String, BTreeSet<Partition>> = members
-        .keys()
-        .map(|id| (id.clone(), BTreeSet::new()))
-        .collect();
+    let mut targets = nothing_for(members);
     let partitions: Vec<(String, Partition)> = shape
         .iter()
         .flat_map(|(topic, (id, count))| (0..*count).map(move |p| (topic.clone(), (*id, p))))
@@ -402,6 +528,7 @@ mod tests {
                 subscribed: Some(vec!["orders".to_string()]),
                 assignor: None,
                 owned: Some(Vec::new()),
+                client: (id.to_string(), "127.0.0.1".to_string()),
             },
             &move |_| shape.clone(),
         )
@@ -423,6 +550,7 @@ mod tests {
                 subscribed: None,
                 assignor: None,
                 owned: Some(owned.to_vec()),
+                client: (id.to_string(), "127.0.0.1".to_string()),
             },
             &move |_| shape.clone(),
         )
@@ -492,6 +620,21 @@ mod tests {
         assert_eq!(group.check_commit("a", 1), code::UNKNOWN_MEMBER_ID);
     }
 
+    /// A member subscribed to "orders" holding `assigned`.
+    fn subscriber(assigned: &[Partition]) -> Member {
+        Member {
+            epoch: 1,
+            previous_epoch: 0,
+            instance_id: None,
+            client: (String::new(), String::new()),
+            subscribed: ["orders".to_string()].into(),
+            assigned: assigned.iter().copied().collect(),
+            owned: BTreeSet::new(),
+            target: BTreeSet::new(),
+            last_seen: Instant::now(),
+        }
+    }
+
     #[test]
     fn the_uniform_assignor_is_balanced_and_sticky() {
         let shape = shape_of(&[("orders", 6)]);
@@ -505,17 +648,8 @@ mod tests {
         let members: BTreeMap<String, Member> = held
             .iter()
             .map(|(name, partitions)| {
-                let member = Member {
-                    epoch: 1,
-                    previous_epoch: 0,
-                    instance_id: None,
-                    subscribed: ["orders".to_string()].into(),
-                    assigned: partitions.iter().map(|p| (id, *p)).collect(),
-                    owned: BTreeSet::new(),
-                    target: BTreeSet::new(),
-                    last_seen: Instant::now(),
-                };
-                (name.to_string(), member)
+                let held: Vec<Partition> = partitions.iter().map(|p| (id, *p)).collect();
+                (name.to_string(), subscriber(&held))
             })
             .collect();
         let targets = assign(&members, &shape);
@@ -528,6 +662,29 @@ mod tests {
                 .iter()
                 .all(|(_, p)| partitions.contains(p) || *name == "d"));
         }
+    }
+
+    #[test]
+    fn the_range_assignor_hands_out_contiguous_runs() {
+        let shape = shape_of(&[("orders", 5)]);
+        let id = shape["orders"].0;
+        let members: BTreeMap<String, Member> = ["a", "b"]
+            .iter()
+            .map(|name| (name.to_string(), subscriber(&[])))
+            .collect();
+        let targets = assign_range(&members, &shape);
+        let runs: Vec<Vec<i32>> = targets
+            .values()
+            .map(|t| {
+                t.iter()
+                    .map(|(topic, p)| {
+                        assert_eq!(*topic, id);
+                        *p
+                    })
+                    .collect()
+            })
+            .collect();
+        assert_eq!(runs, [vec![0, 1, 2], vec![3, 4]]);
     }
 
     #[test]

@@ -1079,6 +1079,68 @@ pub fn consumer_heartbeat(
     answer
 }
 
+/// One partition's consumer lag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lag {
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: i32,
+    /// The group's committed offset.
+    pub committed: i64,
+    /// The partition's log end offset as consumers see it (the high watermark).
+    pub end: i64,
+    /// `end - committed`, never below 0.
+    pub lag: i64,
+}
+
+/// A group's consumer lag for every partition it has committed (deleted topics left out),
+/// from any shard: the committed offsets come from the coordinator, the end offsets from
+/// the partitions' owners. `Err` is COORDINATOR_NOT_AVAILABLE.
+pub async fn lag(broker: &Rc<Broker>, group: &str) -> Result<Vec<Lag>, i16> {
+    let name = group.to_string();
+    let offsets = broker
+        .on_group(group, move |owner, _| async move {
+            owner
+                .groups
+                .with(&name, |g| g.offsets().clone())
+                .unwrap_or_default()
+        })
+        .await?;
+    let mut lags = Vec::with_capacity(offsets.len());
+    for ((topic, partition), committed) in offsets {
+        let Some(found) = broker.topics.get(&topic) else {
+            continue;
+        };
+        let end = broker
+            .on_partition(&found, partition, |log| async move {
+                log.durable_offset().get()
+            })
+            .await;
+        if let Some(end) = end {
+            lags.push(Lag {
+                topic,
+                partition,
+                committed: committed.offset,
+                end,
+                lag: end.saturating_sub(committed.offset).max(0),
+            });
+        }
+    }
+    Ok(lags)
+}
+
+/// ConsumerGroupDescribe, on the coordinator shard: `None` when no consumer-protocol
+/// group of that name has members.
+pub fn describe_consumer_group(broker: &Broker, name: &str) -> Option<consumer::Described> {
+    broker
+        .groups
+        .consumer
+        .borrow()
+        .get(name)
+        .map(|g| g.describe())
+}
+
 /// Rebuilds the committed offsets of the groups this shard coordinates from its
 /// `__consumer_offsets` partitions (start-up). Returns the number of groups.
 pub async fn restore(broker: &Broker) -> Result<usize, spate_storage::LogError> {
@@ -1437,6 +1499,88 @@ mod tests {
         assert_eq!(parse_subscription(&metadata), ["orders", "refunds"]);
         assert!(parse_subscription(&metadata[..9]).is_empty(), "truncated");
         assert!(parse_subscription(b"x").is_empty());
+    }
+
+    /// A one-shard broker on real files: a topic with records, a group's commits, its lag.
+    #[test]
+    fn lag_is_the_end_offset_minus_the_committed_offset() {
+        use crate::metadata_log::MetadataLog;
+        use crate::topics::{Catalog, ShardLogs};
+        use spate_model::batch::{BatchBuilder, BuilderRecord};
+        use spate_storage::disk::glommio::GlommioDisk;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().to_path_buf();
+        let lags = runtime::run_shard("lag-test", None, move || async move {
+            let disk = GlommioDisk::new(&path).await.expect("disk");
+            let (metadata, stored) = MetadataLog::open(disk.clone(), &path).await.expect("log");
+            let catalog = std::sync::Arc::new(Catalog::new(1));
+            catalog.install(stored);
+            let (mesh, mut inboxes) = runtime::mesh::mesh(1, 8);
+            let broker = Rc::new(Broker {
+                node_id: 0,
+                advertised: ("127.0.0.1".to_string(), 9092),
+                shard: 0,
+                mesh,
+                topics: catalog,
+                logs: ShardLogs::new(disk, &path, spate_storage::LogConfig::default()),
+                controller: Some(crate::controller::Controller::new(metadata)),
+                groups: Groups::new(GroupTimes {
+                    initial_delay: Duration::ZERO,
+                    offsets_retention: Duration::from_secs(60),
+                    consumer_session: Duration::from_secs(45),
+                    consumer_heartbeat: Duration::from_secs(5),
+                }),
+                data_dir: path.clone(),
+                request_budget: spate_storage::budget::Budget::new(1 << 20),
+                auto_create_topics: false,
+                num_partitions: 1,
+            });
+            let inbox = inboxes.pop().expect("inbox");
+            runtime::spawn_detached(inbox.serve(broker.clone()));
+            create_offsets_topic(&broker).await.expect("offsets topic");
+            let topic = broker
+                .create_topic("orders", 2, Default::default())
+                .await
+                .expect("topic");
+            for (partition, records) in [(0, 5), (1, 3)] {
+                let log = broker.logs.get(topic.id, partition).expect("log");
+                for _ in 0..records {
+                    let mut builder = BatchBuilder::new(spate_model::Compression::None);
+                    builder
+                        .push(&BuilderRecord {
+                            value: Some(b"order"),
+                            ..Default::default()
+                        })
+                        .expect("push");
+                    let bytes = builder.build().expect("build");
+                    let batch = spate_model::RecordBatch::validate(&bytes).expect("valid");
+                    log.append(&batch, spate_model::LeaderEpoch(0))
+                        .expect("append");
+                }
+                log.flush().await.expect("flush");
+            }
+            let offsets = vec![
+                ("orders".to_string(), 0, 2, -1, None),
+                ("orders".to_string(), 1, 3, -1, None),
+            ];
+            let codes = broker
+                .on_group("billing", move |owner, log| async move {
+                    commit(&owner, &log, "billing", (-1, "", None), offsets).await
+                })
+                .await
+                .expect("coordinator");
+            assert_eq!(codes, [code::NONE, code::NONE]);
+            lag(&broker, "billing").await.expect("lag")
+        })
+        .expect("executor");
+        let lag_of = |partition, committed, end, lag| Lag {
+            topic: "orders".to_string(),
+            partition,
+            committed,
+            end,
+            lag,
+        };
+        assert_eq!(lags, [lag_of(0, 2, 5, 3), lag_of(1, 3, 3, 0)]);
     }
 
     #[test]

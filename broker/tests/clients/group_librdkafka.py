@@ -2,10 +2,12 @@
 producer keeps writing: 3 members share the partitions, a 4th joins, one leaves cleanly, one is
 SIGKILLed (its partitions move after the session timeout). Every member commits after
 processing. At the end every produced record has been consumed at least once.
-With `consumer`: the same on the KIP-848 protocol (group.protocol=consumer).
+With `consumer`: the same on the KIP-848 protocol (group.protocol=consumer); with
+`cooperative`: on the classic protocol with the client-side cooperative-sticky assignor
+(incremental rebalances).
 With `static`: two static members (group.instance.id); one restarts within the session
 timeout and gets its partitions back without the other noticing a rebalance.
-Usage: group_librdkafka.py BOOTSTRAP [consumer|static]   (the orchestrator)
+Usage: group_librdkafka.py BOOTSTRAP [consumer|cooperative|static]   (the orchestrator)
        group_librdkafka.py BOOTSTRAP worker DIR NAME PROTOCOL [INSTANCE_ID]"""
 import json
 import os
@@ -15,7 +17,7 @@ import sys
 import threading
 import time
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 bootstrap = sys.argv[1]
@@ -54,6 +56,8 @@ def worker(directory, name, protocol, instance=None):
         config["group.protocol"] = "consumer"
     else:
         config.update({"session.timeout.ms": 6000, "heartbeat.interval.ms": 500})
+    if protocol == "cooperative":
+        config["partition.assignment.strategy"] = "cooperative-sticky"
     if instance:
         config["group.instance.id"] = instance
     consumer = Consumer(config)
@@ -74,7 +78,12 @@ def worker(directory, name, protocol, instance=None):
             log.write(f"{message.value().decode()}\n")
             log.flush()
             # Commit after processing: a restart resumes after this record, never before it.
-            consumer.commit(message=message, asynchronous=False)
+            # A commit during a rebalance fails (REBALANCE_IN_PROGRESS, as Kafka answers);
+            # the record may then be consumed again, never skipped.
+            try:
+                consumer.commit(message=message, asynchronous=False)
+            except KafkaException as error:
+                print(f"{name}: commit failed: {error}", file=sys.stderr)
     consumer.close()
 
 
