@@ -650,6 +650,21 @@ fn consumer_group_heartbeats_join_beat_and_leave() {
     assert_eq!(joined.error_code, 0);
     assert_eq!(joined.member_id.as_deref(), Some("client-chosen-id"));
 
+    // Regular-expression subscriptions are refused, not silently ignored.
+    let request = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(name("kip848-regex")))
+        .with_member_id(name("regex-member"))
+        .with_rebalance_timeout_ms(30_000)
+        .with_subscribed_topic_regex(Some(name("g.*")));
+    let ResponseKind::ConsumerGroupHeartbeat(refused) = raw.call(
+        ApiKey::ConsumerGroupHeartbeat,
+        1,
+        RequestKind::ConsumerGroupHeartbeat(request),
+    ) else {
+        panic!()
+    };
+    assert_eq!(refused.error_code, 128, "INVALID_REGULAR_EXPRESSION");
+
     let request = ListGroupsRequest::default().with_types_filter(vec![name("consumer")]);
     let names = listed_groups(&mut raw, 5, request);
     assert_eq!(names, ["kip848-v0", "kip848-v1"]);

@@ -1,5 +1,6 @@
 //! ConsumerGroupHeartbeat (key 68), versions 0–1: the KIP-848 consumer group protocol
-//! (`group.protocol=consumer`); see `groups::consumer`.
+//! (`group.protocol=consumer`); see `groups::consumer`. Subscriptions by regular expression
+//! (v1) are refused with INVALID_REGULAR_EXPRESSION.
 
 use super::Broker;
 use crate::groups::{self, consumer};
@@ -10,6 +11,9 @@ use spate_protocol::kafka_protocol::messages::consumer_group_heartbeat_response:
 use spate_protocol::kafka_protocol::protocol::StrBytes;
 use std::collections::BTreeMap;
 use std::rc::Rc;
+
+/// INVALID_REGULAR_EXPRESSION: v1's regex subscriptions are refused, not ignored.
+const INVALID_REGULAR_EXPRESSION: i16 = 128;
 
 pub(super) async fn handle(
     broker: &Rc<Broker>,
@@ -35,9 +39,20 @@ pub(super) async fn handle(
         }),
         client: (client.0.to_string(), client.1.to_string()),
     };
+    let regex = request
+        .subscribed_topic_regex
+        .as_ref()
+        .is_some_and(|r| !r.is_empty());
     let answer = if group.is_empty() {
         consumer::Beat {
             error: groups::code::INVALID_GROUP_ID,
+            member_epoch: -1,
+            ..consumer::Beat::default()
+        }
+    } else if regex {
+        consumer::Beat {
+            error: INVALID_REGULAR_EXPRESSION,
+            message: Some("regular-expression subscriptions are not supported yet".to_string()),
             member_epoch: -1,
             ..consumer::Beat::default()
         }
