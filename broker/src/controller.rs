@@ -21,18 +21,21 @@ use uuid::Uuid;
 #[derive(Debug)]
 pub struct Controller {
     log: MetadataLog,
+    next_producer_id: std::cell::Cell<i64>,
     token: flume::Sender<()>,
     waiting: flume::Receiver<()>,
 }
 
 impl Controller {
-    /// The controller, recording changes in `log`.
-    pub fn new(log: MetadataLog) -> Controller {
+    /// The controller, recording changes in `log`; producer ids from `next_producer_id` on
+    /// have not been handed out.
+    pub fn new(log: MetadataLog, next_producer_id: i64) -> Controller {
         let (token, waiting) = flume::bounded(1);
         // A fresh bounded(1) channel always takes its first message.
         let _ = token.send(());
         Controller {
             log,
+            next_producer_id: std::cell::Cell::new(next_producer_id),
             token,
             waiting,
         }
@@ -57,6 +60,9 @@ impl Controller {
         Turn { controller: self }
     }
 }
+
+/// Producer ids a shard takes from the controller at a time.
+const PRODUCER_ID_BLOCK: i64 = 1000;
 
 /// Consumer groups hash onto `__consumer_offsets`' partitions: its count never changes,
 /// and it is never deleted.
@@ -115,6 +121,35 @@ impl Broker {
             broker.controller_set_config(&name, config).await
         })
         .await
+    }
+
+    /// A producer id never handed out before (InitProducerId): from this shard's block,
+    /// taking a new block from the controller (durably recorded) when it is used up.
+    pub async fn new_producer_id(self: &Rc<Self>) -> Result<i64, TopicError> {
+        let (next, end) = self.producer_ids.get();
+        if next < end {
+            self.producer_ids.set((next + 1, end));
+            return Ok(next);
+        }
+        let start = self
+            .on_controller(|broker| async move { broker.controller_producer_ids().await })
+            .await?;
+        self.producer_ids
+            .set((start + 1, start + PRODUCER_ID_BLOCK));
+        Ok(start)
+    }
+
+    async fn controller_producer_ids(self: &Rc<Self>) -> Result<i64, TopicError> {
+        let controller = self.controller()?;
+        let _turn = controller.turn().await;
+        let start = controller.next_producer_id.get();
+        let next = start + PRODUCER_ID_BLOCK;
+        controller
+            .log
+            .append(&[Record::ProducerIds { next }])
+            .await?;
+        controller.next_producer_id.set(next);
+        Ok(start)
     }
 
     async fn on_controller<R, F, Fut>(self: &Rc<Self>, change: F) -> Result<R, TopicError>

@@ -17,6 +17,7 @@ pub mod controller;
 pub mod groups;
 pub mod maintenance;
 pub mod metadata_log;
+pub mod producers;
 pub mod runtime;
 pub mod server;
 pub mod topic_config;

@@ -227,7 +227,7 @@ async fn run_shard(
     life.probed.fetch_add(1, Ordering::AcqRel);
     // Shard 0 owns the metadata log; the others wait for the topics it describes.
     let metadata_log = if index == 0 {
-        let (log, stored) = MetadataLog::open(disk.clone(), data_dir)
+        let replayed = MetadataLog::open(disk.clone(), data_dir)
             .await
             .map_err(|e| {
                 format!(
@@ -235,9 +235,9 @@ async fn run_shard(
                     data_dir.display()
                 )
             })?;
-        catalog.install(stored);
+        catalog.install(replayed.topics);
         life.catalog_loaded.store(true, Ordering::Release);
-        Some(log)
+        Some((replayed.log, replayed.next_producer_id))
     } else {
         life.wait_for(|| life.catalog_loaded.load(Ordering::Acquire))
             .await?;
@@ -295,7 +295,9 @@ async fn run_shard(
         mesh,
         topics: catalog.clone(),
         logs,
-        controller: metadata_log.map(Controller::new),
+        controller: metadata_log.map(|(log, next)| Controller::new(log, next)),
+        producers: Default::default(),
+        producer_ids: Default::default(),
         groups: Groups::new(GroupTimes {
             initial_delay: config.group_initial_rebalance_delay,
             offsets_retention: config.offsets_retention,

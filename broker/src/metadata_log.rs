@@ -48,6 +48,12 @@ pub enum Record {
         /// Its id, hyphenated.
         id: String,
     },
+    /// Producer ids below `next` have been handed out (InitProducerId); they are never
+    /// handed out again.
+    ProducerIds {
+        /// The first producer id not handed out.
+        next: i64,
+    },
 }
 
 impl Record {
@@ -65,6 +71,17 @@ impl Record {
 /// A topic as the log describes it: (id, partitions, config).
 pub type Stored = (Uuid, i32, TopicConfig);
 
+/// What replaying the metadata log found.
+#[derive(Debug)]
+pub struct Replayed {
+    /// The open log.
+    pub log: MetadataLog,
+    /// The topics it describes.
+    pub topics: BTreeMap<String, Stored>,
+    /// The first producer id never handed out.
+    pub next_producer_id: i64,
+}
+
 /// The open metadata log (shard 0).
 #[derive(Debug)]
 pub struct MetadataLog {
@@ -75,10 +92,7 @@ pub struct MetadataLog {
 impl MetadataLog {
     /// Opens (recovering if needed) the log in `data_dir` and replays it into the topics it
     /// describes; imports `topics.json` when the log is empty and that file exists.
-    pub async fn open(
-        disk: GlommioDisk,
-        data_dir: &Path,
-    ) -> Result<(MetadataLog, BTreeMap<String, Stored>), TopicError> {
+    pub async fn open(disk: GlommioDisk, data_dir: &Path) -> Result<Replayed, TopicError> {
         let dir = data_dir.join(METADATA_DIR);
         let log = Log::open(disk, &dir, LogConfig::default()).await?;
         let metadata = MetadataLog { log, dir };
@@ -99,10 +113,19 @@ impl MetadataLog {
             }
         }
         let mut topics = BTreeMap::new();
+        let mut next_producer_id = 0;
         for record in records {
+            if let Record::ProducerIds { next } = record {
+                next_producer_id = next_producer_id.max(next);
+                continue;
+            }
             metadata.apply(&mut topics, record)?;
         }
-        Ok((metadata, topics))
+        Ok(Replayed {
+            log: metadata,
+            topics,
+            next_producer_id,
+        })
     }
 
     fn apply(
@@ -128,6 +151,7 @@ impl MetadataLog {
             Record::TopicDeleted { name, .. } => {
                 topics.remove(&name);
             }
+            Record::ProducerIds { .. } => {}
         }
         Ok(())
     }

@@ -4,7 +4,7 @@
 mod common;
 
 use bytes::Bytes;
-use common::{kafkajs, python, Broker, Raw};
+use common::{kafkajs, produce_request, python, Broker, Raw};
 use spate_protocol::kafka_protocol::messages::delete_groups_request::DeleteGroupsRequest;
 use spate_protocol::kafka_protocol::messages::delete_topics_request::DeleteTopicsRequest;
 use spate_protocol::kafka_protocol::messages::describe_groups_request::DescribeGroupsRequest;
@@ -27,9 +27,6 @@ use spate_protocol::kafka_protocol::messages::offset_delete_request::{
 };
 use spate_protocol::kafka_protocol::messages::offset_fetch_request::{
     OffsetFetchRequest, OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
-};
-use spate_protocol::kafka_protocol::messages::produce_request::{
-    PartitionProduceData, ProduceRequest, TopicProduceData,
 };
 use spate_protocol::kafka_protocol::messages::sync_group_request::{
     SyncGroupRequest, SyncGroupRequestAssignment,
@@ -532,17 +529,12 @@ fn group_apis_answer_every_version_and_refuse_bad_input() {
             ..Default::default()
         })
         .expect("push");
-    let request = ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(5000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(TopicName(name("__consumer_offsets")))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(0)
-                .with_records(Some(Bytes::from(builder.build().expect("build"))))])]);
-    let ResponseKind::Produce(produced) =
-        raw.call(ApiKey::Produce, 7, RequestKind::Produce(request))
-    else {
+    let forged = Bytes::from(builder.build().expect("build"));
+    let ResponseKind::Produce(produced) = raw.call(
+        ApiKey::Produce,
+        7,
+        produce_request("__consumer_offsets", 0, forged),
+    ) else {
         panic!()
     };
     assert_eq!(

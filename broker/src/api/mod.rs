@@ -20,6 +20,7 @@ mod describe_topic_partitions;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;
+mod init_producer_id;
 mod join_group;
 mod leave_group;
 mod list_groups;
@@ -63,6 +64,12 @@ pub struct Broker {
     pub controller: Option<Controller>,
     /// The consumer groups this shard coordinates.
     pub groups: crate::groups::Groups,
+    /// Idempotent producers' state of this shard's partitions.
+    pub producers: std::cell::RefCell<
+        std::collections::HashMap<(uuid::Uuid, i32), crate::producers::PartitionProducers>,
+    >,
+    /// This shard's unused block of producer ids: (next, end).
+    pub producer_ids: std::cell::Cell<(i64, i64)>,
     /// The data directory (DescribeLogDirs names it).
     pub data_dir: std::path::PathBuf,
     /// The shard's budget for request bytes being received or handled.
@@ -211,6 +218,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetDelete, 0, 0),
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     (ApiKey::ConsumerGroupDescribe, 0, 1),
+    (ApiKey::InitProducerId, 0, 5),
 ];
 
 /// Kafka's "no operations known" for a response's authorized operations.
@@ -349,6 +357,9 @@ pub async fn handle(broker: &Rc<Broker>, mut frame: Bytes, peer: &str) -> Reply 
         RequestKind::ConsumerGroupDescribe(request) => ResponseKind::ConsumerGroupDescribe(
             consumer_group_describe::handle(broker, request, version).await,
         ),
+        RequestKind::InitProducerId(request) => {
+            ResponseKind::InitProducerId(init_producer_id::handle(broker, request).await)
+        }
         RequestKind::OffsetDelete(request) => {
             ResponseKind::OffsetDelete(offset_delete::handle(broker, request).await)
         }

@@ -5,6 +5,7 @@
 
 use super::{error_code, Broker};
 use crate::now_ms;
+use crate::producers::Verdict;
 use crate::runtime;
 use crate::topic_config::TopicConfig;
 use crate::topics::{PartitionLog, ShardLogs, Topic};
@@ -144,7 +145,15 @@ async fn append_on_owner(
             ));
             continue;
         };
-        let result = append_all(&broker.logs, &log, &append.records, &append.topic.config).await;
+        let partition = (append.topic.id, append.partition);
+        let result = append_all(
+            broker,
+            partition,
+            &log,
+            &append.records,
+            &append.topic.config,
+        )
+        .await;
         if result.is_ok() && !touched.iter().any(|t| Rc::ptr_eq(t, &log)) {
             touched.push(log.clone());
         }
@@ -182,7 +191,8 @@ type Assigned = (Offset, i64);
 /// validation or exceeds `max.message.bytes` rejects the whole partition's records,
 /// appending nothing.
 async fn append_all(
-    logs: &ShardLogs,
+    broker: &Broker,
+    partition: (uuid::Uuid, i32),
     log: &PartitionLog,
     records: &[u8],
     config: &TopicConfig,
@@ -235,12 +245,31 @@ async fn append_all(
         };
         let batch = RecordBatch::validate(bytes)
             .map_err(|e| (error_code::CORRUPT_MESSAGE, e.to_string()))?;
+        let producer = idempotence(&batch);
+        if let Some((id, epoch, first_sequence, last_sequence)) = producer {
+            let verdict = broker
+                .producers
+                .borrow()
+                .get(&partition)
+                .map_or(Verdict::Append, |p| {
+                    p.check(id, epoch, first_sequence, last_sequence)
+                });
+            match verdict {
+                Verdict::Append => {}
+                Verdict::Duplicate(offset) => {
+                    // A retry: answer with where it was written the first time.
+                    first.get_or_insert(Offset(offset));
+                    continue;
+                }
+                Verdict::Reject(code, message) => return Err((code, message)),
+            }
+        }
         let appended = loop {
             match log.append(&batch, LeaderEpoch(0)) {
                 Err(LogError::BufferFull { .. }) => {
                     // The shard's write-behind budget is full: flush whatever holds it (this
                     // request's earlier partitions included), which returns it, then retry.
-                    flush_backlogged(logs)
+                    flush_backlogged(&broker.logs)
                         .await
                         .map_err(|e| (error_code::KAFKA_STORAGE_ERROR, e.to_string()))?;
                 }
@@ -257,9 +286,41 @@ async fn append_all(
             }
         };
         let appended = appended.map_err(|e| (error_code::KAFKA_STORAGE_ERROR, e.to_string()))?;
+        if let Some((id, epoch, first_sequence, last_sequence)) = producer {
+            broker
+                .producers
+                .borrow_mut()
+                .entry(partition)
+                .or_default()
+                .record(
+                    id,
+                    epoch,
+                    first_sequence,
+                    last_sequence,
+                    appended.base_offset.get(),
+                );
+        }
         first.get_or_insert(appended.base_offset);
     }
     Ok((first.unwrap_or(Offset(-1)), append_time.unwrap_or(-1)))
+}
+
+/// An idempotent batch's producer id, epoch and first and last sequences (sequences wrap
+/// after `i32::MAX`, as Kafka's do).
+fn idempotence(batch: &RecordBatch<'_>) -> Option<(i64, i16, i32, i32)> {
+    let header = batch.header();
+    let id = header.producer_id().get();
+    if id < 0 {
+        return None;
+    }
+    let first = header.base_sequence().get();
+    let delta = header.last_offset_delta();
+    let last = if first > i32::MAX - delta {
+        delta - (i32::MAX - first) - 1
+    } else {
+        first + delta
+    };
+    Some((id, header.producer_epoch().get(), first, last))
 }
 
 /// Flushes every partition of the shard with unflushed appends.

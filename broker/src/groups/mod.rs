@@ -1512,9 +1512,9 @@ mod tests {
         let path = dir.path().to_path_buf();
         let lags = runtime::run_shard("lag-test", None, move || async move {
             let disk = GlommioDisk::new(&path).await.expect("disk");
-            let (metadata, stored) = MetadataLog::open(disk.clone(), &path).await.expect("log");
+            let replayed = MetadataLog::open(disk.clone(), &path).await.expect("log");
             let catalog = std::sync::Arc::new(Catalog::new(1));
-            catalog.install(stored);
+            catalog.install(replayed.topics);
             let (mesh, mut inboxes) = runtime::mesh::mesh(1, 8);
             let broker = Rc::new(Broker {
                 node_id: 0,
@@ -1523,7 +1523,9 @@ mod tests {
                 mesh,
                 topics: catalog,
                 logs: ShardLogs::new(disk, &path, spate_storage::LogConfig::default()),
-                controller: Some(crate::controller::Controller::new(metadata)),
+                controller: Some(crate::controller::Controller::new(replayed.log, 0)),
+                producers: Default::default(),
+                producer_ids: Default::default(),
                 groups: Groups::new(GroupTimes {
                     initial_delay: Duration::ZERO,
                     offsets_retention: Duration::from_secs(60),

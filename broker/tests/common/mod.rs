@@ -151,6 +151,25 @@ impl Drop for Broker {
     }
 }
 
+/// A Produce (acks=all) of `records` to one partition.
+pub(crate) fn produce_request(topic: &str, partition: i32, records: Bytes) -> RequestKind {
+    use spate_protocol::kafka_protocol::messages::produce_request::{
+        PartitionProduceData, ProduceRequest, TopicProduceData,
+    };
+    use spate_protocol::kafka_protocol::messages::TopicName;
+    use spate_protocol::kafka_protocol::protocol::StrBytes;
+    RequestKind::Produce(
+        ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(5000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(partition)
+                    .with_records(Some(records))])]),
+    )
+}
+
 /// A raw protocol connection: bytes or typed requests out, responses in.
 pub(crate) struct Raw {
     stream: TcpStream,

@@ -1,0 +1,142 @@
+//! Idempotent producers, black box: InitProducerId and duplicate, gap and fencing handling
+//! over raw bytes, and real clients with idempotence on.
+
+mod common;
+
+use bytes::Bytes;
+use common::{produce_request, python, Broker, Raw};
+use spate_protocol::kafka_protocol::messages::init_producer_id_request::InitProducerIdRequest;
+use spate_protocol::kafka_protocol::messages::{
+    ApiKey, ProducerId, RequestKind, ResponseKind, TopicName, TransactionalId,
+};
+use spate_protocol::kafka_protocol::protocol::StrBytes;
+
+fn init(raw: &mut Raw, version: i16, id: i64, epoch: i16) -> (i16, i64, i16) {
+    let request = InitProducerIdRequest::default()
+        .with_transactional_id(None)
+        .with_transaction_timeout_ms(60_000)
+        .with_producer_id(ProducerId(id))
+        .with_producer_epoch(epoch);
+    let ResponseKind::InitProducerId(response) = raw.call(
+        ApiKey::InitProducerId,
+        version,
+        RequestKind::InitProducerId(request),
+    ) else {
+        panic!("not an InitProducerId response")
+    };
+    (
+        response.error_code,
+        response.producer_id.0,
+        response.producer_epoch,
+    )
+}
+
+/// Produces one idempotent batch of `count` records; returns (error code, base offset).
+fn produce(raw: &mut Raw, producer: (i64, i16), sequence: i32, count: usize) -> (i16, i64) {
+    let mut builder = spate_model::BatchBuilder::new(spate_model::Compression::None).producer(
+        spate_model::ProducerId(producer.0),
+        spate_model::ProducerEpoch(producer.1),
+        spate_model::Sequence(sequence),
+    );
+    for _ in 0..count {
+        builder
+            .push(&spate_model::BuilderRecord {
+                value: Some(b"once"),
+                ..Default::default()
+            })
+            .expect("push");
+    }
+    let records = Bytes::from(builder.build().expect("build"));
+    let ResponseKind::Produce(response) =
+        raw.call(ApiKey::Produce, 7, produce_request("exactly", 0, records))
+    else {
+        panic!("not a produce response")
+    };
+    let partition = &response.responses[0].partition_responses[0];
+    (partition.error_code, partition.base_offset)
+}
+
+#[test]
+fn retried_batches_land_once_and_producer_ids_are_never_reused() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let broker = Broker::start(data.path());
+    let mut raw = Raw::connect(&broker.address);
+    let metadata = spate_protocol::kafka_protocol::messages::MetadataRequest::default()
+        .with_topics(Some(vec![
+            spate_protocol::kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
+                .with_name(Some(TopicName(StrBytes::from_static_str("exactly")))),
+        ]))
+        .with_allow_auto_topic_creation(true);
+    raw.call(ApiKey::Metadata, 9, RequestKind::Metadata(metadata));
+
+    let mut ids = Vec::new();
+    for version in 0..=5 {
+        let (code, id, epoch) = init(&mut raw, version, -1, -1);
+        assert_eq!((code, epoch), (0, 0), "InitProducerId v{version}");
+        ids.push(id);
+    }
+    let mut distinct = ids.clone();
+    distinct.dedup();
+    assert_eq!(
+        distinct.len(),
+        ids.len(),
+        "every producer gets its own id: {ids:?}"
+    );
+    // KIP-360: the same id with a bumped epoch.
+    assert_eq!(init(&mut raw, 4, ids[0], 0), (0, ids[0], 1));
+    // Transactional producers wait for transactions.
+    let request = InitProducerIdRequest::default()
+        .with_transactional_id(Some(TransactionalId(StrBytes::from_static_str("tx"))))
+        .with_transaction_timeout_ms(60_000)
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1);
+    let ResponseKind::InitProducerId(refused) = raw.call(
+        ApiKey::InitProducerId,
+        4,
+        RequestKind::InitProducerId(request),
+    ) else {
+        panic!()
+    };
+    assert_eq!(refused.error_code, 42, "INVALID_REQUEST");
+
+    let producer = (ids[1], 0);
+    assert_eq!(produce(&mut raw, producer, 0, 3), (0, 0));
+    assert_eq!(produce(&mut raw, producer, 3, 2), (0, 3));
+    // A retry of either batch gets its original offset and writes nothing.
+    assert_eq!(produce(&mut raw, producer, 0, 3), (0, 0), "a retried batch");
+    assert_eq!(produce(&mut raw, producer, 3, 2), (0, 3));
+    assert_eq!(
+        produce(&mut raw, producer, 5, 1),
+        (0, 5),
+        "nothing was written twice"
+    );
+    assert_eq!(
+        produce(&mut raw, producer, 9, 1).0,
+        45,
+        "OUT_OF_ORDER_SEQUENCE_NUMBER"
+    );
+    assert_eq!(
+        produce(&mut raw, (ids[1], 1), 0, 1),
+        (0, 6),
+        "a new epoch starts over"
+    );
+    assert_eq!(
+        produce(&mut raw, producer, 6, 1).0,
+        47,
+        "INVALID_PRODUCER_EPOCH"
+    );
+
+    // Ids handed out before a crash are never handed out again.
+    let broker = broker.restart("-KILL");
+    let mut raw = Raw::connect(&broker.address);
+    let (code, id, _) = init(&mut raw, 4, -1, -1);
+    assert_eq!(code, 0);
+    assert!(ids.iter().all(|old| id > *old), "{id} after {ids:?}");
+}
+
+#[test]
+fn idempotent_librdkafka_and_kafka_python_producers_write_every_record_once() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let broker = Broker::start(data.path());
+    python("idempotent_clients.py", &[&broker.address]);
+}
