@@ -309,6 +309,9 @@ async fn run_shard(
         auto_create_topics: config.auto_create_topics,
         num_partitions: config.num_partitions,
     });
+    spate_broker::producers::restore(&broker)
+        .await
+        .map_err(|e| format!("cannot rebuild the idempotent producers' state: {e}"))?;
     let groups = groups::restore(&broker)
         .await
         .map_err(|e| format!("cannot read the committed offsets: {e}"))?;
@@ -357,6 +360,7 @@ async fn run_shard(
     while Lifecycle::count(&life.drained) < life.shards && drain_started.elapsed() < DRAIN_TIMEOUT {
         runtime::sleep(Duration::from_millis(10)).await;
     }
+    spate_broker::producers::save_changed(&broker).await;
     broker
         .logs
         .close_all()

@@ -1,5 +1,6 @@
-//! Background work on each shard, for the partitions it owns: retention (`retention.ms`, `retention.bytes`), time-based
-//! segment rolling (`segment.ms`) and high-watermark checkpoints, every few seconds.
+//! Background work on each shard, for the partitions it owns: retention (`retention.ms`,
+//! `retention.bytes`), time-based segment rolling (`segment.ms`), high-watermark checkpoints
+//! and idempotent producers' snapshots, every few seconds.
 
 use crate::api::Broker;
 use crate::now_ms;
@@ -22,6 +23,7 @@ pub async fn run(broker: Rc<Broker>) {
 
 /// One pass over every partition this shard owns.
 pub async fn pass(broker: &Broker) {
+    crate::producers::save_changed(broker).await;
     let now = now_ms();
     let topics = broker.topics.snapshot();
     let owned = topics.values().flat_map(|topic| {

@@ -231,6 +231,11 @@ impl ShardLogs {
         }
     }
 
+    /// The disk the shard's logs use.
+    pub fn disk(&self) -> &GlommioDisk {
+        &self.disk
+    }
+
     /// Opens (recovering if needed) every partition `shard` owns in `topics`.
     pub async fn open_owned(&self, topics: &TopicMap, shard: usize) -> Result<usize, TopicError> {
         let mut opened = 0;

@@ -126,12 +126,35 @@ fn retried_batches_land_once_and_producer_ids_are_never_reused() {
         "INVALID_PRODUCER_EPOCH"
     );
 
-    // Ids handed out before a crash are never handed out again.
-    let broker = broker.restart("-KILL");
-    let mut raw = Raw::connect(&broker.address);
-    let (code, id, _) = init(&mut raw, 4, -1, -1);
-    assert_eq!(code, 0);
-    assert!(ids.iter().all(|old| id > *old), "{id} after {ids:?}");
+    // Ids handed out before a crash are never handed out again, and the producers' state
+    // survives it: rebuilt from the log after a SIGKILL, from the shutdown snapshot after a
+    // SIGTERM.
+    let mut broker = broker;
+    for signal in ["-KILL", "-TERM"] {
+        broker = broker.restart(signal);
+        let mut raw = Raw::connect(&broker.address);
+        let (code, id, _) = init(&mut raw, 4, -1, -1);
+        assert_eq!(code, 0);
+        assert!(ids.iter().all(|old| id > *old), "{id} after {ids:?}");
+        ids.push(id);
+        assert_eq!(
+            produce(&mut raw, (ids[1], 1), 0, 1),
+            (0, 6),
+            "a retry after {signal}"
+        );
+        assert_eq!(
+            produce(&mut raw, producer, 6, 1).0,
+            47,
+            "still fenced after {signal}"
+        );
+    }
+    assert!(
+        data.path()
+            .join("exactly-0")
+            .join("producer.snapshot")
+            .exists(),
+        "SIGTERM wrote the snapshot"
+    );
 }
 
 #[test]

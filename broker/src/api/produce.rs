@@ -245,7 +245,7 @@ async fn append_all(
         };
         let batch = RecordBatch::validate(bytes)
             .map_err(|e| (error_code::CORRUPT_MESSAGE, e.to_string()))?;
-        let producer = idempotence(&batch);
+        let producer = crate::producers::idempotence(&batch);
         if let Some((id, epoch, first_sequence, last_sequence)) = producer {
             let verdict = broker
                 .producers
@@ -303,24 +303,6 @@ async fn append_all(
         first.get_or_insert(appended.base_offset);
     }
     Ok((first.unwrap_or(Offset(-1)), append_time.unwrap_or(-1)))
-}
-
-/// An idempotent batch's producer id, epoch and first and last sequences (sequences wrap
-/// after `i32::MAX`, as Kafka's do).
-fn idempotence(batch: &RecordBatch<'_>) -> Option<(i64, i16, i32, i32)> {
-    let header = batch.header();
-    let id = header.producer_id().get();
-    if id < 0 {
-        return None;
-    }
-    let first = header.base_sequence().get();
-    let delta = header.last_offset_delta();
-    let last = if first > i32::MAX - delta {
-        delta - (i32::MAX - first) - 1
-    } else {
-        first + delta
-    };
-    Some((id, header.producer_epoch().get(), first, last))
 }
 
 /// Flushes every partition of the shard with unflushed appends.
