@@ -34,6 +34,8 @@ pub const MAX_MEMBERS: usize = 1000;
 pub const MAX_MEMBER_BYTES: usize = 1 << 20;
 /// How often members' sessions are checked.
 const EXPIRY_CHECK: Duration = Duration::from_millis(200);
+/// How long a member id handed out with MEMBER_ID_REQUIRED waits for its join.
+const PENDING_MEMBER_TIMEOUT: Duration = Duration::from_secs(300);
 /// How often committed offsets are checked against `offsets.retention.minutes`.
 const RETENTION_CHECK: Duration = Duration::from_secs(60);
 
@@ -1195,7 +1197,13 @@ pub async fn expire_sessions(broker: Rc<Broker>) {
             };
             group
                 .pending
-                .retain(|_, since| now.duration_since(*since) < Duration::from_secs(300));
+                .retain(|_, since| now.duration_since(*since) < PENDING_MEMBER_TIMEOUT);
+            let unused = group.members.is_empty() && group.pending.is_empty();
+            if unused && group.state == State::Empty && group.offsets.is_empty() {
+                // Nothing left to remember (a join that never completed, say).
+                groups.remove(&name);
+                continue;
+            }
             let expired: Vec<String> = group
                 .members
                 .iter()
