@@ -12,7 +12,7 @@ TOPIC, GROUP, TOTAL = "kp-group", "kp-members", 20
 
 admin = KafkaAdminClient(bootstrap_servers=bootstrap)
 admin.create_topics([NewTopic(TOPIC, 2, 1)])
-producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=False)
+producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
 for i in range(TOTAL):
     producer.send(TOPIC, value=f"v{i}".encode(), partition=i % 2)
 producer.flush(30)

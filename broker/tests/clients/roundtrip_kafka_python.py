@@ -9,9 +9,7 @@ producer = KafkaProducer(
     bootstrap_servers=bootstrap,
     acks="all",
     compression_type=None if codec == "none" else codec,
-    # Idempotence needs InitProducerId, which this broker does not serve yet.
-    enable_idempotence=False,
-)
+)  # idempotent, kafka-python 3's default
 futures = [
     producer.send(topic, key=f"k{i}".encode(), value=f"v{i}".encode(), headers=[("h", b"x")], timestamp_ms=1_700_000_000_000 + i)
     for i in range(count)
