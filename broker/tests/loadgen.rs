@@ -9,11 +9,14 @@ use spate_loadgen::{RunConfig, RunResult};
 use std::time::Duration;
 
 fn run(config: RunConfig) -> RunResult {
+    run_result(config).expect("the run completes")
+}
+
+fn run_result(config: RunConfig) -> Result<RunResult, spate_loadgen::RunError> {
     spate_broker::runtime::run_shard("loadgen-test", None, move || async move {
         spate_loadgen::run(&config).await
     })
     .expect("executor")
-    .expect("the run completes")
 }
 
 fn config(address: &str, topic: &str, rate: f64, seconds: f64) -> RunConfig {
@@ -26,7 +29,36 @@ fn config(address: &str, topic: &str, rate: f64, seconds: f64) -> RunConfig {
         warmup: Duration::from_millis(200),
         acks: -1,
         consumers: 1,
+        partitions: None,
+        compression: spate_model::Compression::None,
     }
+}
+
+/// With `--partitions 4 --compression lz4`, the run creates the topic, spreads its records
+/// over the partitions (on both shards) and reads every one back.
+#[test]
+fn a_run_over_four_compressed_partitions_lands_every_record() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let broker = Broker::start(data.path());
+    let mut wanted = config(&broker.address, "spread", 2000.0, 1.0);
+    wanted.partitions = Some(4);
+    wanted.compression = spate_model::Compression::Lz4;
+    let result = run(wanted.clone());
+    assert!(result.errors.is_empty(), "{:?}", result.errors);
+    assert_eq!((result.produced, result.consumed), (2000, 2000));
+    for partition in 0..4 {
+        assert!(
+            data.path().join(format!("spread-{partition}")).exists(),
+            "partition {partition} was created"
+        );
+    }
+    // A topic with another partition count is refused, not silently used.
+    wanted.partitions = Some(3);
+    let refused = run_result(wanted);
+    assert!(
+        refused.is_err_and(|e| e.to_string().contains("not the 3 asked for")),
+        "a mismatched partition count is an error"
+    );
 }
 
 #[test]

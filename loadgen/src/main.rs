@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use spate_loadgen::{report, run, RunConfig};
+use spate_model::Compression;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -48,6 +49,13 @@ enum Command {
         /// Consumers reading the run back for end-to-end latency (0 or 1).
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=1))]
         consumers: u32,
+        /// Create the topic with this many partitions (1-10000; an existing topic must have
+        /// as many) [default: the topic as the broker has or auto-creates it].
+        #[arg(long, value_parser = clap::value_parser!(i32).range(1..=10_000))]
+        partitions: Option<i32>,
+        /// Batch compression: none, gzip, snappy, lz4 or zstd.
+        #[arg(long, default_value = "none", value_parser = parse_compression)]
+        compression: Compression,
         /// Also write the result as JSON here.
         #[arg(long)]
         json: Option<PathBuf>,
@@ -78,6 +86,19 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
+fn parse_compression(text: &str) -> Result<Compression, String> {
+    match text {
+        "none" => Ok(Compression::None),
+        "gzip" => Ok(Compression::Gzip),
+        "snappy" => Ok(Compression::Snappy),
+        "lz4" => Ok(Compression::Lz4),
+        "zstd" => Ok(Compression::Zstd),
+        other => Err(format!(
+            "compression {other:?}: none, gzip, snappy, lz4 or zstd"
+        )),
+    }
+}
+
 fn parse_acks(text: &str) -> Result<i16, String> {
     match text {
         "all" | "-1" => Ok(-1),
@@ -97,6 +118,8 @@ fn main() -> ExitCode {
         warmup,
         acks,
         consumers,
+        partitions,
+        compression,
         json,
         hgrm,
     } = Cli::parse().command;
@@ -117,6 +140,8 @@ fn main() -> ExitCode {
         warmup,
         acks,
         consumers,
+        partitions,
+        compression,
     };
     let shared = config.clone();
     let outcome = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)

@@ -43,6 +43,8 @@ pub fn json(config: &RunConfig, result: &RunResult) -> Value {
             "acks": config.acks,
             "producers": 1,
             "consumers": config.consumers,
+            "partitions": config.partitions,
+            "compression": format!("{:?}", config.compression).to_lowercase(),
         },
         "publish_latency_us": percentiles(&result.publish_latency),
         "service_time_us": percentiles(&result.service_time),

@@ -48,6 +48,11 @@ pub struct RunConfig {
     pub acks: i16,
     /// Consumers reading the run back (0 or 1 so far).
     pub consumers: u32,
+    /// Create the topic with this many partitions (an existing topic must have as many);
+    /// `None` takes the topic as the broker has (or auto-creates) it.
+    pub partitions: Option<i32>,
+    /// The codec of the produced batches.
+    pub compression: Compression,
 }
 
 /// What a run measured.
@@ -95,7 +100,16 @@ fn histogram() -> Histogram<u64> {
 pub async fn run(config: &RunConfig) -> Result<RunResult, RunError> {
     assert!(config.rate > 0.0 && config.duration > Duration::ZERO);
     let mut connection = Connection::connect(&config.bootstrap).await?;
+    if let Some(wanted) = config.partitions {
+        create_topic(&mut connection, &config.topic, wanted).await?;
+    }
     let partitions = partition_count(&mut connection, &config.topic).await?;
+    if let Some(wanted) = config.partitions.filter(|w| *w != partitions) {
+        return Err(RunError::Topic {
+            topic: config.topic.clone(),
+            reason: format!("it exists with {partitions} partitions, not the {wanted} asked for"),
+        });
+    }
     let produce_version = connection.version(ApiKey::Produce, (3, 9))?;
     let progress = Rc::new(Progress::default());
     let wall_start_us = now_us();
@@ -215,6 +229,45 @@ pub async fn run(config: &RunConfig) -> Result<RunResult, RunError> {
     Ok(result)
 }
 
+/// Creates the topic with `partitions` partitions (replication factor 1); one that exists
+/// already is fine (its partition count is checked by the caller).
+async fn create_topic(
+    connection: &mut Connection,
+    topic: &str,
+    partitions: i32,
+) -> Result<(), RunError> {
+    use spate_protocol::kafka_protocol::messages::create_topics_request::{
+        CreatableTopic, CreateTopicsRequest,
+    };
+    const TOPIC_ALREADY_EXISTS: i16 = 36;
+    let version = connection.version(ApiKey::CreateTopics, (2, 7))?;
+    let request = CreateTopicsRequest::default()
+        .with_timeout_ms(30_000)
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_num_partitions(partitions)
+            .with_replication_factor(1)]);
+    let failed = |reason: String| RunError::Topic {
+        topic: topic.to_string(),
+        reason,
+    };
+    let ResponseKind::CreateTopics(response) = connection
+        .call(
+            ApiKey::CreateTopics,
+            version,
+            RequestKind::CreateTopics(request),
+        )
+        .await?
+    else {
+        return Err(failed("CreateTopics answered with another API".into()));
+    };
+    match response.topics.first().map(|t| t.error_code) {
+        Some(0 | TOPIC_ALREADY_EXISTS) => Ok(()),
+        Some(code) => Err(failed(format!("CreateTopics error code {code}"))),
+        None => Err(failed("not in the CreateTopics answer".into())),
+    }
+}
+
 /// Asks for the topic (creating it where the broker auto-creates) until it has leaders.
 async fn partition_count(connection: &mut Connection, topic: &str) -> Result<i32, RunError> {
     let version = connection.version(ApiKey::Metadata, (4, 12))?;
@@ -264,7 +317,7 @@ fn produce_request(
         let partition = (i % partitions.max(1) as u64) as i32;
         builders
             .entry(partition)
-            .or_insert_with(|| BatchBuilder::new(Compression::None))
+            .or_insert_with(|| BatchBuilder::new(config.compression))
             .push(&BuilderRecord {
                 timestamp_ms: now_ms(),
                 key: None,
