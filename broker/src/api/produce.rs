@@ -104,6 +104,7 @@ pub(super) async fn handle(
         .collect();
     for (slots, answers) in join_all(calls).await {
         let answers = answers.unwrap_or_else(|error| {
+            tracing::warn!(%error, "a produce could not reach a partition's shard");
             slots
                 .iter()
                 .map(|&(_, _, index)| {
@@ -269,9 +270,10 @@ async fn append_all(
                 Err(LogError::BufferFull { .. }) => {
                     // The shard's write-behind budget is full: flush whatever holds it (this
                     // request's earlier partitions included), which returns it, then retry.
-                    flush_backlogged(&broker.logs)
-                        .await
-                        .map_err(|e| (error_code::KAFKA_STORAGE_ERROR, e.to_string()))?;
+                    flush_backlogged(&broker.logs).await.map_err(|e| {
+                        tracing::error!(error = %e, "flushing the write-behind backlog failed");
+                        (error_code::KAFKA_STORAGE_ERROR, e.to_string())
+                    })?;
                 }
                 Err(LogError::BatchTooLarge {
                     bytes,
@@ -285,7 +287,10 @@ async fn append_all(
                 other => break other,
             }
         };
-        let appended = appended.map_err(|e| (error_code::KAFKA_STORAGE_ERROR, e.to_string()))?;
+        let appended = appended.map_err(|e| {
+            tracing::error!(dir = %log.dir().display(), error = %e, "append failed");
+            (error_code::KAFKA_STORAGE_ERROR, e.to_string())
+        })?;
         if let Some((id, epoch, first_sequence, last_sequence)) = producer {
             broker
                 .producers

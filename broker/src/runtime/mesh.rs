@@ -24,6 +24,9 @@ pub enum MeshError {
     /// The shard stopped before answering.
     #[error("shard {0} has stopped")]
     Stopped(usize),
+    /// The shard took the call but dropped it without an answer.
+    #[error("shard {0} dropped the call without answering")]
+    Dropped(usize),
 }
 
 /// The senders to every shard's inbox; cheap to clone, shareable across threads.
@@ -104,7 +107,7 @@ impl<C: 'static> Mesh<C> {
         answer
             .recv_async()
             .await
-            .map_err(|_| MeshError::Stopped(shard))
+            .map_err(|_| MeshError::Dropped(shard))
     }
 }
 
