@@ -33,32 +33,25 @@ pub(super) async fn handle(
         let mut groups = Vec::with_capacity(request.groups.len());
         for group in &request.groups {
             let asked = group.topics.as_ref().map(|topics| {
-                topics
-                    .iter()
-                    .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
-                    .collect()
+                let names = topics.iter().map(|t| (&t.name, &t.partition_indexes));
+                asked_of(names)
             });
             let (error, found) = fetch(broker, group.group_id.0.as_ref(), asked).await;
-            let topics = found
-                .into_iter()
-                .map(|(topic, partitions)| {
-                    OffsetFetchResponseTopics::default()
-                        .with_name(TopicName(StrBytes::from_string(topic)))
-                        .with_partitions(
-                            partitions
-                                .into_iter()
-                                .map(|(index, committed)| {
-                                    let (offset, epoch, metadata) = fields(committed);
-                                    OffsetFetchResponsePartitions::default()
-                                        .with_partition_index(index)
-                                        .with_committed_offset(offset)
-                                        .with_committed_leader_epoch(epoch)
-                                        .with_metadata(Some(StrBytes::from_string(metadata)))
-                                })
-                                .collect(),
-                        )
-                })
-                .collect();
+            let topics = shape(found, |topic, partitions| {
+                OffsetFetchResponseTopics::default()
+                    .with_name(topic)
+                    .with_partitions(
+                        partitions
+                            .map(|(index, (offset, epoch, metadata))| {
+                                OffsetFetchResponsePartitions::default()
+                                    .with_partition_index(index)
+                                    .with_committed_offset(offset)
+                                    .with_committed_leader_epoch(epoch)
+                                    .with_metadata(Some(metadata))
+                            })
+                            .collect(),
+                    )
+            });
             groups.push(
                 OffsetFetchResponseGroup::default()
                     .with_group_id(GroupId(group.group_id.0.clone()))
@@ -68,44 +61,66 @@ pub(super) async fn handle(
         }
         return OffsetFetchResponse::default().with_groups(groups);
     }
-    let asked = request.topics.as_ref().map(|topics| {
-        topics
-            .iter()
-            .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
-            .collect()
-    });
+    let asked = request
+        .topics
+        .as_ref()
+        .map(|topics| asked_of(topics.iter().map(|t| (&t.name, &t.partition_indexes))));
     let (error, found) = fetch(broker, request.group_id.0.as_ref(), asked).await;
-    let topics = found
-        .into_iter()
-        .map(|(topic, partitions)| {
-            OffsetFetchResponseTopic::default()
-                .with_name(TopicName(StrBytes::from_string(topic)))
-                .with_partitions(
-                    partitions
-                        .into_iter()
-                        .map(|(index, committed)| {
-                            let (offset, epoch, metadata) = fields(committed);
-                            let mut partition = OffsetFetchResponsePartition::default()
-                                .with_partition_index(index)
-                                .with_committed_offset(offset)
-                                .with_metadata(Some(StrBytes::from_string(metadata)));
-                            if version >= FIRST_LEADER_EPOCH_VERSION {
-                                partition.committed_leader_epoch = epoch;
-                            }
-                            if version < FIRST_ERROR_VERSION {
-                                partition.error_code = error;
-                            }
-                            partition
-                        })
-                        .collect(),
-                )
-        })
-        .collect();
+    let topics = shape(found, |topic, partitions| {
+        OffsetFetchResponseTopic::default()
+            .with_name(topic)
+            .with_partitions(
+                partitions
+                    .map(|(index, (offset, epoch, metadata))| {
+                        let mut partition = OffsetFetchResponsePartition::default()
+                            .with_partition_index(index)
+                            .with_committed_offset(offset)
+                            .with_metadata(Some(metadata));
+                        if version >= FIRST_LEADER_EPOCH_VERSION {
+                            partition.committed_leader_epoch = epoch;
+                        }
+                        if version < FIRST_ERROR_VERSION {
+                            partition.error_code = error;
+                        }
+                        partition
+                    })
+                    .collect(),
+            )
+    });
     let mut response = OffsetFetchResponse::default().with_topics(topics);
     if version >= FIRST_ERROR_VERSION {
         response.error_code = error;
     }
     response
+}
+
+/// The topics and partitions a request names.
+fn asked_of<'a>(
+    topics: impl Iterator<Item = (&'a TopicName, &'a Vec<i32>)>,
+) -> Vec<(String, Vec<i32>)> {
+    topics
+        .map(|(name, partitions)| (name.0.to_string(), partitions.clone()))
+        .collect()
+}
+
+/// One committed offset as the response fields: (offset, leader epoch, metadata).
+type Fields = (i64, i32, StrBytes);
+
+/// Builds each topic of the response (both layouts) from what was found.
+fn shape<T>(
+    found: Found,
+    topic: impl Fn(TopicName, &mut dyn Iterator<Item = (i32, Fields)>) -> T,
+) -> Vec<T> {
+    found
+        .into_iter()
+        .map(|(name, partitions)| {
+            let mut rows = partitions.into_iter().map(|(index, committed)| {
+                let (offset, epoch, metadata) = fields(committed);
+                (index, (offset, epoch, StrBytes::from_string(metadata)))
+            });
+            topic(TopicName(StrBytes::from_string(name)), &mut rows)
+        })
+        .collect()
 }
 
 fn fields(committed: Option<Committed>) -> (i64, i32, String) {
