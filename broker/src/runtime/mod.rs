@@ -15,6 +15,9 @@ pub use glommio::net::TcpStream as Stream;
 /// heap memory.
 pub const IO_MEMORY_BYTES: usize = 2 << 20;
 
+/// Pending connections the kernel queues per listening socket.
+const LISTEN_BACKLOG: i32 = 1024;
+
 /// Runs a shard: a glommio executor on its own thread, running `make()`'s future to
 /// completion. `cpu`, when given, pins the executor to that CPU.
 pub fn run_shard<T, F, Fut>(name: &str, cpu: Option<usize>, make: F) -> io::Result<T>
@@ -81,8 +84,29 @@ pub struct Listener {
 
 impl Listener {
     /// Binds `address`.
+    ///
+    /// Besides SO_REUSEPORT (every shard listens on the address), the socket sets
+    /// SO_REUSEADDR, as Kafka's does: a broker restarted after a crash must not be kept off
+    /// its port by its predecessor's connections in TIME_WAIT. (A port another process
+    /// listens on stays refused.)
     pub fn bind(address: SocketAddr) -> io::Result<Listener> {
-        let inner = glommio::net::TcpListener::bind(address).map_err(io::Error::from)?;
+        use socket2::{Domain, Protocol, Socket, Type};
+        use std::os::fd::{FromRawFd, IntoRawFd};
+        let domain = if address.is_ipv6() {
+            Domain::IPV6
+        } else {
+            Domain::IPV4
+        };
+        let socket = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
+        socket.set_reuse_address(true)?;
+        socket.set_reuse_port(true)?;
+        socket.bind(&address.into())?;
+        socket.listen(LISTEN_BACKLOG)?;
+        let fd = socket.into_raw_fd();
+        // SAFETY: `fd` is a bound, listening TCP socket that nothing else owns:
+        // `into_raw_fd` gave up the `Socket`'s ownership, and it passes to the listener here.
+        #[allow(unsafe_code)]
+        let inner = unsafe { glommio::net::TcpListener::from_raw_fd(fd) };
         Ok(Listener { inner })
     }
 
