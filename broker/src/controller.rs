@@ -64,10 +64,10 @@ impl Controller {
 /// Producer ids a shard takes from the controller at a time.
 const PRODUCER_ID_BLOCK: i64 = 1000;
 
-/// Consumer groups hash onto `__consumer_offsets`' partitions: its count never changes,
-/// and it is never deleted.
+/// Consumer groups and transactional ids hash onto the internal topics' partitions: their
+/// counts never change, and they are never deleted.
 fn refuse_internal(name: &str) -> Result<(), TopicError> {
-    if name == crate::groups::OFFSETS_TOPIC {
+    if crate::topics::is_internal(name) {
         return Err(TopicError::Internal(name.to_string()));
     }
     Ok(())

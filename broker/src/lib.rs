@@ -22,6 +22,7 @@ pub mod runtime;
 pub mod server;
 pub mod topic_config;
 pub mod topics;
+pub mod transactions;
 
 /// Milliseconds since the Unix epoch, by the system clock (record timestamps, commit times).
 pub(crate) fn now_ms() -> i64 {

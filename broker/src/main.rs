@@ -297,6 +297,7 @@ async fn run_shard(
         logs,
         controller: metadata_log.map(|(log, next)| Controller::new(log, next)),
         producers: Default::default(),
+        transactions: Default::default(),
         producer_ids: Default::default(),
         groups: Groups::new(GroupTimes {
             initial_delay: config.group_initial_rebalance_delay,
@@ -316,8 +317,17 @@ async fn run_shard(
         .await
         .map_err(|e| format!("cannot read the committed offsets: {e}"))?;
     tracing::debug!(shard = index, groups, "shard restored its consumer groups");
+    let transactional_ids = spate_broker::transactions::restore(&broker)
+        .await
+        .map_err(|e| format!("cannot read the transaction state: {e}"))?;
+    tracing::debug!(
+        shard = index,
+        transactional_ids,
+        "shard restored its transaction coordinator"
+    );
     runtime::spawn_detached(inbox.serve(broker.clone()));
     runtime::spawn_detached(groups::expire_sessions(broker.clone()));
+    runtime::spawn_detached(spate_broker::transactions::check_timeouts(broker.clone()));
     life.listening.fetch_add(1, Ordering::AcqRel);
     if index == 0 {
         life.wait_for(|| Lifecycle::count(&life.listening) == life.shards)
@@ -325,6 +335,12 @@ async fn run_shard(
         groups::create_offsets_topic(&broker)
             .await
             .map_err(|e| format!("cannot create {}: {e}", groups::OFFSETS_TOPIC))?;
+        spate_broker::transactions::create_state_topic(&broker)
+            .await
+            .map_err(|e| {
+                let topic = spate_broker::transactions::STATE_TOPIC;
+                format!("cannot create {topic}: {e}")
+            })?;
         println!(
             "spate {} listening on {bound} (advertised {}:{}), {} shard{}, node {}, data {} ({} topics)",
             env!("CARGO_PKG_VERSION"),

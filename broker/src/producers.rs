@@ -3,17 +3,23 @@
 //! one of them is a retry: it gets the original offset and nothing is written. A sequence
 //! gap is OUT_OF_ORDER_SEQUENCE_NUMBER, an older epoch INVALID_PRODUCER_EPOCH.
 //!
+//! Transactions: a transactional producer's first batch in a partition opens its
+//! transaction there; the coordinator's marker (a control batch) closes it. The last stable
+//! offset (LSO) is the first offset of the oldest open transaction (or the high watermark);
+//! aborted transactions are remembered (producer, first offset, marker offset) so that
+//! `read_committed` fetches can name them, until the log start passes their marker.
+//!
 //! The state survives restarts: every few seconds (and at shutdown) each partition's owner
 //! writes a snapshot of it as of the durable offset (`producer.snapshot` in the partition's
 //! directory), and at start-up the state is the snapshot plus the batches written after it.
 
 use crate::topics::PartitionLog;
 use serde::{Deserialize, Serialize};
-use spate_model::batch::BatchSplitter;
+use spate_model::batch::{BatchSplitter, ControlType};
 use spate_model::{Offset, RecordBatch};
 use spate_storage::disk::glommio::GlommioDisk;
 use spate_storage::disk::Disk;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 /// The snapshot's file name in a partition's directory.
 pub const SNAPSHOT_FILE: &str = "producer.snapshot";
@@ -56,6 +62,13 @@ pub struct PartitionProducers {
     clock: u64,
     /// Changed since the last snapshot.
     dirty: bool,
+    /// Open transactions: producer id → first offset.
+    ongoing: BTreeMap<i64, i64>,
+    /// Aborted transactions (producer id, first offset, marker offset), in marker order.
+    aborted: Vec<(i64, i64, i64)>,
+    /// Committed transactions whose marker a saved snapshot may not cover yet (a snapshot
+    /// as of an offset inside one records it as open).
+    committed: Vec<(i64, i64, i64)>,
 }
 
 /// One producer in a snapshot: (id, epoch, [(first sequence, last sequence, base offset)]).
@@ -66,6 +79,12 @@ type SnapshotEntry = (i64, i16, Vec<(i32, i32, i64)>);
 struct Snapshot {
     offset: i64,
     producers: Vec<SnapshotEntry>,
+    /// Open transactions: (producer id, first offset).
+    #[serde(default)]
+    ongoing: Vec<(i64, i64)>,
+    /// Aborted transactions: (producer id, first offset, marker offset).
+    #[serde(default)]
+    aborted: Vec<(i64, i64, i64)>,
 }
 
 fn after(sequence: i32) -> i32 {
@@ -120,7 +139,8 @@ impl PartitionProducers {
     }
 
     /// The state as of `offset`: batches at or past it are left out (they may not be
-    /// durable yet; replay finds them again).
+    /// durable yet; replay finds them again), and a transaction whose marker is at or past
+    /// it is still open.
     fn snapshot(&self, offset: i64) -> Snapshot {
         let producers = self
             .producers
@@ -130,7 +150,115 @@ impl PartitionProducers {
                 (*id, p.epoch, kept)
             })
             .collect();
-        Snapshot { offset, producers }
+        let ended_later = self
+            .aborted
+            .iter()
+            .chain(&self.committed)
+            .filter(|&&(_, first, marker)| first < offset && marker >= offset)
+            .map(|&(id, first, _)| (id, first));
+        let ongoing = self
+            .ongoing
+            .iter()
+            .filter(|&(_, first)| *first < offset)
+            .map(|(id, first)| (*id, *first))
+            .chain(ended_later)
+            .collect();
+        let aborted = self
+            .aborted
+            .iter()
+            .filter(|a| a.2 < offset)
+            .copied()
+            .collect();
+        Snapshot {
+            offset,
+            producers,
+            ongoing,
+            aborted,
+        }
+    }
+
+    /// Whether there is nothing to remember.
+    fn is_empty(&self) -> bool {
+        self.producers.is_empty() && self.ongoing.is_empty() && self.aborted.is_empty()
+    }
+
+    /// Notes a transactional batch of producer `id` appended at `offset`: it opens the
+    /// producer's transaction here unless one is open.
+    pub fn transactional(&mut self, id: i64, offset: i64) {
+        self.dirty = true;
+        self.ongoing.entry(id).or_insert(offset);
+    }
+
+    /// Notes the marker of producer `id` at `epoch` written at `offset`: its open
+    /// transaction ends (committed or aborted), and a newer epoch fences the older one.
+    pub fn marker(&mut self, id: i64, epoch: i16, commit: bool, offset: i64) {
+        self.fence(id, epoch);
+        if let Some(first) = self.ongoing.remove(&id) {
+            if commit {
+                self.committed.push((id, first, offset));
+            } else {
+                self.aborted.push((id, first, offset));
+            }
+        }
+    }
+
+    /// Raises producer `id`'s epoch to `epoch` (its batches at older epochs are refused
+    /// from now on).
+    fn fence(&mut self, id: i64, epoch: i16) {
+        self.dirty = true;
+        let clock = self.clock;
+        let producer = self.producers.entry(id).or_insert(Producer {
+            epoch,
+            batches: VecDeque::new(),
+            last_used: clock,
+        });
+        if epoch > producer.epoch {
+            producer.epoch = epoch;
+            producer.batches.clear();
+        }
+    }
+
+    /// Every producer remembered: (id, epoch, last sequence or -1, first offset of its open
+    /// transaction or -1), by id (DescribeProducers).
+    pub fn describe(&self) -> Vec<(i64, i16, i32, i64)> {
+        let mut described: Vec<_> = self
+            .producers
+            .iter()
+            .map(|(id, p)| {
+                let last = p.batches.back().map_or(-1, |b| b.1);
+                let open = self.ongoing.get(id).copied().unwrap_or(-1);
+                (*id, p.epoch, last, open)
+            })
+            .collect();
+        described.sort_unstable();
+        described
+    }
+
+    /// Whether producer `id` has an open transaction here.
+    pub fn in_transaction(&self, id: i64) -> bool {
+        self.ongoing.contains_key(&id)
+    }
+
+    /// The first offset of the oldest open transaction.
+    pub fn first_unstable(&self) -> Option<i64> {
+        self.ongoing.values().min().copied()
+    }
+
+    /// The aborted transactions a read of `from..to` must be told about: (producer id,
+    /// first offset) of those whose records overlap it.
+    pub fn aborted_within(&self, from: i64, to: i64) -> Vec<(i64, i64)> {
+        self.aborted
+            .iter()
+            .filter(|&&(_, first, marker)| first < to && marker >= from)
+            .map(|&(id, first, _)| (id, first))
+            .collect()
+    }
+
+    /// Forgets what a snapshot as of `offset` now holds, and aborted transactions wholly
+    /// before the log start.
+    fn saved(&mut self, offset: i64, log_start: i64) {
+        self.committed.retain(|c| c.2 >= offset);
+        self.aborted.retain(|a| a.2 >= log_start);
     }
 
     /// Records a batch appended at `base_offset`.
@@ -170,10 +298,10 @@ impl PartitionProducers {
 pub fn idempotence(batch: &RecordBatch<'_>) -> Option<(i64, i16, i32, i32)> {
     let header = batch.header();
     let id = header.producer_id().get();
-    if id < 0 {
+    let first = header.base_sequence().get();
+    if id < 0 || first < 0 || header.is_control() {
         return None;
     }
-    let first = header.base_sequence().get();
     let delta = header.last_offset_delta();
     let last = if first > i32::MAX - delta {
         delta - (i32::MAX - first) - 1
@@ -181,6 +309,110 @@ pub fn idempotence(batch: &RecordBatch<'_>) -> Option<(i64, i16, i32, i32)> {
         first + delta
     };
     Some((id, header.producer_epoch().get(), first, last))
+}
+
+/// Applies one batch read back from the log to `state` (recovery).
+fn replay_batch(state: &mut PartitionProducers, batch: &RecordBatch<'_>) {
+    let header = batch.header();
+    let base = header.base_offset().get();
+    if header.is_control() {
+        let id = header.producer_id().get();
+        if let Some(commit) = control_type(batch) {
+            state.marker(id, header.producer_epoch().get(), commit, base);
+        }
+        return;
+    }
+    if let Some((id, epoch, first, last)) = idempotence(batch) {
+        state.record(id, epoch, first, last, base);
+    }
+    if header.is_transactional() && header.producer_id().get() >= 0 {
+        state.transactional(header.producer_id().get(), base);
+    }
+}
+
+/// A control batch's marker: `Some(true)` commit, `Some(false)` abort, `None` for another
+/// kind or a batch that cannot be read.
+pub fn control_type(batch: &RecordBatch<'_>) -> Option<bool> {
+    let record = batch.records().ok()?.next()?.ok()?;
+    match ControlType::from_key(record.key?)? {
+        ControlType::Commit => Some(true),
+        ControlType::Abort => Some(false),
+        ControlType::Other(_) => None,
+    }
+}
+
+/// Writes the marker ending producer `id`'s transaction (committed or aborted) to `log`,
+/// the partition `key` of topic `topic`, on its owner shard, and waits until it is durable.
+/// The marker's epoch fences older ones; on an offsets partition, the transaction's
+/// pending offsets are applied or dropped.
+pub async fn write_marker(
+    broker: &crate::api::Broker,
+    key: (uuid::Uuid, i32),
+    topic: &str,
+    log: &PartitionLog,
+    id: i64,
+    epoch: i16,
+    commit: bool,
+) -> Result<(), String> {
+    let mut control_key = Vec::with_capacity(4);
+    control_key.extend_from_slice(&0_i16.to_be_bytes());
+    control_key.extend_from_slice(&i16::from(commit).to_be_bytes());
+    // Value: int16 version, int32 coordinator epoch (this node's coordinators never move).
+    let mut value = Vec::with_capacity(6);
+    value.extend_from_slice(&0_i16.to_be_bytes());
+    value.extend_from_slice(&0_i32.to_be_bytes());
+    let mut builder = spate_model::batch::BatchBuilder::new(spate_model::Compression::None)
+        .producer(
+            spate_model::ProducerId(id),
+            spate_model::ProducerEpoch(epoch),
+            spate_model::Sequence(-1),
+        )
+        .transactional(true)
+        .control(true);
+    builder
+        .push(&spate_model::batch::BuilderRecord {
+            timestamp_ms: crate::now_ms(),
+            key: Some(&control_key),
+            value: Some(&value),
+            headers: &[],
+        })
+        .map_err(|e| e.to_string())?;
+    let bytes = builder.build().map_err(|e| e.to_string())?;
+    let batch = RecordBatch::validate(&bytes).map_err(|e| e.to_string())?;
+    let appended = crate::api::append_batch(broker, log, &batch)
+        .await
+        .map_err(|(_, message)| message)?;
+    broker
+        .producers
+        .borrow_mut()
+        .entry(key)
+        .or_default()
+        .marker(id, epoch, commit, appended.base_offset.get());
+    if topic == crate::groups::OFFSETS_TOPIC {
+        broker.groups.end_transaction(key.1, id, commit);
+    }
+    log.flush().await.map(|_| ()).map_err(|e| e.to_string())
+}
+
+/// The last stable offset of partition `key` (its `log`, on its owner shard): the first
+/// offset of its oldest open transaction, or the high watermark.
+pub fn last_stable_offset(
+    broker: &crate::api::Broker,
+    key: (uuid::Uuid, i32),
+    log: &PartitionLog,
+) -> Offset {
+    let high_watermark = log.durable_offset();
+    broker
+        .producers
+        .borrow()
+        .get(&key)
+        .and_then(PartitionProducers::first_unstable)
+        .map_or(high_watermark, |first| Offset(first).min(high_watermark))
+}
+
+/// Producer `id`'s epoch in `state`, if it is known there.
+pub fn epoch_of(state: Option<&PartitionProducers>, id: i64) -> Option<i16> {
+    state?.producers.get(&id).map(|p| p.epoch)
 }
 
 /// Snapshots every producer state of `broker`'s partitions that changed since its last
@@ -205,7 +437,13 @@ pub async fn save_changed(broker: &crate::api::Broker) {
                 continue;
             };
             state.dirty = false;
-            serde_json::to_vec(&state.snapshot(log.durable_offset().get()))
+            let offset = log.durable_offset().get();
+            let bytes = serde_json::to_vec(&state.snapshot(offset));
+            if bytes.is_ok() {
+                // Kept in memory until the file is written; an error marks it dirty again.
+                state.saved(offset, log.log_start_offset().get());
+            }
+            bytes
         };
         let written = match bytes {
             Ok(bytes) => broker
@@ -237,7 +475,7 @@ pub async fn restore(broker: &crate::api::Broker) -> Result<(), spate_storage::L
                 continue;
             };
             let state = load(broker.logs.disk(), &log).await?;
-            if !state.producers.is_empty() {
+            if !state.is_empty() {
                 broker
                     .producers
                     .borrow_mut()
@@ -268,10 +506,13 @@ pub async fn load(
     };
     let mut state = PartitionProducers::default();
     for (id, epoch, batches) in snapshot.producers {
+        state.fence(id, epoch);
         for (first, last, base) in batches {
             state.record(id, epoch, first, last, base);
         }
     }
+    state.ongoing.extend(snapshot.ongoing);
+    state.aborted = snapshot.aborted;
     // The batches after the snapshot (all of them without one).
     let end = log.durable_offset();
     let mut next = Offset(snapshot.offset).max(log.log_start_offset());
@@ -290,9 +531,7 @@ pub async fn load(
             if header.base_offset() < Offset(snapshot.offset) {
                 continue;
             }
-            if let Some((id, epoch, first, last)) = idempotence(&batch) {
-                state.record(id, epoch, first, last, header.base_offset().get());
-            }
+            replay_batch(&mut state, &batch);
         }
         if next <= before {
             break;
@@ -313,6 +552,54 @@ mod tests {
         let snapshot = state.snapshot(105);
         assert_eq!(snapshot.offset, 105);
         assert_eq!(snapshot.producers, [(7, 0, vec![(0, 4, 100)])]);
+    }
+
+    #[test]
+    fn open_transactions_hold_the_stable_offset_and_aborts_are_remembered() {
+        let mut state = PartitionProducers::default();
+        assert_eq!(state.first_unstable(), None);
+        state.transactional(7, 10);
+        state.transactional(7, 12); // a later batch of the same transaction
+        state.transactional(8, 11);
+        assert_eq!(state.first_unstable(), Some(10));
+        assert!(state.in_transaction(7));
+        state.marker(7, 0, false, 13);
+        assert_eq!(state.first_unstable(), Some(11));
+        assert!(!state.in_transaction(7));
+        state.marker(8, 0, true, 14);
+        assert_eq!(state.first_unstable(), None);
+        assert_eq!(state.aborted_within(0, 20), [(7, 10)]);
+        assert_eq!(
+            state.aborted_within(13, 20),
+            [(7, 10)],
+            "the marker is in range"
+        );
+        assert_eq!(state.aborted_within(14, 20), [], "wholly before the read");
+        assert_eq!(state.aborted_within(0, 10), [], "wholly after the read");
+
+        // A snapshot inside a transaction records it as open; one past its marker does not.
+        let inside = state.snapshot(12);
+        assert_eq!(inside.ongoing, [(7, 10), (8, 11)]);
+        assert!(inside.aborted.is_empty());
+        let after = state.snapshot(15);
+        assert!(after.ongoing.is_empty());
+        assert_eq!(after.aborted, [(7, 10, 13)]);
+
+        // A marker at a newer epoch fences the producer's older batches.
+        state.record(9, 0, 0, 0, 20);
+        state.marker(9, 1, false, 21);
+        assert!(matches!(
+            state.check(9, 0, 1, 1),
+            Verdict::Reject(INVALID_PRODUCER_EPOCH, _)
+        ));
+        assert_eq!(state.check(9, 1, 0, 0), Verdict::Append);
+        // Saving forgets committed transactions the snapshot covers, and aborted ones
+        // wholly before the log start.
+        state.saved(15, 13);
+        assert!(state.committed.is_empty());
+        assert_eq!(state.aborted.len(), 1);
+        state.saved(22, 22);
+        assert!(state.aborted.is_empty());
     }
 
     #[test]

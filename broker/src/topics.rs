@@ -27,6 +27,12 @@ pub const MAX_PARTITIONS: i32 = 10_000;
 /// A partition's log, on the shard that owns it.
 pub type PartitionLog = Rc<Log<GlommioDisk>>;
 
+/// Whether `name` is one of the broker's internal topics (clients may not write to them,
+/// and they are never deleted).
+pub fn is_internal(name: &str) -> bool {
+    name == crate::groups::OFFSETS_TOPIC || name == crate::transactions::STATE_TOPIC
+}
+
 /// One topic's metadata.
 #[derive(Debug, Clone)]
 pub struct Topic {

@@ -244,8 +244,8 @@ fn raw_bytes_get_kafka_errors_or_a_closed_connection() {
         "a good batch lands at offset 0"
     );
 
-    // acks outside -1..=1 is INVALID_REQUIRED_ACKS; a transactional batch is refused while
-    // transactions are not served (INVALID_TXN_STATE), and neither appends anything.
+    // acks outside -1..=1 is INVALID_REQUIRED_ACKS; a transactional batch outside any open
+    // transaction is INVALID_TXN_STATE, and neither appends anything.
     let mut builder = spate_model::BatchBuilder::new(spate_model::Compression::None);
     builder
         .push(&spate_model::BuilderRecord {

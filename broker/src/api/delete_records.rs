@@ -40,7 +40,12 @@ pub(super) async fn handle(
 }
 
 /// On the partition's owner: moves the log start offset to `offset`.
-async fn delete(log: PartitionLog, index: i32, offset: i64) -> DeleteRecordsPartitionResult {
+async fn delete(
+    _owner: Rc<Broker>,
+    log: PartitionLog,
+    index: i32,
+    offset: i64,
+) -> DeleteRecordsPartitionResult {
     let result = DeleteRecordsPartitionResult::default()
         .with_partition_index(index)
         .with_low_watermark(-1);

@@ -40,7 +40,7 @@ pub(super) async fn handle(
             .each_partition(
                 Some(&topic),
                 asked,
-                |log, index, ()| async move {
+                |_, log, index, ()| async move {
                     let size = i64::try_from(log.size_bytes()).unwrap_or(i64::MAX);
                     Some(
                         DescribeLogDirsPartition::default()

@@ -3,6 +3,9 @@
 //! batch, as Kafka), topic ids from v13, long polling bounded by `max_wait_ms`. No fetch
 //! sessions: every answer carries session id 0, so clients send full fetches.
 //!
+//! `read_committed` (isolation level 1) reads only up to the last stable offset, and names
+//! the aborted transactions whose records the answer holds, so that the client drops them.
+//!
 //! The partitions' owner shards read in parallel, each within the response limit; the
 //! connection's shard then keeps whole batches in request order up to that limit.
 
@@ -13,8 +16,9 @@ use spate_model::batch::BatchSplitter;
 use spate_model::Offset;
 use spate_protocol::kafka_protocol::messages::fetch_request::FetchRequest;
 use spate_protocol::kafka_protocol::messages::fetch_response::{
-    FetchResponse, FetchableTopicResponse, PartitionData,
+    AbortedTransaction, FetchResponse, FetchableTopicResponse, PartitionData,
 };
+use spate_protocol::kafka_protocol::messages::ProducerId;
 use spate_storage::join;
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -24,6 +28,8 @@ use uuid::Uuid;
 /// The longest a fetch waits for data, whatever the client asks.
 const MAX_WAIT: Duration = Duration::from_secs(30);
 const FIRST_TOPIC_ID_VERSION: i16 = 13;
+/// The isolation level that hides open and aborted transactions.
+const READ_COMMITTED: i8 = 1;
 
 /// One partition to read, on its owner shard.
 #[derive(Debug, Clone)]
@@ -58,6 +64,7 @@ pub(super) async fn handle(
     let deadline = Instant::now() + wait;
     let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
     let max_bytes = usize::try_from(request.max_bytes).unwrap_or(0);
+    let committed = request.isolation_level == READ_COMMITTED;
     let (slots, reads) = plan(broker, &request, version);
     loop {
         let calls = reads
@@ -65,7 +72,7 @@ pub(super) async fn handle(
             .map(|(&shard, reads)| {
                 let reads = reads.clone();
                 broker.on_shard(shard, move |owner| async move {
-                    read_on_owner(&owner, &reads, max_bytes).await
+                    read_on_owner(&owner, &reads, max_bytes, committed).await
                 })
             })
             .collect();
@@ -169,8 +176,14 @@ fn plan(
 }
 
 /// On the owner shard: reads each partition, within `max_bytes` in all (the first
-/// partition with data gets at least one batch).
-async fn read_on_owner(broker: &Broker, reads: &[Read], max_bytes: usize) -> Vec<Found> {
+/// partition with data gets at least one batch); `committed`: only up to the last stable
+/// offset.
+async fn read_on_owner(
+    broker: &Broker,
+    reads: &[Read],
+    max_bytes: usize,
+    committed: bool,
+) -> Vec<Found> {
     let mut budget = max_bytes;
     let mut total = 0;
     let mut found = Vec::with_capacity(reads.len());
@@ -202,17 +215,40 @@ async fn read_on_owner(broker: &Broker, reads: &[Read], max_bytes: usize) -> Vec
             continue;
         }
         let limit = read.max_bytes.min(budget).max(usize::from(total == 0));
+        let key = (read.topic, read.partition);
+        let stable = crate::producers::last_stable_offset(broker, key, &log);
         let mut data = empty(
             read.partition,
             error_code::NONE,
             high_watermark.get(),
             log_start.get(),
-        );
+        )
+        .with_last_stable_offset(stable.get());
+        let upto = if committed { stable } else { high_watermark };
         if limit > 0 || total == 0 {
-            match log.read(read.offset, limit, high_watermark).await {
+            match log.read(read.offset, limit, upto).await {
                 Ok(batches) => {
                     total += batches.bytes.len();
                     budget = budget.saturating_sub(batches.bytes.len());
+                    if committed {
+                        let end = end_offset(&batches.bytes);
+                        let aborted = broker
+                            .producers
+                            .borrow()
+                            .get(&key)
+                            .map(|p| p.aborted_within(read.offset.get(), end))
+                            .unwrap_or_default();
+                        data.aborted_transactions = Some(
+                            aborted
+                                .into_iter()
+                                .map(|(id, first)| {
+                                    AbortedTransaction::default()
+                                        .with_producer_id(ProducerId(id))
+                                        .with_first_offset(first)
+                                })
+                                .collect(),
+                        );
+                    }
                     data.records = Some(Bytes::from(batches.bytes));
                 }
                 Err(error) => {
@@ -317,6 +353,16 @@ fn assemble(
         bytes: total,
         errors,
     }
+}
+
+/// The offset after the last batch of `records` (0 if there is none).
+fn end_offset(records: &[u8]) -> i64 {
+    BatchSplitter::new(records)
+        .filter_map(Result::ok)
+        .filter_map(spate_model::batch::BatchHeader::view)
+        .map(|header| header.last_offset().get() + 1)
+        .last()
+        .unwrap_or(0)
 }
 
 /// The longest prefix of `records` made of whole batches within `limit` bytes.

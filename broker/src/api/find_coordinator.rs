@@ -22,8 +22,16 @@ pub(super) fn handle(
             Some(format!("key type {} is not served", request.key_type))
         } else if key.is_empty() {
             Some("the key is empty".to_string())
-        } else if broker.topics.get(crate::groups::OFFSETS_TOPIC).is_none() {
+        } else if request.key_type == 0 && broker.topics.get(crate::groups::OFFSETS_TOPIC).is_none()
+        {
             Some("the offsets topic is not ready".to_string())
+        } else if request.key_type == 1
+            && broker
+                .topics
+                .get(crate::transactions::STATE_TOPIC)
+                .is_none()
+        {
+            Some("the transaction state topic is not ready".to_string())
         } else {
             None
         };

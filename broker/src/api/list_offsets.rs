@@ -1,4 +1,5 @@
-//! ListOffsets (key 2), versions 1–7: earliest (-2), latest (-1: the high watermark), by
+//! ListOffsets (key 2), versions 1–7: earliest (-2), latest (-1: the high watermark, or
+//! the last stable offset for `read_committed`), by
 //! timestamp (the first record at or after it) and, from v7, max timestamp (-3: the first
 //! record carrying the log's largest timestamp, KIP-734).
 
@@ -15,6 +16,8 @@ const EARLIEST: i64 = -2;
 const LATEST: i64 = -1;
 const MAX_TIMESTAMP: i64 = -3;
 const FIRST_MAX_TIMESTAMP_VERSION: i16 = 7;
+/// The isolation level that sees only up to the last stable offset.
+const READ_COMMITTED: i8 = 1;
 
 /// The first version whose response carries the leader epoch.
 const FIRST_LEADER_EPOCH_VERSION: i16 = 4;
@@ -32,11 +35,18 @@ pub(super) async fn handle(
             .iter()
             .map(|asked| (asked.partition_index, asked.timestamp))
             .collect();
+        let committed = request.isolation_level == READ_COMMITTED;
+        let topic_id = topic.as_ref().map(|t| t.id);
         let answers = broker
             .each_partition(
                 topic.as_ref(),
                 asked,
-                move |log, index, timestamp| lookup(log, index, timestamp, version),
+                move |owner, log, index, timestamp| async move {
+                    let stable = topic_id
+                        .filter(|_| committed)
+                        .map(|id| crate::producers::last_stable_offset(&owner, (id, index), &log));
+                    lookup(log, index, timestamp, version, stable).await
+                },
                 |index| {
                     ListOffsetsPartitionResponse::default()
                         .with_partition_index(index)
@@ -64,16 +74,19 @@ enum Target {
 }
 
 /// On the partition's owner: the offset for `timestamp` (or one of the special values).
+/// `stable`: the last stable offset, for `read_committed`, which sees nothing past it.
 async fn lookup(
     log: PartitionLog,
     index: i32,
     timestamp: i64,
     version: i16,
+    stable: Option<Offset>,
 ) -> ListOffsetsPartitionResponse {
     let answer = ListOffsetsPartitionResponse::default().with_partition_index(index);
+    let visible_end = stable.unwrap_or_else(|| log.durable_offset());
     let target = match timestamp {
         EARLIEST => Target::Offset(log.log_start_offset()),
-        LATEST => Target::Offset(log.durable_offset()),
+        LATEST => Target::Offset(visible_end),
         // No record has a timestamp yet: -1, which finds nothing.
         MAX_TIMESTAMP if version >= FIRST_MAX_TIMESTAMP_VERSION => {
             Target::Timestamp(log.max_timestamp())
@@ -90,7 +103,7 @@ async fn lookup(
         Target::Offset(offset) => answer.with_offset(offset.get()).with_timestamp(-1),
         Target::Timestamp(target) if target < 0 => answer.with_offset(-1).with_timestamp(-1),
         Target::Timestamp(target) => match log.offset_for_timestamp(target).await {
-            Ok(Some((offset, found))) if offset < log.durable_offset() => {
+            Ok(Some((offset, found))) if offset < visible_end => {
                 answer.with_offset(offset.get()).with_timestamp(found)
             }
             Ok(_) => answer.with_offset(-1).with_timestamp(-1),

@@ -59,7 +59,7 @@ pub(super) async fn handle(
             topic.is_internal = topic
                 .name
                 .as_ref()
-                .is_some_and(|n| n.0.as_str() == crate::groups::OFFSETS_TOPIC);
+                .is_some_and(|n| crate::topics::is_internal(n.0.as_str()));
         }
     }
     let node = MetadataResponseBroker::default()

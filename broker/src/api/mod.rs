@@ -4,6 +4,8 @@
 //! version is outside the advertised range closes its connection (as Kafka does) — except
 //! ApiVersions, which always answers with the ranges (KIP-511).
 
+mod add_offsets_to_txn;
+mod add_partitions_to_txn;
 mod api_versions;
 mod configs;
 mod consumer_group_describe;
@@ -16,7 +18,10 @@ mod delete_topics;
 mod describe_cluster;
 mod describe_groups;
 mod describe_log_dirs;
+mod describe_producers;
 mod describe_topic_partitions;
+mod describe_transactions;
+mod end_txn;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;
@@ -25,6 +30,7 @@ mod join_group;
 mod leave_group;
 mod list_groups;
 mod list_offsets;
+mod list_transactions;
 mod metadata;
 mod offset_commit;
 mod offset_delete;
@@ -32,6 +38,9 @@ mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
 mod sync_group;
+mod txn_offset_commit;
+
+pub(crate) use produce::append_batch;
 
 use crate::controller::Controller;
 use crate::runtime::mesh::{Mesh, MeshError};
@@ -64,6 +73,8 @@ pub struct Broker {
     pub controller: Option<Controller>,
     /// The consumer groups this shard coordinates.
     pub groups: crate::groups::Groups,
+    /// The transactional ids this shard coordinates.
+    pub transactions: crate::transactions::Transactions,
     /// Idempotent producers' state of this shard's partitions.
     pub producers: std::cell::RefCell<
         std::collections::HashMap<(uuid::Uuid, i32), crate::producers::PartitionProducers>,
@@ -129,12 +140,36 @@ impl Broker {
         F: FnOnce(Rc<Broker>, PartitionLog) -> Fut + Send + 'static,
         Fut: Future<Output = R> + 'static,
     {
+        self.on_coordinator(crate::groups::OFFSETS_TOPIC, group, op)
+            .await
+    }
+
+    /// Runs `op(coordinator's broker, id's state partition log)` on the shard that
+    /// coordinates transactional id `id`; `Err` as for `on_group`.
+    pub async fn on_transaction<R, F, Fut>(self: &Rc<Self>, id: &str, op: F) -> Result<R, i16>
+    where
+        R: Send + 'static,
+        F: FnOnce(Rc<Broker>, PartitionLog) -> Fut + Send + 'static,
+        Fut: Future<Output = R> + 'static,
+    {
+        self.on_coordinator(crate::transactions::STATE_TOPIC, id, op)
+            .await
+    }
+
+    async fn on_coordinator<R, F, Fut>(
+        self: &Rc<Self>,
+        internal_topic: &str,
+        key: &str,
+        op: F,
+    ) -> Result<R, i16>
+    where
+        R: Send + 'static,
+        F: FnOnce(Rc<Broker>, PartitionLog) -> Fut + Send + 'static,
+        Fut: Future<Output = R> + 'static,
+    {
         let unavailable = crate::groups::code::COORDINATOR_NOT_AVAILABLE;
-        let topic = self
-            .topics
-            .get(crate::groups::OFFSETS_TOPIC)
-            .ok_or(unavailable)?;
-        let partition = crate::groups::partition_for(group, topic.partition_count());
+        let topic = self.topics.get(internal_topic).ok_or(unavailable)?;
+        let partition = crate::groups::partition_for(key, topic.partition_count());
         let shard = topic.owner(partition).ok_or(unavailable)?;
         let id = topic.id;
         self.on_shard(shard, move |owner| async move {
@@ -147,7 +182,7 @@ impl Broker {
         .ok_or(unavailable)
     }
 
-    /// Runs `op(log, index, argument)` for each asked `(index, argument)` of `topic` on the
+    /// Runs `op(owner, log, index, argument)` for each asked `(index, argument)` of `topic` on the
     /// partition's owner, all in parallel; answers in the order asked. `missing(index)`
     /// answers a partition that does not exist (or a topic that does not: `None`).
     pub async fn each_partition<A, R, F, Fut>(
@@ -160,7 +195,7 @@ impl Broker {
     where
         A: Send + 'static,
         R: Send + 'static,
-        F: FnOnce(PartitionLog, i32, A) -> Fut + Clone + Send + 'static,
+        F: FnOnce(Rc<Broker>, PartitionLog, i32, A) -> Fut + Clone + Send + 'static,
         Fut: Future<Output = R> + 'static,
     {
         let indexes: Vec<i32> = asked.iter().map(|(index, _)| *index).collect();
@@ -170,7 +205,17 @@ impl Broker {
                     .into_iter()
                     .map(|(index, argument)| {
                         let op = op.clone();
-                        self.on_partition(topic, index, move |log| op(log, index, argument))
+                        let (id, shard) = (topic.id, topic.owner(index));
+                        async move {
+                            let shard = shard?;
+                            self.on_shard(shard, move |owner| async move {
+                                let log = owner.logs.get(id, index)?;
+                                Some(op(owner, log, index, argument).await)
+                            })
+                            .await
+                            .ok()
+                            .flatten()
+                        }
                     })
                     .collect();
                 spate_storage::join::join_all(calls).await
@@ -219,6 +264,13 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     (ApiKey::ConsumerGroupDescribe, 0, 1),
     (ApiKey::InitProducerId, 0, 5),
+    (ApiKey::AddPartitionsToTxn, 0, 3),
+    (ApiKey::AddOffsetsToTxn, 0, 3),
+    (ApiKey::EndTxn, 0, 3),
+    (ApiKey::TxnOffsetCommit, 0, 3),
+    (ApiKey::DescribeProducers, 0, 0),
+    (ApiKey::DescribeTransactions, 0, 0),
+    (ApiKey::ListTransactions, 0, 1),
 ];
 
 /// Kafka's "no operations known" for a response's authorized operations.
@@ -358,7 +410,28 @@ pub async fn handle(broker: &Rc<Broker>, mut frame: Bytes, peer: &str) -> Reply 
             consumer_group_describe::handle(broker, request, version).await,
         ),
         RequestKind::InitProducerId(request) => {
-            ResponseKind::InitProducerId(init_producer_id::handle(broker, request).await)
+            ResponseKind::InitProducerId(init_producer_id::handle(broker, request, version).await)
+        }
+        RequestKind::AddPartitionsToTxn(request) => ResponseKind::AddPartitionsToTxn(
+            add_partitions_to_txn::handle(broker, request, version).await,
+        ),
+        RequestKind::AddOffsetsToTxn(request) => ResponseKind::AddOffsetsToTxn(
+            add_offsets_to_txn::handle(broker, request, version).await,
+        ),
+        RequestKind::EndTxn(request) => {
+            ResponseKind::EndTxn(end_txn::handle(broker, request, version).await)
+        }
+        RequestKind::TxnOffsetCommit(request) => {
+            ResponseKind::TxnOffsetCommit(txn_offset_commit::handle(broker, request, version).await)
+        }
+        RequestKind::DescribeProducers(request) => {
+            ResponseKind::DescribeProducers(describe_producers::handle(broker, request).await)
+        }
+        RequestKind::DescribeTransactions(request) => {
+            ResponseKind::DescribeTransactions(describe_transactions::handle(broker, request).await)
+        }
+        RequestKind::ListTransactions(request) => {
+            ResponseKind::ListTransactions(list_transactions::handle(broker, request).await)
         }
         RequestKind::OffsetDelete(request) => {
             ResponseKind::OffsetDelete(offset_delete::handle(broker, request).await)
@@ -411,6 +484,8 @@ pub mod error_code {
     pub const INVALID_TXN_STATE: i16 = 48;
     /// KAFKA_STORAGE_ERROR.
     pub const KAFKA_STORAGE_ERROR: i16 = 56;
+    /// INVALID_RECORD.
+    pub const INVALID_RECORD: i16 = 87;
     /// UNKNOWN_TOPIC_ID.
     pub const UNKNOWN_TOPIC_ID: i16 = 100;
 }

@@ -41,7 +41,7 @@ pub(super) async fn handle(
         broker
             .on_group(&group, move |owner, log| async move {
                 let member = (generation, member_id.as_str(), instance_id.as_deref());
-                groups::commit(&owner, &log, &name, member, offsets).await
+                groups::commit(&owner, &log, &name, member, offsets, None).await
             })
             .await
             .unwrap_or_else(|error| vec![error; count])

@@ -34,7 +34,7 @@ pub(super) async fn handle(
             .each_partition(
                 topic.as_ref(),
                 asked,
-                |log, _, asked| async move { end_offset(&log, &asked) },
+                |_, log, _, asked| async move { end_offset(&log, &asked) },
                 |index| {
                     EpochEndOffset::default()
                         .with_partition(index)

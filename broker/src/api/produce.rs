@@ -28,6 +28,7 @@ struct Append {
     /// Where its answer goes: (topic, partition) positions in the request.
     slot: (usize, usize),
     topic: Arc<Topic>,
+    topic_name: String,
     partition: i32,
     records: Bytes,
 }
@@ -53,7 +54,7 @@ pub(super) async fn handle(
         let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
         for (p, partition) in topic_data.partition_data.iter().enumerate() {
             let owner = topic.as_ref().and_then(|t| t.owner(partition.index));
-            if owner.is_some() && topic_data.name.0.as_str() == crate::groups::OFFSETS_TOPIC {
+            if owner.is_some() && crate::topics::is_internal(topic_data.name.0.as_str()) {
                 partitions.push(failure(
                     partition.index,
                     error_code::INVALID_TOPIC,
@@ -66,6 +67,7 @@ pub(super) async fn handle(
                     by_shard.entry(owner).or_default().push(Append {
                         slot: (t, p),
                         topic: topic.clone(),
+                        topic_name: topic_data.name.0.to_string(),
                         partition: partition.index,
                         records: records.clone(),
                     });
@@ -89,6 +91,11 @@ pub(super) async fn handle(
         );
     }
     let acks = request.acks;
+    let transactional_id: Option<Rc<str>> = request
+        .transactional_id
+        .as_ref()
+        .filter(|t| !t.is_empty())
+        .map(|t| Rc::from(t.0.as_str()));
     let calls = by_shard
         .into_values()
         .map(|appends| {
@@ -96,8 +103,9 @@ pub(super) async fn handle(
                 .iter()
                 .map(|a| (a.slot.0, a.slot.1, a.partition))
                 .collect();
+            let transactional_id = transactional_id.as_deref().map(str::to_string);
             let call = broker.on_shard(shard_of(&appends), move |owner| async move {
-                append_on_owner(&owner, appends, acks).await
+                append_on_owner(&owner, appends, acks, transactional_id.as_deref()).await
             });
             async move { (slots, call.await) }
         })
@@ -131,9 +139,10 @@ fn shard_of(appends: &[Append]) -> usize {
 /// flushes covering them, one shared flush per partition; otherwise flushes in the
 /// background. Answers in the order of `appends`.
 async fn append_on_owner(
-    broker: &Broker,
+    broker: &Rc<Broker>,
     appends: Vec<Append>,
     acks: i16,
+    transactional_id: Option<&str>,
 ) -> Vec<PartitionProduceResponse> {
     let mut touched: Vec<PartitionLog> = Vec::new();
     let mut answers = Vec::with_capacity(appends.len());
@@ -149,10 +158,11 @@ async fn append_on_owner(
         let partition = (append.topic.id, append.partition);
         let result = append_all(
             broker,
-            partition,
+            (partition, &append.topic_name),
             &log,
             &append.records,
             &append.topic.config,
+            transactional_id,
         )
         .await;
         if result.is_ok() && !touched.iter().any(|t| Rc::ptr_eq(t, &log)) {
@@ -190,13 +200,17 @@ type Assigned = (Offset, i64);
 
 /// Validates and appends every batch of one partition's records. A batch that fails
 /// validation or exceeds `max.message.bytes` rejects the whole partition's records,
-/// appending nothing.
+/// appending nothing. A transactional producer's first batch in the partition is checked
+/// with its coordinator: the partition must be in its open transaction (Kafka's
+/// `transaction.partition.verification.enable`), so that no stray batch opens a
+/// transaction that nothing would ever end.
 async fn append_all(
-    broker: &Broker,
-    partition: (uuid::Uuid, i32),
+    broker: &Rc<Broker>,
+    (partition, topic_name): ((uuid::Uuid, i32), &str),
     log: &PartitionLog,
     records: &[u8],
     config: &TopicConfig,
+    transactional_id: Option<&str>,
 ) -> Result<Assigned, (i16, String)> {
     let max_bytes = config.max_message_bytes();
     let mut batches = Vec::new();
@@ -210,12 +224,10 @@ async fn append_all(
                 "clients may not write control batches".to_string(),
             ));
         }
-        if batch.header().is_transactional() {
-            // Without a transaction coordinator, read_committed consumers would see these
-            // records as committed: refuse rather than mislabel them.
+        if batch.header().is_transactional() && crate::producers::idempotence(&batch).is_none() {
             return Err((
-                error_code::INVALID_TXN_STATE,
-                "transactions are not supported yet".to_string(),
+                error_code::INVALID_RECORD,
+                "a transactional batch needs a producer id and sequence".to_string(),
             ));
         }
         if bytes.len() > max_bytes {
@@ -247,6 +259,23 @@ async fn append_all(
         let batch = RecordBatch::validate(bytes)
             .map_err(|e| (error_code::CORRUPT_MESSAGE, e.to_string()))?;
         let producer = crate::producers::idempotence(&batch);
+        if let (true, Some((id, epoch, ..))) = (batch.header().is_transactional(), producer) {
+            let open = broker
+                .producers
+                .borrow()
+                .get(&partition)
+                .is_some_and(|p| p.in_transaction(id));
+            if !open {
+                let Some(transactional_id) = transactional_id else {
+                    return Err((
+                        error_code::INVALID_TXN_STATE,
+                        "a transactional batch without a transactional id".to_string(),
+                    ));
+                };
+                let wanted = (topic_name.to_string(), partition.1);
+                crate::transactions::verify(broker, transactional_id, (id, epoch), wanted).await?;
+            }
+        }
         if let Some((id, epoch, first_sequence, last_sequence)) = producer {
             let verdict = broker
                 .producers
@@ -265,32 +294,7 @@ async fn append_all(
                 Verdict::Reject(code, message) => return Err((code, message)),
             }
         }
-        let appended = loop {
-            match log.append(&batch, LeaderEpoch(0)) {
-                Err(LogError::BufferFull { .. }) => {
-                    // The shard's write-behind budget is full: flush whatever holds it (this
-                    // request's earlier partitions included), which returns it, then retry.
-                    flush_backlogged(&broker.logs).await.map_err(|e| {
-                        tracing::error!(error = %e, "flushing the write-behind backlog failed");
-                        (error_code::KAFKA_STORAGE_ERROR, e.to_string())
-                    })?;
-                }
-                Err(LogError::BatchTooLarge {
-                    bytes,
-                    segment_bytes,
-                }) => {
-                    return Err((
-                        error_code::MESSAGE_TOO_LARGE,
-                        format!("batch of {bytes} bytes exceeds segment.bytes {segment_bytes}"),
-                    ));
-                }
-                other => break other,
-            }
-        };
-        let appended = appended.map_err(|e| {
-            tracing::error!(dir = %log.dir().display(), error = %e, "append failed");
-            (error_code::KAFKA_STORAGE_ERROR, e.to_string())
-        })?;
+        let appended = append_batch(broker, log, &batch).await?;
         if let Some((id, epoch, first_sequence, last_sequence)) = producer {
             broker
                 .producers
@@ -305,9 +309,54 @@ async fn append_all(
                     appended.base_offset.get(),
                 );
         }
+        if batch.header().is_transactional() {
+            if let Some((id, ..)) = producer {
+                broker
+                    .producers
+                    .borrow_mut()
+                    .entry(partition)
+                    .or_default()
+                    .transactional(id, appended.base_offset.get());
+            }
+        }
         first.get_or_insert(appended.base_offset);
     }
     Ok((first.unwrap_or(Offset(-1)), append_time.unwrap_or(-1)))
+}
+
+/// Appends one validated batch to `log`, waiting for the shard's write-behind budget when
+/// it is full (by flushing what holds it).
+pub(crate) async fn append_batch(
+    broker: &Broker,
+    log: &PartitionLog,
+    batch: &RecordBatch<'_>,
+) -> Result<spate_storage::Appended, (i16, String)> {
+    let appended = loop {
+        match log.append(batch, LeaderEpoch(0)) {
+            Err(LogError::BufferFull { .. }) => {
+                // The shard's write-behind budget is full: flush whatever holds it (this
+                // request's earlier partitions included), which returns it, then retry.
+                flush_backlogged(&broker.logs).await.map_err(|e| {
+                    tracing::error!(error = %e, "flushing the write-behind backlog failed");
+                    (error_code::KAFKA_STORAGE_ERROR, e.to_string())
+                })?;
+            }
+            Err(LogError::BatchTooLarge {
+                bytes,
+                segment_bytes,
+            }) => {
+                return Err((
+                    error_code::MESSAGE_TOO_LARGE,
+                    format!("batch of {bytes} bytes exceeds segment.bytes {segment_bytes}"),
+                ));
+            }
+            other => break other,
+        }
+    };
+    appended.map_err(|e| {
+        tracing::error!(dir = %log.dir().display(), error = %e, "append failed");
+        (error_code::KAFKA_STORAGE_ERROR, e.to_string())
+    })
 }
 
 /// Flushes every partition of the shard with unflushed appends.

@@ -455,6 +455,9 @@ pub struct Groups {
     groups: RefCell<HashMap<String, Group>>,
     /// Consumer-protocol (KIP-848) groups' membership.
     consumer: RefCell<HashMap<String, consumer::ConsumerGroup>>,
+    /// Offsets committed in open transactions (TxnOffsetCommit), by (offsets partition,
+    /// producer id): applied when the commit marker is written, dropped on abort.
+    transactional: RefCell<HashMap<(i32, i64), Vec<Entry>>>,
     times: GroupTimes,
 }
 
@@ -464,6 +467,7 @@ impl Groups {
         Groups {
             groups: RefCell::new(HashMap::new()),
             consumer: RefCell::new(HashMap::new()),
+            transactional: RefCell::new(HashMap::new()),
             times,
         }
     }
@@ -479,6 +483,30 @@ impl Groups {
         for entry in entries {
             apply(&mut groups, entry);
         }
+    }
+
+    /// Ends producer `producer`'s transaction on offsets partition `partition`: its
+    /// offsets apply (`commit`) or are dropped.
+    pub fn end_transaction(&self, partition: i32, producer: i64, commit: bool) {
+        let Some(entries) = self
+            .transactional
+            .borrow_mut()
+            .remove(&(partition, producer))
+        else {
+            return;
+        };
+        if commit {
+            self.restore(entries);
+        }
+    }
+
+    /// Whether an open transaction holds an offset of `group` for (`topic`, `partition`)
+    /// (OffsetFetch's `require_stable`).
+    pub fn unstable(&self, group: &str, topic: &str, partition: i32) -> bool {
+        self.transactional.borrow().values().flatten().any(|entry| {
+            matches!(entry, Entry::Offset { group: g, topic: t, partition: p, .. }
+                if g == group && t == topic && *p == partition)
+        })
     }
 
     /// Runs `read` on the group, if this shard has it.
@@ -1154,7 +1182,12 @@ pub async fn restore(broker: &Broker) -> Result<usize, spate_storage::LogError> 
             continue;
         }
         if let Some(log) = broker.logs.get(topic.id, partition) {
-            broker.groups.restore(store::replay(&log).await?);
+            let (entries, pending) = store::replay(&log).await?;
+            broker.groups.restore(entries);
+            let mut transactional = broker.groups.transactional.borrow_mut();
+            for (producer, entries) in pending {
+                transactional.insert((partition, producer), entries);
+            }
         }
     }
     Ok(broker.groups.groups.borrow().len())
@@ -1327,42 +1360,32 @@ pub async fn delete_offsets(
 /// An offset to commit: topic, partition, offset, leader epoch, metadata.
 pub type OffsetToCommit = (String, i32, i64, i32, Option<String>);
 
-/// OffsetCommit, on the coordinator shard, for the group's offsets partition `log`:
-/// one error code per offset, in order.
+/// A transactional commit's producer (TxnOffsetCommit): the group's offsets partition
+/// index, the producer id and epoch.
+pub type InTransaction = (i32, i64, i16);
+
+/// OffsetCommit (and TxnOffsetCommit, `transaction` given), on the coordinator shard, for
+/// the group's offsets partition `log`: one error code per offset, in order. A
+/// transaction's offsets apply when its commit marker is written.
 pub async fn commit(
     broker: &Rc<Broker>,
     log: &crate::topics::PartitionLog,
     name: &str,
     member: (i32, &str, Option<&str>),
     offsets: Vec<OffsetToCommit>,
+    transaction: Option<InTransaction>,
 ) -> Vec<i16> {
-    let (generation, member_id, instance_id) = member;
-    let consumer_error = broker
-        .groups
-        .consumer
-        .borrow()
-        .get(name)
-        .filter(|g| !g.is_empty())
-        .map(|g| g.check_commit(member_id, generation));
-    let group_error = if let Some(error) = consumer_error {
-        error
-    } else {
-        let mut groups = broker.groups.groups.borrow_mut();
-        match groups.get(name) {
-            None if generation < 0 => {
-                groups.insert(name.to_string(), Group::new());
-                code::NONE
-            }
-            None => code::ILLEGAL_GENERATION,
-            Some(group) if generation < 0 && group.members.is_empty() => code::NONE,
-            Some(group) if group.state == State::CompletingRebalance => code::REBALANCE_IN_PROGRESS,
-            Some(group) => check_member(group, member_id, instance_id, generation)
-                .err()
-                .unwrap_or(code::NONE),
+    if transaction.is_some() && member.0 < 0 {
+        // A transactional producer naming only the group: no member to check.
+    } else if let Some(error) = check_committer(broker, name, member) {
+        return vec![error; offsets.len()];
+    }
+    if let Some((partition, producer, epoch)) = transaction {
+        let key = (log_topic_id(broker), partition);
+        let known = crate::producers::epoch_of(broker.producers.borrow().get(&key), producer);
+        if known.is_some_and(|known| epoch < known) {
+            return vec![crate::transactions::code::PRODUCER_FENCED; offsets.len()];
         }
-    };
-    if group_error != code::NONE {
-        return vec![group_error; offsets.len()];
     }
     let now = now_ms();
     let mut codes = Vec::with_capacity(offsets.len());
@@ -1396,24 +1419,110 @@ pub async fn commit(
     if entries.is_empty() {
         return codes;
     }
-    if let Err(error) = write(log, &entries).await {
-        tracing::error!(group = name, %error, "writing committed offsets failed");
-        return codes
-            .into_iter()
-            .map(|c| {
-                if c == code::NONE {
-                    code::COORDINATOR_NOT_AVAILABLE
-                } else {
-                    c
-                }
-            })
-            .collect();
+    let written = match transaction {
+        None => write(log, &entries).await.map(|()| None),
+        Some((partition, producer, epoch)) => {
+            write_transactional(broker, log, partition, &entries, (producer, epoch))
+                .await
+                .map(Some)
+        }
+    };
+    match written {
+        Err(error) => {
+            tracing::error!(group = name, %error, "writing committed offsets failed");
+            codes
+                .into_iter()
+                .map(|c| {
+                    if c == code::NONE {
+                        code::COORDINATOR_NOT_AVAILABLE
+                    } else {
+                        c
+                    }
+                })
+                .collect()
+        }
+        Ok(None) => {
+            let mut groups = broker.groups.groups.borrow_mut();
+            for entry in entries {
+                apply(&mut groups, entry);
+            }
+            codes
+        }
+        Ok(Some(())) => {
+            if let Some((partition, producer, _)) = transaction {
+                broker
+                    .groups
+                    .transactional
+                    .borrow_mut()
+                    .entry((partition, producer))
+                    .or_default()
+                    .extend(entries);
+            }
+            codes
+        }
     }
-    let mut groups = broker.groups.groups.borrow_mut();
-    for entry in entries {
-        apply(&mut groups, entry);
-    }
-    codes
+}
+
+/// The offsets topic's id (nil if it is missing).
+fn log_topic_id(broker: &Broker) -> uuid::Uuid {
+    broker
+        .topics
+        .get(OFFSETS_TOPIC)
+        .map_or(uuid::Uuid::nil(), |t| t.id)
+}
+
+/// Appends a transaction's `entries` to the offsets partition as producer `producer`'s
+/// transactional batch (which opens its transaction there) and waits until durable.
+async fn write_transactional(
+    broker: &Broker,
+    log: &crate::topics::PartitionLog,
+    partition: i32,
+    entries: &[Entry],
+    producer: (i64, i16),
+) -> Result<(), String> {
+    let bytes =
+        store::transactional_batch_of(entries, producer, now_ms()).map_err(|e| e.to_string())?;
+    let batch = spate_model::RecordBatch::validate(&bytes).map_err(|e| e.to_string())?;
+    let appended = log
+        .append(&batch, spate_model::LeaderEpoch(0))
+        .map_err(|e| e.to_string())?;
+    broker
+        .producers
+        .borrow_mut()
+        .entry((log_topic_id(broker), partition))
+        .or_default()
+        .transactional(producer.0, appended.base_offset.get());
+    log.flush().await.map(|_| ()).map_err(|e| e.to_string())
+}
+
+/// Checks that `member` may commit offsets for group `name`: the error, if not.
+fn check_committer(broker: &Broker, name: &str, member: (i32, &str, Option<&str>)) -> Option<i16> {
+    let (generation, member_id, instance_id) = member;
+    let consumer_error = broker
+        .groups
+        .consumer
+        .borrow()
+        .get(name)
+        .filter(|g| !g.is_empty())
+        .map(|g| g.check_commit(member_id, generation));
+    let group_error = if let Some(error) = consumer_error {
+        error
+    } else {
+        let mut groups = broker.groups.groups.borrow_mut();
+        match groups.get(name) {
+            None if generation < 0 => {
+                groups.insert(name.to_string(), Group::new());
+                code::NONE
+            }
+            None => code::ILLEGAL_GENERATION,
+            Some(group) if generation < 0 && group.members.is_empty() => code::NONE,
+            Some(group) if group.state == State::CompletingRebalance => code::REBALANCE_IN_PROGRESS,
+            Some(group) => check_member(group, member_id, instance_id, generation)
+                .err()
+                .unwrap_or(code::NONE),
+        }
+    };
+    (group_error != code::NONE).then_some(group_error)
 }
 
 /// Appends `entries` to the offsets partition and waits until they are durable.
@@ -1533,6 +1642,7 @@ mod tests {
                 logs: ShardLogs::new(disk, &path, spate_storage::LogConfig::default()),
                 controller: Some(crate::controller::Controller::new(replayed.log, 0)),
                 producers: Default::default(),
+                transactions: Default::default(),
                 producer_ids: Default::default(),
                 groups: Groups::new(GroupTimes {
                     initial_delay: Duration::ZERO,
@@ -1575,7 +1685,7 @@ mod tests {
             ];
             let codes = broker
                 .on_group("billing", move |owner, log| async move {
-                    commit(&owner, &log, "billing", (-1, "", None), offsets).await
+                    commit(&owner, &log, "billing", (-1, "", None), offsets, None).await
                 })
                 .await
                 .expect("coordinator");

@@ -54,13 +54,15 @@ pub enum Entry {
     },
 }
 
-fn put_string(out: &mut Vec<u8>, text: &str) {
+/// Writes a Kafka `string` (int16 length, then the bytes).
+pub(crate) fn put_string(out: &mut Vec<u8>, text: &str) {
     // Callers bound every string well below i16::MAX bytes.
     out.put_i16(i16::try_from(text.len()).unwrap_or(i16::MAX));
     out.put_slice(text.as_bytes());
 }
 
-fn get_string(input: &mut &[u8]) -> Option<String> {
+/// Reads a Kafka `string`; `None` if it is truncated or not UTF-8.
+pub(crate) fn get_string(input: &mut &[u8]) -> Option<String> {
     if input.remaining() < 2 {
         return None;
     }
@@ -174,8 +176,15 @@ fn decode_offset_value(mut value: &[u8]) -> Option<Committed> {
 
 /// One uncompressed batch holding `entries`, stamped with `now_ms`.
 pub fn batch_of(entries: &[Entry], now_ms: i64) -> Result<Vec<u8>, spate_model::BatchError> {
+    build(BatchBuilder::new(Compression::None), entries, now_ms)
+}
+
+fn build(
+    mut builder: BatchBuilder,
+    entries: &[Entry],
+    now_ms: i64,
+) -> Result<Vec<u8>, spate_model::BatchError> {
     let encoded: Vec<(Vec<u8>, Option<Vec<u8>>)> = entries.iter().map(Entry::encode).collect();
-    let mut builder = BatchBuilder::new(Compression::None);
     for (key, value) in &encoded {
         builder.push(&BuilderRecord {
             timestamp_ms: now_ms,
@@ -187,10 +196,33 @@ pub fn batch_of(entries: &[Entry], now_ms: i64) -> Result<Vec<u8>, spate_model::
     builder.build()
 }
 
-/// Every entry in `log`, oldest first. A batch that cannot be read is skipped with a log
-/// line (the storage engine already refuses to serve corrupt data).
-pub async fn replay(log: &PartitionLog) -> Result<Vec<Entry>, spate_storage::LogError> {
+/// One uncompressed transactional batch of producer `producer` (id, epoch) holding
+/// `entries` (TxnOffsetCommit): they apply when the transaction's commit marker is written.
+pub fn transactional_batch_of(
+    entries: &[Entry],
+    producer: (i64, i16),
+    now_ms: i64,
+) -> Result<Vec<u8>, spate_model::BatchError> {
+    let builder = BatchBuilder::new(Compression::None)
+        .producer(
+            spate_model::ProducerId(producer.0),
+            spate_model::ProducerEpoch(producer.1),
+            spate_model::Sequence(-1),
+        )
+        .transactional(true);
+    build(builder, entries, now_ms)
+}
+
+/// Entries of open transactions, by producer id.
+pub type Pending = std::collections::HashMap<i64, Vec<Entry>>;
+
+/// Every entry in `log`, oldest first (a transaction's entries where its commit marker
+/// is; an aborted transaction's not at all), and the entries of transactions still open.
+/// A batch that cannot be read is skipped with a log line (the storage engine already
+/// refuses to serve corrupt data).
+pub async fn replay(log: &PartitionLog) -> Result<(Vec<Entry>, Pending), spate_storage::LogError> {
     let mut entries = Vec::new();
+    let mut pending = Pending::new();
     let mut next = log.log_start_offset();
     let end = log.durable_offset();
     while next < end {
@@ -212,6 +244,14 @@ pub async fn replay(log: &PartitionLog) -> Result<Vec<Entry>, spate_storage::Log
             };
             next = Offset(batch.header().last_offset().get() + 1).max(next);
             advanced = true;
+            let header = batch.header();
+            if header.is_control() {
+                let open = pending.remove(&header.producer_id().get());
+                if crate::producers::control_type(&batch) == Some(true) {
+                    entries.extend(open.into_iter().flatten());
+                }
+                continue;
+            }
             let records = match batch.records() {
                 Ok(records) => records,
                 Err(error) => {
@@ -219,9 +259,14 @@ pub async fn replay(log: &PartitionLog) -> Result<Vec<Entry>, spate_storage::Log
                     continue;
                 }
             };
+            let into = if header.is_transactional() {
+                pending.entry(header.producer_id().get()).or_default()
+            } else {
+                &mut entries
+            };
             for record in records.flatten() {
                 if let Some(entry) = record.key.and_then(|key| Entry::decode(key, record.value)) {
-                    entries.push(entry);
+                    into.push(entry);
                 }
             }
         }
@@ -229,7 +274,7 @@ pub async fn replay(log: &PartitionLog) -> Result<Vec<Entry>, spate_storage::Log
             break;
         }
     }
-    Ok(entries)
+    Ok((entries, pending))
 }
 
 #[cfg(test)]
