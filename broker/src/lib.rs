@@ -20,6 +20,8 @@ pub mod metadata_log;
 pub mod producers;
 pub mod runtime;
 pub mod server;
+#[cfg(test)]
+mod test_support;
 pub mod topic_config;
 pub mod topics;
 pub mod transactions;

@@ -1,6 +1,7 @@
 //! Background work on each shard, for the partitions it owns: retention (`retention.ms`,
 //! `retention.bytes`), time-based segment rolling (`segment.ms`), high-watermark checkpoints
-//! and idempotent producers' snapshots, every few seconds.
+//! and idempotent producers' snapshots (after forgetting producers idle past
+//! `producer.id.expiration.ms`), every few seconds.
 
 use crate::api::Broker;
 use crate::now_ms;
@@ -23,8 +24,11 @@ pub async fn run(broker: Rc<Broker>) {
 
 /// One pass over every partition this shard owns.
 pub async fn pass(broker: &Broker) {
-    crate::producers::save_changed(broker).await;
     let now = now_ms();
+    for state in broker.producers.borrow_mut().values_mut() {
+        state.expire(now, crate::producers::PRODUCER_ID_EXPIRATION_MS);
+    }
+    crate::producers::save_changed(broker).await;
     let topics = broker.topics.snapshot();
     let owned = topics.values().flat_map(|topic| {
         (0..topic.partition_count())

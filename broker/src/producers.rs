@@ -31,6 +31,9 @@ const REPLAY_READ_BYTES: usize = 1 << 20;
 pub const KEPT_BATCHES: usize = 5;
 /// Producers remembered per partition; beyond it the least recently used is forgotten.
 pub const MAX_PRODUCERS_PER_PARTITION: usize = 10_000;
+/// `producer.id.expiration.ms`: a producer that has written nothing for this long (and has
+/// no open transaction) is forgotten by the partition.
+pub const PRODUCER_ID_EXPIRATION_MS: i64 = 24 * 3600 * 1000;
 /// OUT_OF_ORDER_SEQUENCE_NUMBER.
 pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
 /// INVALID_PRODUCER_EPOCH.
@@ -53,6 +56,8 @@ struct Producer {
     /// (first sequence, last sequence, base offset), oldest first.
     batches: VecDeque<(i32, i32, i64)>,
     last_used: u64,
+    /// When it last wrote here (ms since the epoch; the restart time for replayed state).
+    last_ms: i64,
 }
 
 /// One partition's producers.
@@ -211,6 +216,7 @@ impl PartitionProducers {
             epoch,
             batches: VecDeque::new(),
             last_used: clock,
+            last_ms: crate::now_ms(),
         });
         if epoch > producer.epoch {
             producer.epoch = epoch;
@@ -232,6 +238,19 @@ impl PartitionProducers {
             .collect();
         described.sort_unstable();
         described
+    }
+
+    /// Forgets producers idle for more than `idle_ms` at `now_ms` (`producer.id.expiration.ms`)
+    /// that have no open transaction; returns how many.
+    pub fn expire(&mut self, now_ms: i64, idle_ms: i64) -> usize {
+        let before = self.producers.len();
+        let ongoing = &self.ongoing;
+        self.producers.retain(|id, p| {
+            ongoing.contains_key(id) || now_ms.saturating_sub(p.last_ms) <= idle_ms
+        });
+        let expired = before - self.producers.len();
+        self.dirty |= expired > 0;
+        expired
     }
 
     /// Whether producer `id` has an open transaction here.
@@ -280,12 +299,14 @@ impl PartitionProducers {
             epoch,
             batches: VecDeque::new(),
             last_used: 0,
+            last_ms: 0,
         });
         if epoch != producer.epoch {
             producer.epoch = epoch;
             producer.batches.clear();
         }
         producer.last_used = self.clock;
+        producer.last_ms = crate::now_ms();
         producer.batches.push_back((first, last, base_offset));
         while producer.batches.len() > KEPT_BATCHES {
             producer.batches.pop_front();
@@ -600,6 +621,24 @@ mod tests {
         assert_eq!(state.aborted.len(), 1);
         state.saved(22, 22);
         assert!(state.aborted.is_empty());
+    }
+
+    #[test]
+    fn idle_producers_expire_unless_a_transaction_is_open() {
+        let mut state = PartitionProducers::default();
+        state.record(1, 0, 0, 0, 10);
+        state.record(2, 0, 0, 0, 11);
+        state.transactional(2, 11);
+        let now = crate::now_ms();
+        assert_eq!(state.expire(now, PRODUCER_ID_EXPIRATION_MS), 0);
+        let later = now + PRODUCER_ID_EXPIRATION_MS + 1;
+        assert_eq!(state.expire(later, PRODUCER_ID_EXPIRATION_MS), 1);
+        assert_eq!(
+            state.check(1, 0, 5, 5),
+            Verdict::Append,
+            "forgotten: a new producer"
+        );
+        assert_eq!(state.check(2, 0, 0, 0), Verdict::Duplicate(11), "kept");
     }
 
     #[test]

@@ -1621,42 +1621,11 @@ mod tests {
     /// A one-shard broker on real files: a topic with records, a group's commits, its lag.
     #[test]
     fn lag_is_the_end_offset_minus_the_committed_offset() {
-        use crate::metadata_log::MetadataLog;
-        use crate::topics::{Catalog, ShardLogs};
         use spate_model::batch::{BatchBuilder, BuilderRecord};
-        use spate_storage::disk::glommio::GlommioDisk;
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().to_path_buf();
         let lags = runtime::run_shard("lag-test", None, move || async move {
-            let disk = GlommioDisk::new(&path).await.expect("disk");
-            let replayed = MetadataLog::open(disk.clone(), &path).await.expect("log");
-            let catalog = std::sync::Arc::new(Catalog::new(1));
-            catalog.install(replayed.topics);
-            let (mesh, mut inboxes) = runtime::mesh::mesh(1, 8);
-            let broker = Rc::new(Broker {
-                node_id: 0,
-                advertised: ("127.0.0.1".to_string(), 9092),
-                shard: 0,
-                mesh,
-                topics: catalog,
-                logs: ShardLogs::new(disk, &path, spate_storage::LogConfig::default()),
-                controller: Some(crate::controller::Controller::new(replayed.log, 0)),
-                producers: Default::default(),
-                transactions: Default::default(),
-                producer_ids: Default::default(),
-                groups: Groups::new(GroupTimes {
-                    initial_delay: Duration::ZERO,
-                    offsets_retention: Duration::from_secs(60),
-                    consumer_session: Duration::from_secs(45),
-                    consumer_heartbeat: Duration::from_secs(5),
-                }),
-                data_dir: path.clone(),
-                request_budget: spate_storage::budget::Budget::new(1 << 20),
-                auto_create_topics: false,
-                num_partitions: 1,
-            });
-            let inbox = inboxes.pop().expect("inbox");
-            runtime::spawn_detached(inbox.serve(broker.clone()));
+            let broker = crate::test_support::one_shard_broker(&path).await;
             create_offsets_topic(&broker).await.expect("offsets topic");
             let topic = broker
                 .create_topic("orders", 2, Default::default())

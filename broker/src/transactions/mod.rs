@@ -534,8 +534,15 @@ pub async fn create_state_topic(broker: &Rc<Broker>) -> Result<(), crate::topics
 pub async fn check_timeouts(broker: Rc<Broker>) {
     loop {
         runtime::sleep(CHECK_INTERVAL).await;
+        check_once(&broker).await;
+    }
+}
+
+/// One pass of `check_timeouts`.
+pub async fn check_once(broker: &Rc<Broker>) {
+    {
         let Some(topic) = broker.topics.get(STATE_TOPIC) else {
-            continue;
+            return;
         };
         let now = now_ms();
         let due: Vec<(String, Txn)> = broker
@@ -563,7 +570,7 @@ pub async fn check_timeouts(broker: Rc<Broker>) {
             let result = match txn.status {
                 Status::Ongoing => {
                     tracing::info!(transactional_id = %id, "transaction timed out; aborting");
-                    abort_fenced(&broker, &log, &id, txn).await.map(|_| ())
+                    abort_fenced(broker, &log, &id, txn).await.map(|_| ())
                 }
                 status if status.preparing() => {
                     let txn = if status == Status::PrepareEpochFence {
@@ -574,7 +581,7 @@ pub async fn check_timeouts(broker: Rc<Broker>) {
                     } else {
                         txn
                     };
-                    complete(&broker, &log, &id, txn).await.map(|_| ())
+                    complete(broker, &log, &id, txn).await.map(|_| ())
                 }
                 _ => match store::write(&log, &id, None).await {
                     Ok(()) => {
@@ -592,5 +599,107 @@ pub async fn check_timeouts(broker: Rc<Broker>) {
                 tracing::warn!(transactional_id = %id, code, "transaction check did not finish; will retry");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spate_model::batch::{BatchBuilder, BuilderRecord};
+
+    /// Appends one transactional record of producer `id` to `log`.
+    fn append_transactional(log: &PartitionLog, id: i64) {
+        let mut builder = BatchBuilder::new(spate_model::Compression::None)
+            .producer(
+                spate_model::ProducerId(id),
+                spate_model::ProducerEpoch(0),
+                spate_model::Sequence(0),
+            )
+            .transactional(true);
+        builder
+            .push(&BuilderRecord {
+                value: Some(b"in a transaction"),
+                ..Default::default()
+            })
+            .expect("push");
+        let bytes = builder.build().expect("build");
+        let batch = spate_model::RecordBatch::validate(&bytes).expect("valid");
+        log.append(&batch, spate_model::LeaderEpoch(0))
+            .expect("append");
+    }
+
+    /// What a crash leaves behind, found at start-up: a transaction whose PrepareCommit was
+    /// written but not its markers is committed; one open past its timeout is aborted
+    /// under a bumped epoch. The partition's last stable offset then moves on.
+    #[test]
+    fn unfinished_transactions_are_finished_after_a_restart() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().to_path_buf();
+        let (states, stable, aborted) = runtime::run_shard("txn-test", None, move || async move {
+            let broker = crate::test_support::one_shard_broker(&path).await;
+            create_state_topic(&broker).await.expect("state topic");
+            let topic = broker
+                .create_topic("out", 1, Default::default())
+                .await
+                .expect("topic");
+            let out = broker.logs.get(topic.id, 0).expect("log");
+            append_transactional(&out, 7);
+            append_transactional(&out, 8);
+            out.flush().await.expect("flush");
+            let now = now_ms();
+            let partitions: BTreeSet<(String, i32)> = [("out".to_string(), 0)].into();
+            let prepared = Txn {
+                status: Status::PrepareCommit,
+                partitions: partitions.clone(),
+                started_ms: now,
+                ..Txn::idle((7, 0), 60_000, now)
+            };
+            let stale = Txn {
+                status: Status::Ongoing,
+                partitions,
+                started_ms: now - 120_000,
+                ..Txn::idle((8, 0), 60_000, now)
+            };
+            let state = broker.topics.get(STATE_TOPIC).expect("state topic");
+            for (id, txn) in [("crashed", &prepared), ("stale", &stale)] {
+                let partition = crate::groups::partition_for(id, state.partition_count());
+                let log = broker.logs.get(state.id, partition).expect("state log");
+                store::write(&log, id, Some(txn)).await.expect("write");
+            }
+            // Start-up: producer state from the partition, then the coordinator's.
+            crate::producers::restore(&broker).await.expect("producers");
+            assert_eq!(restore(&broker).await.expect("restore"), 2);
+            let before = crate::producers::last_stable_offset(&broker, (topic.id, 0), &out);
+            assert_eq!(before, spate_model::Offset(0), "held by both");
+            check_once(&broker).await;
+            let states: Vec<(String, Status, i16)> = broker
+                .transactions
+                .all()
+                .into_iter()
+                .map(|(id, txn)| (id, txn.status, txn.producer_epoch))
+                .collect();
+            let stable = crate::producers::last_stable_offset(&broker, (topic.id, 0), &out);
+            let aborted = broker
+                .producers
+                .borrow()
+                .get(&(topic.id, 0))
+                .map(|p| p.aborted_within(0, 100))
+                .unwrap_or_default();
+            (states, stable, aborted)
+        })
+        .expect("executor");
+        assert_eq!(
+            states,
+            [
+                ("crashed".to_string(), Status::CompleteCommit, 0),
+                ("stale".to_string(), Status::CompleteAbort, 1),
+            ]
+        );
+        assert_eq!(
+            stable,
+            spate_model::Offset(4),
+            "two records and two markers"
+        );
+        assert_eq!(aborted, [(8, 1)]);
     }
 }

@@ -1,0 +1,46 @@
+//! In-process brokers for unit tests: one shard on real files in a temporary directory.
+
+use crate::api::Broker;
+use crate::groups::{GroupTimes, Groups};
+use crate::metadata_log::MetadataLog;
+use crate::runtime;
+use crate::topics::{Catalog, ShardLogs};
+use spate_storage::disk::glommio::GlommioDisk;
+use std::path::Path;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A one-shard broker on `path` (inside a running shard executor), serving its mesh inbox.
+pub(crate) async fn one_shard_broker(path: &Path) -> Rc<Broker> {
+    let disk = GlommioDisk::new(path).await.expect("disk");
+    let replayed = MetadataLog::open(disk.clone(), path).await.expect("log");
+    let catalog = Arc::new(Catalog::new(1));
+    catalog.install(replayed.topics);
+    let (mesh, mut inboxes) = runtime::mesh::mesh(1, 8);
+    let broker = Rc::new(Broker {
+        node_id: 0,
+        advertised: ("127.0.0.1".to_string(), 9092),
+        shard: 0,
+        mesh,
+        topics: catalog,
+        logs: ShardLogs::new(disk, path, spate_storage::LogConfig::default()),
+        controller: Some(crate::controller::Controller::new(replayed.log, 0)),
+        producers: Default::default(),
+        transactions: Default::default(),
+        producer_ids: Default::default(),
+        groups: Groups::new(GroupTimes {
+            initial_delay: Duration::ZERO,
+            offsets_retention: Duration::from_secs(60),
+            consumer_session: Duration::from_secs(45),
+            consumer_heartbeat: Duration::from_secs(5),
+        }),
+        data_dir: path.to_path_buf(),
+        request_budget: spate_storage::budget::Budget::new(1 << 20),
+        auto_create_topics: false,
+        num_partitions: 1,
+    });
+    let inbox = inboxes.pop().expect("inbox");
+    runtime::spawn_detached(inbox.serve(broker.clone()));
+    broker
+}
