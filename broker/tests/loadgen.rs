@@ -1,6 +1,7 @@
 //! spate-loadgen against a Spate broker started here: a fixed-rate run reaches its rate and
-//! lands every record; a broker paused mid-run shows up in the publish latency (measured from
-//! intended send times) but not in the service time a closed-loop tool would report.
+//! lands every record (with several producers and keys too); a broker paused mid-run shows up
+//! in the publish latency (measured from intended send times) but not in the service time a
+//! closed-loop tool would report; a broker killed mid-run ends the run with partial results.
 
 mod common;
 
@@ -28,10 +29,60 @@ fn config(address: &str, topic: &str, rate: f64, seconds: f64) -> RunConfig {
         duration: Duration::from_secs_f64(seconds),
         warmup: Duration::from_millis(200),
         acks: -1,
+        producers: 1,
         consumers: 1,
         partitions: None,
         compression: spate_model::Compression::None,
+        keys: spate_loadgen::keys::Keys::None,
+        key_count: 1000,
+        seed: 1,
+        live: false,
     }
+}
+
+/// Three producers with zipf-keyed records over four partitions: every record lands and is
+/// read back once, and the per-second series adds up to the run.
+#[test]
+fn keyed_records_from_several_producers_all_land() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let broker = Broker::start(data.path());
+    let mut wanted = config(&broker.address, "keyed", 3000.0, 2.0);
+    wanted.partitions = Some(4);
+    wanted.producers = 3;
+    wanted.keys = spate_loadgen::keys::Keys::Zipf;
+    wanted.key_count = 50;
+    let result = run(wanted);
+    assert!(result.errors.is_empty(), "{:?}", result.errors);
+    assert_eq!(result.aborted, None);
+    assert_eq!((result.produced, result.consumed), (6000, 6000));
+    assert!(result.series.len() >= 2, "{} seconds", result.series.len());
+    let in_series: u64 = result.series.iter().map(|s| s.produced).sum();
+    assert!(
+        (4000..=6000).contains(&in_series),
+        "{in_series} in the series"
+    );
+    assert!(result.series.iter().any(|s| s.publish_p99_us > 0));
+}
+
+/// A broker killed mid-run ends it with the reason and what was measured until then.
+#[test]
+fn a_broker_that_disappears_ends_the_run_with_partial_results() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let broker = Broker::start(data.path());
+    let mut wanted = config(&broker.address, "vanishing", 2000.0, 4.0);
+    wanted.consumers = 0;
+    let runner = std::thread::spawn(move || run(wanted));
+    std::thread::sleep(Duration::from_millis(1500));
+    broker.stop("-KILL");
+    let result = runner.join().expect("runner");
+    let reason = result.aborted.expect("the run ended early");
+    assert!(reason.contains("producer 0"), "{reason}");
+    assert!(
+        result.produced > 1000 && result.produced < 8000,
+        "{} acknowledged before the broker went",
+        result.produced
+    );
+    assert!(result.elapsed < Duration::from_secs(4), "it ended at once");
 }
 
 /// With `--partitions 4 --compression lz4`, the run creates the topic, spreads its records

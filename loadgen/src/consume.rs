@@ -16,7 +16,7 @@ use spate_protocol::kafka_protocol::messages::{
     ApiKey, BrokerId, RequestKind, ResponseKind, TopicName,
 };
 use spate_protocol::kafka_protocol::protocol::StrBytes;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -36,13 +36,39 @@ pub struct Consumed {
     pub e2e_latency: Histogram<u64>,
 }
 
-/// Shared between the producer and the consumer of one run.
-#[derive(Debug, Default)]
+/// Shared between the producers, the consumer and the progress reporter of one run.
+#[derive(Debug)]
 pub struct Progress {
-    /// Records the producer had acknowledged (or written, with acks=0).
+    /// Records the producers had acknowledged (or written, with acks=0).
     pub produced: Cell<u64>,
-    /// The producer has finished.
+    /// Records that failed.
+    pub errors: Cell<u64>,
+    /// Records the consumer has read.
+    pub consumed: Cell<u64>,
+    /// Publish latency (µs) since the last progress report.
+    pub interval: RefCell<Histogram<u64>>,
+    /// The producers have finished.
     pub done: Cell<bool>,
+    /// The whole run (consumer included) has finished.
+    pub finished: Cell<bool>,
+}
+
+impl Default for Progress {
+    fn default() -> Progress {
+        Progress {
+            produced: Cell::new(0),
+            errors: Cell::new(0),
+            consumed: Cell::new(0),
+            interval: RefCell::new(latency_histogram()),
+            done: Cell::new(false),
+            finished: Cell::new(false),
+        }
+    }
+}
+
+/// An empty latency histogram: 1 µs to 1 hour, 3 significant digits.
+pub fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("constant bounds are valid")
 }
 
 /// The partitions' current end offsets: where this run's records will start.
@@ -101,8 +127,7 @@ pub async fn consume(
     let version = connection.version(ApiKey::Fetch, (4, 12))?;
     let mut consumed = Consumed {
         records: 0,
-        e2e_latency: Histogram::new_with_bounds(1, 3_600_000_000, 3)
-            .expect("constant bounds are valid"),
+        e2e_latency: latency_histogram(),
     };
     let mut finished_at: Option<Instant> = None;
     let mut scratch = Vec::new();
@@ -167,6 +192,7 @@ pub async fn consume(
                         continue;
                     }
                     consumed.records += 1;
+                    progress.consumed.set(consumed.records);
                     *offset = record_offset + 1;
                     let intended = record
                         .headers()

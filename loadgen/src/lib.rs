@@ -4,15 +4,19 @@
 //! glommio for its I/O), never on `broker` or `storage`, so it measures Kafka, Redpanda and
 //! Spate alike.
 //!
-//! What runs today: one producer on one connection, at a fixed rate, to one topic's
-//! partitions (round-robin), with acks 0/1/all; publish latency measured from each message's
-//! intended send time (no coordinated omission) beside the service time; a JSON result file
-//! and a summary table. Consumers and end-to-end latency, several workers and connections,
-//! compression, keys, workload files, interval series, `.hgrm`/SVG/HTML output and the
+//! What runs today: producers (each on its own connection) sharing a fixed rate over one
+//! topic's partitions, unkeyed (round-robin) or keyed (random, round-robin or zipf keys,
+//! placed by Kafka's default partitioner), with acks 0/1/all and any codec; a consumer
+//! reading the run back for end-to-end latency; publish latency measured from each
+//! message's intended send time (no coordinated omission) beside the service time; a
+//! progress line and a series entry every second; a hard deadline that ends a run against
+//! a broker that stops answering, with the partial results; a JSON result file, `.hgrm`
+//! files and a summary table. Several executors, workload files, SVG/HTML output and the
 //! capacity mode come next (the loadgen issue lists them).
 
 pub mod client;
 pub mod consume;
+pub mod keys;
 pub mod report;
 pub mod run;
 

@@ -1,6 +1,7 @@
 //! The `spate-loadgen` command line.
 
 use clap::{Parser, Subcommand};
+use spate_loadgen::keys::Keys;
 use spate_loadgen::{report, run, RunConfig};
 use spate_model::Compression;
 use std::path::PathBuf;
@@ -23,7 +24,11 @@ enum Command {
     /// Produce at a fixed rate and report publish latency from each message's intended send
     /// time, beside the service time.
     ///
-    /// Example: spate-loadgen run --bootstrap 127.0.0.1:9092 --topic load --rate 10000 --message-size 1024 --duration 30s --warmup 5s
+    /// Examples:
+    ///
+    ///   spate-loadgen run --bootstrap 127.0.0.1:9092 --topic load --rate 10000 --message-size 1024 --duration 30s --warmup 5s
+    ///
+    ///   spate-loadgen run --bootstrap 127.0.0.1:9092 --partitions 8 --producers 4 --rate-mb 50 --keys zipf --key-count 10000 --json result.json
     Run {
         /// A broker to start from (host:port).
         #[arg(long)]
@@ -31,9 +36,15 @@ enum Command {
         /// The topic to produce to.
         #[arg(long, default_value = "spate-loadgen")]
         topic: String,
-        /// Messages per second.
-        #[arg(long, default_value_t = 1000.0)]
-        rate: f64,
+        /// Messages per second, over all producers [default: 1000].
+        #[arg(long, conflicts_with = "rate_mb")]
+        rate: Option<f64>,
+        /// Megabytes (10^6 bytes of message values) per second, instead of --rate.
+        #[arg(long)]
+        rate_mb: Option<f64>,
+        /// Producers, each on its own connection with an equal share of the rate (1-1000).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        producers: u32,
         /// Bytes per message.
         #[arg(long, default_value_t = 1024)]
         message_size: usize,
@@ -56,6 +67,19 @@ enum Command {
         /// Batch compression: none, gzip, snappy, lz4 or zstd.
         #[arg(long, default_value = "none", value_parser = parse_compression)]
         compression: Compression,
+        /// Record keys: none (round-robin over the partitions), random, round-robin or zipf;
+        /// keyed records go where Kafka's default partitioner (murmur2) puts them.
+        #[arg(long, default_value = "none")]
+        keys: Keys,
+        /// Distinct keys (1-10000000).
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+        key_count: u64,
+        /// Seed of the random key draws: the same seed draws the same keys.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// No progress line every second.
+        #[arg(long)]
+        quiet: bool,
         /// Also write the result as JSON here.
         #[arg(long)]
         json: Option<PathBuf>,
@@ -113,6 +137,8 @@ fn main() -> ExitCode {
         bootstrap,
         topic,
         rate,
+        rate_mb,
+        producers,
         message_size,
         duration,
         warmup,
@@ -120,11 +146,20 @@ fn main() -> ExitCode {
         consumers,
         partitions,
         compression,
+        keys,
+        key_count,
+        seed,
+        quiet,
         json,
         hgrm,
     } = Cli::parse().command;
+    let rate = match (rate, rate_mb) {
+        (_, Some(mb)) => mb * 1e6 / message_size.max(1) as f64,
+        (Some(rate), None) => rate,
+        (None, None) => 1000.0,
+    };
     if !(rate > 0.0 && rate <= 10_000_000.0) {
-        eprintln!("spate-loadgen: --rate must be between 0 and 10000000 messages per second");
+        eprintln!("spate-loadgen: the rate must be between 0 and 10000000 messages per second");
         return ExitCode::from(2);
     }
     if warmup >= duration {
@@ -139,9 +174,14 @@ fn main() -> ExitCode {
         duration,
         warmup,
         acks,
+        producers,
         consumers,
         partitions,
         compression,
+        keys,
+        key_count,
+        seed,
+        live: !quiet,
     };
     let shared = config.clone();
     let outcome = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
@@ -160,6 +200,9 @@ fn main() -> ExitCode {
         }
     };
     print!("{}", report::table(&config, &result));
+    if let Some(reason) = &result.aborted {
+        eprintln!("spate-loadgen: the run ended early: {reason} (the results so far are written)");
+    }
     if let Some(path) = json {
         let document =
             serde_json::to_string_pretty(&report::json(&config, &result)).unwrap_or_default();
@@ -183,6 +226,9 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         }
+    }
+    if result.aborted.is_some() {
+        return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
 }

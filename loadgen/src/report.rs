@@ -41,10 +41,13 @@ pub fn json(config: &RunConfig, result: &RunResult) -> Value {
             "duration_s": config.duration.as_secs_f64(),
             "warmup_s": config.warmup.as_secs_f64(),
             "acks": config.acks,
-            "producers": 1,
+            "producers": config.producers,
             "consumers": config.consumers,
             "partitions": config.partitions,
             "compression": format!("{:?}", config.compression).to_lowercase(),
+            "keys": config.keys.name(),
+            "key_count": config.key_count,
+            "seed": config.seed,
         },
         "publish_latency_us": percentiles(&result.publish_latency),
         "service_time_us": percentiles(&result.service_time),
@@ -60,13 +63,28 @@ pub fn json(config: &RunConfig, result: &RunResult) -> Value {
         },
         "errors_by_code": result.errors.iter().map(|(code, count)| (code.to_string(), json!(count))).collect::<Map<_, _>>(),
         "elapsed_s": seconds,
+        "aborted": result.aborted,
+        "series": result.series.iter().map(|s| json!({
+            "at_s": s.at_s,
+            "produced_msgs": s.produced,
+            "produced_mb": s.produced as f64 * result.message_bytes as f64 / 1e6,
+            "consumed_msgs": s.consumed,
+            "errors": s.errors,
+            "publish_p50_us": s.publish_p50_us,
+            "publish_p99_us": s.publish_p99_us,
+            "backlog": s.backlog,
+        })).collect::<Vec<_>>(),
     })
 }
 
 /// The human summary.
 pub fn table(config: &RunConfig, result: &RunResult) -> String {
     let seconds = result.elapsed.as_secs_f64().max(f64::MIN_POSITIVE);
-    let mut out = format!(
+    let mut out = String::new();
+    if let Some(reason) = &result.aborted {
+        out.push_str(&format!("the run ended early: {reason}\n"));
+    }
+    out.push_str(&format!(
         "produced {} messages in {seconds:.2} s: {:.0} msgs/s (target {:.0}), {:.2} MB/s, {} errors; consumed {}\n",
         result.produced,
         result.produced as f64 / seconds,
@@ -74,7 +92,7 @@ pub fn table(config: &RunConfig, result: &RunResult) -> String {
         result.produced as f64 * result.message_bytes as f64 / 1e6 / seconds,
         result.errors.values().sum::<u64>(),
         result.consumed,
-    );
+    ));
     out.push_str(&format!("{:<14}", "latency (µs)"));
     for (name, _) in PERCENTILES {
         out.push_str(&format!("{name:>10}"));

@@ -1,14 +1,21 @@
 //! The open-loop producer run.
 //!
-//! Message `i` is *intended* to be sent at `start + i / rate`, whatever happened to earlier
-//! ones. Every message due is sent in the next request (so a slow broker makes batches grow,
-//! not the schedule slip), and its publish latency is measured from its intended time to its
-//! acknowledgement: a stalled broker shows up as the stall it is, not as one slow sample
-//! (no coordinated omission). The service time — from the moment the request actually went
-//! out — is recorded beside it, and is what a closed-loop tool would report.
+//! Message `g` of the run is *intended* to be sent at `start + g / rate`, whatever happened
+//! to earlier ones; with several producers, producer `k` of `n` sends the messages with
+//! `g mod n = k`, each on its own connection. Every message due is sent in the next request
+//! (so a slow broker makes batches grow, not the schedule slip), and its publish latency is
+//! measured from its intended time to its acknowledgement: a stalled broker shows up as the
+//! stall it is, not as one slow sample (no coordinated omission). The service time — from
+//! the moment the request actually went out — is recorded beside it, and is what a
+//! closed-loop tool would report.
+//!
+//! Every second a progress line goes to stderr and into the result's per-second series.
+//! The run has a hard deadline (its duration plus [`DEADLINE_GRACE`]): a broker that stops
+//! answering, or disappears, ends it with the reason and the results so far.
 
 use crate::client::{ClientError, Connection};
-use crate::consume::{consume, end_offsets, now_us, Progress, INTENDED_HEADER};
+use crate::consume::{consume, end_offsets, latency_histogram, now_us, Progress, INTENDED_HEADER};
+use crate::keys::{key_bytes, partition_for, KeyChooser, Keys};
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use spate_model::{BatchBuilder, BuilderRecord, Compression};
@@ -26,8 +33,11 @@ use std::time::{Duration, Instant};
 
 /// The most messages one produce request carries; more that are due go in the next one.
 pub const MAX_BATCH_MESSAGES: u64 = 10_000;
-/// The largest latency a histogram records (1 hour, in microseconds).
-const MAX_LATENCY_US: u64 = 3_600_000_000;
+/// The most producers (connections) one run may use.
+pub const MAX_PRODUCERS: u32 = 1000;
+/// How long past its duration a run may take before it is ended (the consumer's drain
+/// included).
+pub const DEADLINE_GRACE: Duration = Duration::from_secs(60);
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -36,7 +46,7 @@ pub struct RunConfig {
     pub bootstrap: String,
     /// The topic to produce to (auto-created by brokers that do).
     pub topic: String,
-    /// Target messages per second.
+    /// Target messages per second, over all producers.
     pub rate: f64,
     /// Bytes per message value.
     pub message_bytes: usize,
@@ -46,6 +56,8 @@ pub struct RunConfig {
     pub warmup: Duration,
     /// `acks`: -1 (all), 0 or 1.
     pub acks: i16,
+    /// Producers, each with its own connection and an equal share of the rate.
+    pub producers: u32,
     /// Consumers reading the run back (0 or 1 so far).
     pub consumers: u32,
     /// Create the topic with this many partitions (an existing topic must have as many);
@@ -53,6 +65,33 @@ pub struct RunConfig {
     pub partitions: Option<i32>,
     /// The codec of the produced batches.
     pub compression: Compression,
+    /// How records are keyed (keyed records go where Kafka's default partitioner puts them).
+    pub keys: Keys,
+    /// Distinct keys.
+    pub key_count: u64,
+    /// Seed of the key draws (the same seed draws the same keys).
+    pub seed: u64,
+    /// Print a progress line every second (stderr).
+    pub live: bool,
+}
+
+/// One second of a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Second {
+    /// Seconds since the start, at the end of this one.
+    pub at_s: f64,
+    /// Messages acknowledged during it.
+    pub produced: u64,
+    /// Messages consumed during it.
+    pub consumed: u64,
+    /// Messages that failed during it.
+    pub errors: u64,
+    /// Publish latency percentiles of the messages acknowledged during it (µs; 0 if none).
+    pub publish_p50_us: u64,
+    /// See `publish_p50_us`.
+    pub publish_p99_us: u64,
+    /// Messages acknowledged but not yet consumed, at its end (0 without consumers).
+    pub backlog: u64,
 }
 
 /// What a run measured.
@@ -74,9 +113,13 @@ pub struct RunResult {
     pub consumed: u64,
     /// Intended send time to consumption (µs), after the warm-up; `None` without consumers.
     pub e2e_latency: Option<Histogram<u64>>,
+    /// Every second of the run.
+    pub series: Vec<Second>,
+    /// Why the run ended early, if it did (the figures are what it measured until then).
+    pub aborted: Option<String>,
 }
 
-/// Why a run stopped early.
+/// Why a run could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     /// The broker could not be reached or misbehaved.
@@ -92,11 +135,41 @@ pub enum RunError {
     },
 }
 
-fn histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("constant bounds are valid")
+/// What one producer measured.
+struct Produced {
+    produced: u64,
+    errors: BTreeMap<i16, u64>,
+    publish_latency: Histogram<u64>,
+    service_time: Histogram<u64>,
+    /// Why it stopped early.
+    failure: Option<String>,
 }
 
-/// Runs the open-loop producer; see the module documentation.
+/// The run's shared schedule.
+#[derive(Debug, Clone, Copy)]
+struct Schedule {
+    start: Instant,
+    wall_start_us: i64,
+    /// Seconds between two messages of the run.
+    interval_s: f64,
+    /// Messages in the run.
+    total: u64,
+    /// Messages before this index are in the warm-up.
+    warmup_messages: u64,
+    deadline: Instant,
+}
+
+impl Schedule {
+    fn intended(&self, g: u64) -> Instant {
+        self.start + Duration::from_secs_f64(g as f64 * self.interval_s)
+    }
+
+    fn intended_us(&self, g: u64) -> i64 {
+        self.wall_start_us + (g as f64 * self.interval_s * 1e6) as i64
+    }
+}
+
+/// Runs the open-loop producers (and the consumer); see the module documentation.
 pub async fn run(config: &RunConfig) -> Result<RunResult, RunError> {
     assert!(config.rate > 0.0 && config.duration > Duration::ZERO);
     let mut connection = Connection::connect(&config.bootstrap).await?;
@@ -128,56 +201,174 @@ pub async fn run(config: &RunConfig) -> Result<RunResult, RunError> {
     } else {
         None
     };
-    let payload = vec![0x5a_u8; config.message_bytes];
-    let interval_s = 1.0 / config.rate;
-    let total = (config.rate * config.duration.as_secs_f64()).ceil() as u64;
-    let warmup_messages = (config.rate * config.warmup.as_secs_f64()).floor() as u64;
+    let start = Instant::now();
+    let schedule = Schedule {
+        start,
+        wall_start_us,
+        interval_s: 1.0 / config.rate,
+        total: (config.rate * config.duration.as_secs_f64()).ceil() as u64,
+        warmup_messages: (config.rate * config.warmup.as_secs_f64()).floor() as u64,
+        deadline: start + config.duration + DEADLINE_GRACE,
+    };
+    let reporter = {
+        let (config, progress) = (config.clone(), progress.clone());
+        glommio::spawn_local(async move { report_seconds(&config, start, &progress).await })
+    };
+    let producers: Vec<_> = (0..config.producers.max(1))
+        .map(|k| {
+            let (config, progress) = (config.clone(), progress.clone());
+            glommio::spawn_local(async move {
+                produce(&config, k, partitions, produce_version, schedule, &progress).await
+            })
+        })
+        .collect();
     let mut result = RunResult {
         produced: 0,
         errors: BTreeMap::new(),
-        publish_latency: histogram(),
-        service_time: histogram(),
+        publish_latency: latency_histogram(),
+        service_time: latency_histogram(),
         elapsed: Duration::ZERO,
         message_bytes: config.message_bytes,
         consumed: 0,
         e2e_latency: None,
+        series: Vec::new(),
+        aborted: None,
     };
-    let start = Instant::now();
-    let intended = |i: u64| start + Duration::from_secs_f64(i as f64 * interval_s);
-    let mut next = 0_u64;
-    while next < total {
+    for producer in producers {
+        let produced = producer.await;
+        result.produced += produced.produced;
+        for (code, count) in produced.errors {
+            *result.errors.entry(code).or_default() += count;
+        }
+        // Same bounds: adding cannot fail.
+        let _ = result.publish_latency.add(&produced.publish_latency);
+        let _ = result.service_time.add(&produced.service_time);
+        if result.aborted.is_none() {
+            result.aborted = produced.failure;
+        }
+    }
+    result.elapsed = start.elapsed();
+    progress.done.set(true);
+    if let Some(consumer) = consumer {
+        let remaining = schedule.deadline.saturating_duration_since(Instant::now());
+        let consumed = futures_lite::future::or(async { Some(consumer.await) }, async {
+            glommio::timer::sleep(remaining).await;
+            None
+        })
+        .await;
+        match consumed {
+            Some(Ok(consumed)) => {
+                result.consumed = consumed.records;
+                result.e2e_latency = Some(consumed.e2e_latency);
+            }
+            Some(Err(error)) => {
+                result.consumed = progress.consumed.get();
+                result
+                    .aborted
+                    .get_or_insert_with(|| format!("the consumer failed: {error}"));
+            }
+            None => {
+                result.consumed = progress.consumed.get();
+                result.aborted.get_or_insert_with(|| {
+                    "the consumer had not finished by the run's deadline".into()
+                });
+            }
+        }
+    }
+    progress.finished.set(true);
+    result.series = reporter.await;
+    Ok(result)
+}
+
+/// Producer `k` of the run: its share of the schedule on its own connection.
+async fn produce(
+    config: &RunConfig,
+    k: u32,
+    partitions: i32,
+    version: i16,
+    schedule: Schedule,
+    progress: &Progress,
+) -> Produced {
+    let mut out = Produced {
+        produced: 0,
+        errors: BTreeMap::new(),
+        publish_latency: latency_histogram(),
+        service_time: latency_histogram(),
+        failure: None,
+    };
+    let mut connection = match Connection::connect(&config.bootstrap).await {
+        Ok(connection) => connection,
+        Err(error) => {
+            out.failure = Some(format!("producer {k}: {error}"));
+            return out;
+        }
+    };
+    let n = u64::from(config.producers.max(1));
+    let k64 = u64::from(k);
+    // This producer's messages: g = j * n + k.
+    let count = schedule.total.saturating_sub(k64).div_ceil(n);
+    let mut keys = KeyChooser::new(config.keys, config.key_count, config.seed.wrapping_add(k64));
+    let payload = vec![0x5a_u8; config.message_bytes];
+    let mut j = 0_u64;
+    while j < count {
         let now = Instant::now();
-        let due = (((now - start).as_secs_f64() / interval_s).floor() as u64 + 1).min(total);
-        if due <= next {
-            glommio::timer::sleep(intended(next).saturating_duration_since(now)).await;
+        if now >= schedule.deadline {
+            out.failure = Some("the run's deadline passed before every message was sent".into());
+            break;
+        }
+        let elapsed = (now - schedule.start).as_secs_f64();
+        let run_due = (elapsed / schedule.interval_s).floor() as u64 + 1;
+        let due = run_due.saturating_sub(k64).div_ceil(n).min(count);
+        if due <= j {
+            let wait = schedule
+                .intended(j * n + k64)
+                .saturating_duration_since(now);
+            glommio::timer::sleep(wait).await;
             continue;
         }
-        let end = due.min(next + MAX_BATCH_MESSAGES);
-        let intended_us = |i: u64| wall_start_us + (i as f64 * interval_s * 1e6) as i64;
-        let request = produce_request(config, partitions, next, end, &payload, intended_us)?;
+        let end = due.min(j + MAX_BATCH_MESSAGES);
+        let messages: Vec<(u64, i32, Option<Vec<u8>>)> = (j..end)
+            .map(|j| {
+                let g = j * n + k64;
+                let key = keys.choose(g).map(key_bytes);
+                let partition = match &key {
+                    Some(key) => partition_for(key, partitions),
+                    None => (g % partitions.max(1) as u64) as i32,
+                };
+                (g, partition, key)
+            })
+            .collect();
+        let request =
+            match produce_request(config, &messages, &payload, |g| schedule.intended_us(g)) {
+                Ok(request) => request,
+                Err(error) => {
+                    out.failure = Some(error);
+                    break;
+                }
+            };
         let sent = Instant::now();
-        let outcome = if config.acks == 0 {
-            // No response comes: "acknowledged" when written.
-            connection
-                .send_only(
-                    ApiKey::Produce,
-                    produce_version,
-                    RequestKind::Produce(request),
-                )
-                .await
-                .map(|()| ResponseKind::Produce(Default::default()))
-        } else {
-            connection
-                .call(
-                    ApiKey::Produce,
-                    produce_version,
-                    RequestKind::Produce(request),
-                )
-                .await
+        let call = async {
+            if config.acks == 0 {
+                // No response comes: "acknowledged" when written.
+                connection
+                    .send_only(ApiKey::Produce, version, RequestKind::Produce(request))
+                    .await
+                    .map(|()| ResponseKind::Produce(Default::default()))
+            } else {
+                connection
+                    .call(ApiKey::Produce, version, RequestKind::Produce(request))
+                    .await
+            }
         };
+        let remaining = schedule.deadline.saturating_duration_since(sent);
+        let outcome = futures_lite::future::or(async { Some(call.await) }, async {
+            glommio::timer::sleep(remaining).await;
+            None
+        })
+        .await;
         let acked = Instant::now();
         let codes = match outcome {
-            Ok(ResponseKind::Produce(response)) => response
+            Some(Ok(ResponseKind::Produce(response))) => response
                 .responses
                 .iter()
                 .flat_map(|topic| {
@@ -187,46 +378,118 @@ pub async fn run(config: &RunConfig) -> Result<RunResult, RunError> {
                         .map(|p| (p.index, p.error_code))
                 })
                 .collect::<BTreeMap<_, _>>(),
-            Ok(_) => {
-                return Err(
-                    ClientError::Protocol("Produce answered with another API".into()).into(),
-                )
+            Some(Ok(_)) => {
+                out.failure = Some("Produce answered with another API".into());
+                break;
             }
-            Err(e) => return Err(e.into()),
+            Some(Err(error)) => {
+                out.failure = Some(format!("producer {k}: {error}"));
+                break;
+            }
+            None => {
+                out.failure = Some(format!(
+                    "producer {k}: no answer to a produce request by the run's deadline"
+                ));
+                break;
+            }
         };
-        for i in next..end {
-            let partition = (i % partitions.max(1) as u64) as i32;
-            match codes
-                .get(&partition)
+        for (g, partition, _) in &messages {
+            let code = codes
+                .get(partition)
                 .copied()
-                .unwrap_or(if config.acks == 0 { 0 } else { -1 })
-            {
-                0 => {
-                    result.produced += 1;
-                    progress.produced.set(result.produced);
-                }
-                code => *result.errors.entry(code).or_default() += 1,
+                .unwrap_or(if config.acks == 0 { 0 } else { -1 });
+            if code == 0 {
+                out.produced += 1;
+                progress.produced.set(progress.produced.get() + 1);
+            } else {
+                *out.errors.entry(code).or_default() += 1;
+                progress.errors.set(progress.errors.get() + 1);
             }
-            if i >= warmup_messages {
-                let publish = acked
-                    .saturating_duration_since(intended(i))
-                    .as_micros()
-                    .max(1) as u64;
+            let publish = acked
+                .saturating_duration_since(schedule.intended(*g))
+                .as_micros()
+                .max(1) as u64;
+            progress.interval.borrow_mut().saturating_record(publish);
+            if *g >= schedule.warmup_messages {
                 let service = acked.saturating_duration_since(sent).as_micros().max(1) as u64;
-                result.publish_latency.saturating_record(publish);
-                result.service_time.saturating_record(service);
+                out.publish_latency.saturating_record(publish);
+                out.service_time.saturating_record(service);
             }
         }
-        next = end;
+        j = end;
     }
-    result.elapsed = start.elapsed();
-    progress.done.set(true);
-    if let Some(consumer) = consumer {
-        let consumed = consumer.await?;
-        result.consumed = consumed.records;
-        result.e2e_latency = Some(consumed.e2e_latency);
+    out
+}
+
+/// Every second until the run finishes: a [`Second`] of the series, and (when `live`) a
+/// progress line on stderr.
+async fn report_seconds(config: &RunConfig, start: Instant, progress: &Progress) -> Vec<Second> {
+    let mut series = Vec::new();
+    let (mut produced, mut consumed, mut errors) = (0, 0, 0);
+    let total_s = config.duration.as_secs_f64();
+    for tick in 1_u32.. {
+        let at = start + Duration::from_secs(u64::from(tick));
+        while Instant::now() < at && !progress.finished.get() {
+            glommio::timer::sleep(
+                at.saturating_duration_since(Instant::now())
+                    .min(Duration::from_millis(100)),
+            )
+            .await;
+        }
+        if progress.finished.get() {
+            break;
+        }
+        let (interval_p50, interval_p99) = {
+            let mut interval = progress.interval.borrow_mut();
+            let figures = if interval.is_empty() {
+                (0, 0)
+            } else {
+                (
+                    interval.value_at_quantile(0.5),
+                    interval.value_at_quantile(0.99),
+                )
+            };
+            interval.reset();
+            figures
+        };
+        let second = Second {
+            at_s: f64::from(tick),
+            produced: progress.produced.get() - produced,
+            consumed: progress.consumed.get() - consumed,
+            errors: progress.errors.get() - errors,
+            publish_p50_us: interval_p50,
+            publish_p99_us: interval_p99,
+            backlog: if config.consumers > 0 {
+                progress
+                    .produced
+                    .get()
+                    .saturating_sub(progress.consumed.get())
+            } else {
+                0
+            },
+        };
+        (produced, consumed, errors) = (
+            progress.produced.get(),
+            progress.consumed.get(),
+            progress.errors.get(),
+        );
+        if config.live {
+            let mb = second.produced as f64 * config.message_bytes as f64 / 1e6;
+            eprintln!(
+                "[{:>6.1}s/{total_s:.1}s] produced {:>8} msg/s {:>8.2} MB/s | consumed {:>8} msg/s | publish p50 {:>9.3} ms p99 {:>9.3} ms | backlog {:>8} | errors {}",
+                second.at_s,
+                second.produced,
+                mb,
+                second.consumed,
+                second.publish_p50_us as f64 / 1000.0,
+                second.publish_p99_us as f64 / 1000.0,
+                second.backlog,
+                second.errors,
+            );
+        }
+        series.push(second);
     }
-    Ok(result)
+    series
 }
 
 /// Creates the topic with `partitions` partitions (replication factor 1); one that exists
@@ -303,38 +566,32 @@ async fn partition_count(connection: &mut Connection, topic: &str) -> Result<i32
     Err(failed("no leaders after 5 s".into()))
 }
 
-/// One request carrying messages `first..end`, spread round-robin over the partitions.
+/// One request carrying `messages` (index, partition, key), each partition's in one batch.
 fn produce_request(
     config: &RunConfig,
-    partitions: i32,
-    first: u64,
-    end: u64,
+    messages: &[(u64, i32, Option<Vec<u8>>)],
     payload: &[u8],
     intended_us: impl Fn(u64) -> i64,
-) -> Result<ProduceRequest, RunError> {
+) -> Result<ProduceRequest, String> {
     let mut builders: BTreeMap<i32, BatchBuilder> = BTreeMap::new();
-    for i in first..end {
-        let partition = (i % partitions.max(1) as u64) as i32;
+    let timestamp_ms = now_ms();
+    for (g, partition, key) in messages {
         builders
-            .entry(partition)
+            .entry(*partition)
             .or_insert_with(|| BatchBuilder::new(config.compression))
             .push(&BuilderRecord {
-                timestamp_ms: now_ms(),
-                key: None,
+                timestamp_ms,
+                key: key.as_deref(),
                 value: Some(payload),
-                headers: &[(INTENDED_HEADER, Some(&intended_us(i).to_be_bytes()))],
+                headers: &[(INTENDED_HEADER, Some(&intended_us(*g).to_be_bytes()))],
             })
-            .map_err(|e| RunError::Topic {
-                topic: config.topic.clone(),
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| format!("building a batch: {e}"))?;
     }
     let mut partition_data = Vec::with_capacity(builders.len());
     for (partition, builder) in builders {
-        let batch = builder.build().map_err(|e| RunError::Topic {
-            topic: config.topic.clone(),
-            reason: e.to_string(),
-        })?;
+        let batch = builder
+            .build()
+            .map_err(|e| format!("building a batch: {e}"))?;
         partition_data.push(
             PartitionProduceData::default()
                 .with_index(partition)
