@@ -33,6 +33,7 @@ fn config(address: &str, topic: &str, rate: f64, seconds: f64) -> RunConfig {
         consumers: 1,
         partitions: None,
         compression: spate_model::Compression::None,
+        batch_bytes: spate_loadgen::workload::DEFAULT_BATCH_BYTES,
         keys: spate_loadgen::keys::Keys::None,
         key_count: 1000,
         seed: 1,
@@ -40,8 +41,9 @@ fn config(address: &str, topic: &str, rate: f64, seconds: f64) -> RunConfig {
     }
 }
 
-/// Three producers with zipf-keyed records over four partitions: every record lands and is
-/// read back once, and the per-second series adds up to the run.
+/// Three producers with zipf-keyed records over four partitions, in small batches (several
+/// per partition in a request): every record lands and is read back once, and the
+/// per-second series adds up to the run.
 #[test]
 fn keyed_records_from_several_producers_all_land() {
     let data = tempfile::tempdir().expect("temp dir");
@@ -51,6 +53,7 @@ fn keyed_records_from_several_producers_all_land() {
     wanted.producers = 3;
     wanted.keys = spate_loadgen::keys::Keys::Zipf;
     wanted.key_count = 50;
+    wanted.batch_bytes = 4096;
     let result = run(wanted);
     assert!(result.errors.is_empty(), "{:?}", result.errors);
     assert_eq!(result.aborted, None);
@@ -62,6 +65,49 @@ fn keyed_records_from_several_producers_all_land() {
         "{in_series} in the series"
     );
     assert!(result.series.iter().any(|s| s.publish_p99_us > 0));
+}
+
+/// Capacity mode: an objective every step meets lets the rate climb through every step; one
+/// no step can meet stops at the first.
+#[test]
+fn capacity_steps_the_rate_until_an_objective_breaks() {
+    use spate_loadgen::capacity::{capacity, highest_passing, Plan};
+    let data = tempfile::tempdir().expect("temp dir");
+    let broker = Broker::start(data.path());
+    let mut base = config(&broker.address, "capacity", 1.0, 1.0);
+    base.consumers = 0;
+    let plan = |objective: &str| Plan {
+        start_rate: 500.0,
+        step_factor: 2.0,
+        step_duration: Duration::from_millis(1000),
+        slos: vec![objective.parse().expect("objective")],
+        max_steps: 3,
+    };
+    let (lenient, strict) = (plan("p99=5s"), plan("p50=1us"));
+    let shared = base.clone();
+    let (passing, failing) =
+        spate_broker::runtime::run_shard("capacity-test", None, move || async move {
+            let passing = capacity(&shared, &lenient).await.expect("capacity");
+            let failing = capacity(&shared, &strict).await.expect("capacity");
+            (passing, failing)
+        })
+        .expect("executor");
+    let targets: Vec<f64> = passing.iter().map(|s| s.target).collect();
+    assert_eq!(targets, [500.0, 1000.0, 2000.0]);
+    assert!(
+        passing.iter().all(|s| s.failed.is_none()),
+        "{:?}",
+        passing.iter().map(|s| &s.failed).collect::<Vec<_>>()
+    );
+    assert_eq!(highest_passing(&passing), Some(2000.0));
+    assert_eq!(failing.len(), 1, "the first step fails");
+    assert!(failing[0]
+        .failed
+        .as_deref()
+        .is_some_and(|f| f.contains("p50")));
+    assert_eq!(highest_passing(&failing), None);
+    let chart = spate_loadgen::plot::capacity_chart(&passing);
+    assert_eq!(chart.matches("<polyline").count(), 3, "p50, p99, p99.9");
 }
 
 /// A broker killed mid-run ends it with the reason and what was measured until then.

@@ -10,14 +10,18 @@
 //! reading the run back for end-to-end latency; publish latency measured from each
 //! message's intended send time (no coordinated omission) beside the service time; a
 //! progress line and a series entry every second; a hard deadline that ends a run against
-//! a broker that stops answering, with the partial results; a JSON result file, `.hgrm`
-//! files and a summary table. Several executors, workload files, SVG/HTML output and the
-//! capacity mode come next (the loadgen issue lists them).
+//! a broker that stops answering, with the partial results; workloads from flags or a TOML
+//! file; a JSON result file, `.hgrm` files, SVG charts, an HTML report and a summary table;
+//! and the capacity mode, stepping the rate up until a latency objective breaks. Several
+//! executors (`--cores`) come next.
 
+pub mod capacity;
 pub mod client;
 pub mod consume;
 pub mod keys;
+pub mod plot;
 pub mod report;
 pub mod run;
+pub mod workload;
 
 pub use run::{run, RunConfig, RunError, RunResult};

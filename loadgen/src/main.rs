@@ -1,9 +1,10 @@
 //! The `spate-loadgen` command line.
 
 use clap::{Parser, Subcommand};
-use spate_loadgen::keys::Keys;
-use spate_loadgen::{report, run, RunConfig};
-use spate_model::Compression;
+use spate_loadgen::capacity::{self, Plan, Slo};
+use spate_loadgen::run::RunResult;
+use spate_loadgen::workload::{parse_duration, Workload};
+use spate_loadgen::{plot, report, RunConfig};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -19,6 +20,27 @@ struct Cli {
     command: Command,
 }
 
+/// Where to write results besides the summary table.
+#[derive(Debug, Clone, clap::Args)]
+struct Outputs {
+    /// Also write the result as JSON here.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Also write each latency histogram as PREFIX-<name>.hgrm (HdrHistogram's
+    /// percentile-distribution format, milliseconds).
+    #[arg(long, value_name = "PREFIX")]
+    hgrm: Option<String>,
+    /// Also write SVG charts as PREFIX-<chart>.svg.
+    #[arg(long, value_name = "PREFIX")]
+    svg: Option<String>,
+    /// Also write an HTML report with the charts here.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
+    /// No progress line every second.
+    #[arg(long)]
+    quiet: bool,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Produce at a fixed rate and report publish latency from each message's intended send
@@ -28,190 +50,87 @@ enum Command {
     ///
     ///   spate-loadgen run --bootstrap 127.0.0.1:9092 --topic load --rate 10000 --message-size 1024 --duration 30s --warmup 5s
     ///
-    ///   spate-loadgen run --bootstrap 127.0.0.1:9092 --partitions 8 --producers 4 --rate-mb 50 --keys zipf --key-count 10000 --json result.json
+    ///   spate-loadgen run --bootstrap 127.0.0.1:9092 --partitions 8 --producers 4 --rate-mb 50 --keys zipf --key-count 10000 --json result.json --html result.html
+    ///
+    ///   spate-loadgen run --bootstrap 127.0.0.1:9092 --workload orders.toml --duration 2m
     Run {
         /// A broker to start from (host:port).
         #[arg(long)]
         bootstrap: String,
-        /// The topic to produce to.
-        #[arg(long, default_value = "spate-loadgen")]
-        topic: String,
-        /// Messages per second, over all producers [default: 1000].
-        #[arg(long, conflicts_with = "rate_mb")]
-        rate: Option<f64>,
-        /// Megabytes (10^6 bytes of message values) per second, instead of --rate.
+        #[command(flatten)]
+        workload: Workload,
+        #[command(flatten)]
+        outputs: Outputs,
+    },
+    /// Step the rate up until a latency objective breaks or the broker falls behind, and
+    /// name the highest rate that met every objective.
+    ///
+    /// Each step runs the workload for --step-duration at its rate; a step fails when a
+    /// publish-latency objective is exceeded, fewer than 95% of the target rate is
+    /// achieved, or any message fails.
+    ///
+    /// Example:
+    ///
+    ///   spate-loadgen capacity --bootstrap 127.0.0.1:9092 --partitions 8 --message-size 1024 --start-rate 10000 --step-factor 1.5 --step-duration 20s --warmup 5s --slo p99=10ms --slo p99.9=50ms --html capacity.html
+    Capacity {
+        /// A broker to start from (host:port).
         #[arg(long)]
-        rate_mb: Option<f64>,
-        /// Producers, each on its own connection with an equal share of the rate (1-1000).
-        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
-        producers: u32,
-        /// Bytes per message.
-        #[arg(long, default_value_t = 1024)]
-        message_size: usize,
-        /// Run time, e.g. 30s or 500ms.
+        bootstrap: String,
+        #[command(flatten)]
+        workload: Workload,
+        /// The first step's rate (messages per second).
+        #[arg(long, default_value_t = 1000.0)]
+        start_rate: f64,
+        /// Each step's rate is the previous one's times this (above 1).
+        #[arg(long, default_value_t = 1.5)]
+        step_factor: f64,
+        /// How long each step runs, its warm-up included.
         #[arg(long, default_value = "10s", value_parser = parse_duration)]
-        duration: Duration,
-        /// Initial part left out of the histograms.
-        #[arg(long, default_value = "0s", value_parser = parse_duration)]
-        warmup: Duration,
-        /// all (-1), 1 or 0.
-        #[arg(long, default_value = "all", value_parser = parse_acks)]
-        acks: i16,
-        /// Consumers reading the run back for end-to-end latency (0 or 1).
-        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=1))]
-        consumers: u32,
-        /// Create the topic with this many partitions (1-10000; an existing topic must have
-        /// as many) [default: the topic as the broker has or auto-creates it].
-        #[arg(long, value_parser = clap::value_parser!(i32).range(1..=10_000))]
-        partitions: Option<i32>,
-        /// Batch compression: none, gzip, snappy, lz4 or zstd.
-        #[arg(long, default_value = "none", value_parser = parse_compression)]
-        compression: Compression,
-        /// Record keys: none (round-robin over the partitions), random, round-robin or zipf;
-        /// keyed records go where Kafka's default partitioner (murmur2) puts them.
-        #[arg(long, default_value = "none")]
-        keys: Keys,
-        /// Distinct keys (1-10000000).
-        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
-        key_count: u64,
-        /// Seed of the random key draws: the same seed draws the same keys.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
+        step_duration: Duration,
+        /// Steps at most (1-50).
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=50))]
+        max_steps: u32,
+        /// A publish-latency objective, e.g. p99=10ms (repeatable; p50 … p99.99, max).
+        #[arg(long = "slo", required = true)]
+        slos: Vec<Slo>,
+        /// Also write every step as JSON here.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+        /// Also write the latency-against-throughput chart (SVG) here.
+        #[arg(long, value_name = "FILE")]
+        svg: Option<PathBuf>,
+        /// Also write an HTML report with the chart here.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
         /// No progress line every second.
         #[arg(long)]
         quiet: bool,
-        /// Also write the result as JSON here.
-        #[arg(long)]
-        json: Option<PathBuf>,
-        /// Also write each latency histogram as PREFIX-<name>.hgrm (HdrHistogram's
-        /// percentile-distribution format, milliseconds).
-        #[arg(long, value_name = "PREFIX")]
-        hgrm: Option<String>,
     },
 }
 
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let (number, unit) = match text.find(|c: char| c.is_ascii_alphabetic()) {
-        Some(at) => text.split_at(at),
-        None => return Err(format!("{text:?}: give a unit (ms, s, m)")),
-    };
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration"))?;
-    let seconds = match unit {
-        "ms" => value / 1000.0,
-        "s" => value,
-        "m" => value * 60.0,
-        other => return Err(format!("unknown unit {other:?} (ms, s, m)")),
-    };
-    if !(0.0..=86_400.0).contains(&seconds) {
-        return Err(format!("{text:?} is out of range"));
-    }
-    Ok(Duration::from_secs_f64(seconds))
-}
-
-fn parse_compression(text: &str) -> Result<Compression, String> {
-    match text {
-        "none" => Ok(Compression::None),
-        "gzip" => Ok(Compression::Gzip),
-        "snappy" => Ok(Compression::Snappy),
-        "lz4" => Ok(Compression::Lz4),
-        "zstd" => Ok(Compression::Zstd),
-        other => Err(format!(
-            "compression {other:?}: none, gzip, snappy, lz4 or zstd"
-        )),
-    }
-}
-
-fn parse_acks(text: &str) -> Result<i16, String> {
-    match text {
-        "all" | "-1" => Ok(-1),
-        "1" => Ok(1),
-        "0" => Ok(0),
-        other => Err(format!("acks {other:?}: all, 1 or 0")),
-    }
-}
-
-fn main() -> ExitCode {
-    let Command::Run {
-        bootstrap,
-        topic,
-        rate,
-        rate_mb,
-        producers,
-        message_size,
-        duration,
-        warmup,
-        acks,
-        consumers,
-        partitions,
-        compression,
-        keys,
-        key_count,
-        seed,
-        quiet,
-        json,
-        hgrm,
-    } = Cli::parse().command;
-    let rate = match (rate, rate_mb) {
-        (_, Some(mb)) => mb * 1e6 / message_size.max(1) as f64,
-        (Some(rate), None) => rate,
-        (None, None) => 1000.0,
-    };
-    if !(rate > 0.0 && rate <= 10_000_000.0) {
-        eprintln!("spate-loadgen: the rate must be between 0 and 10000000 messages per second");
-        return ExitCode::from(2);
-    }
-    if warmup >= duration {
-        eprintln!("spate-loadgen: --warmup must be shorter than --duration");
-        return ExitCode::from(2);
-    }
-    let config = RunConfig {
-        bootstrap,
-        topic,
-        rate,
-        message_bytes: message_size,
-        duration,
-        warmup,
-        acks,
-        producers,
-        consumers,
-        partitions,
-        compression,
-        keys,
-        key_count,
-        seed,
-        live: !quiet,
-    };
-    let shared = config.clone();
-    let outcome = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+/// Runs `work` on a glommio executor of its own.
+fn on_executor<T: Send + 'static, Fut: std::future::Future<Output = T> + 'static>(
+    work: impl FnOnce() -> Fut + Send + 'static,
+) -> Result<T, String> {
+    glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
         .name("spate-loadgen")
-        .spawn(move || async move { run(&shared).await })
-        .and_then(|handle| handle.join());
-    let result = match outcome {
-        Ok(Ok(result)) => result,
-        Ok(Err(e)) => {
-            eprintln!("spate-loadgen: {e}");
-            return ExitCode::FAILURE;
-        }
-        Err(e) => {
-            eprintln!("spate-loadgen: executor: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    print!("{}", report::table(&config, &result));
-    if let Some(reason) = &result.aborted {
-        eprintln!("spate-loadgen: the run ended early: {reason} (the results so far are written)");
-    }
-    if let Some(path) = json {
+        .spawn(work)
+        .and_then(|handle| handle.join())
+        .map_err(|e| format!("executor: {e}"))
+}
+
+fn write(path: &std::path::Path, contents: &str) -> Result<(), String> {
+    std::fs::write(path, contents).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// Writes the run's outputs other than the table.
+fn write_outputs(config: &RunConfig, result: &RunResult, outputs: &Outputs) -> Result<(), String> {
+    if let Some(path) = &outputs.json {
         let document =
-            serde_json::to_string_pretty(&report::json(&config, &result)).unwrap_or_default();
-        if let Err(e) = std::fs::write(&path, document) {
-            eprintln!("spate-loadgen: cannot write {}: {e}", path.display());
-            return ExitCode::FAILURE;
-        }
+            serde_json::to_string_pretty(&report::json(config, result)).unwrap_or_default();
+        write(path, &document)?;
     }
-    if let Some(prefix) = hgrm {
+    if let Some(prefix) = &outputs.hgrm {
         let mut histograms = vec![
             ("publish", &result.publish_latency),
             ("service", &result.service_time),
@@ -220,15 +139,167 @@ fn main() -> ExitCode {
             histograms.push(("e2e", e2e));
         }
         for (name, histogram) in histograms {
-            let path = format!("{prefix}-{name}.hgrm");
-            if let Err(e) = std::fs::write(&path, report::hgrm(histogram)) {
-                eprintln!("spate-loadgen: cannot write {path}: {e}");
-                return ExitCode::FAILURE;
-            }
+            write(
+                std::path::Path::new(&format!("{prefix}-{name}.hgrm")),
+                &report::hgrm(histogram),
+            )?;
         }
     }
-    if result.aborted.is_some() {
-        return ExitCode::FAILURE;
+    if let Some(prefix) = &outputs.svg {
+        for (name, svg) in [
+            ("latency", plot::latency_by_percentile(result)),
+            ("throughput", plot::throughput_over_time(result)),
+            ("latency-over-time", plot::latency_over_time(result)),
+        ] {
+            write(std::path::Path::new(&format!("{prefix}-{name}.svg")), &svg)?;
+        }
     }
-    ExitCode::SUCCESS
+    if let Some(path) = &outputs.html {
+        write(path, &plot::html(config, result))?;
+    }
+    Ok(())
+}
+
+/// Why a command failed: its exit code (2 for a usage mistake, 1 otherwise) and message.
+struct Failure(u8, String);
+
+impl From<String> for Failure {
+    fn from(message: String) -> Failure {
+        Failure(1, message)
+    }
+}
+
+fn usage(message: String) -> Failure {
+    Failure(2, message)
+}
+
+fn run_command(bootstrap: String, workload: Workload, outputs: Outputs) -> Result<bool, Failure> {
+    let config = workload
+        .resolve(&bootstrap, !outputs.quiet)
+        .map_err(usage)?;
+    let shared = config.clone();
+    let result = on_executor(move || async move { spate_loadgen::run(&shared).await })?
+        .map_err(|e| e.to_string())?;
+    print!("{}", report::table(&config, &result));
+    write_outputs(&config, &result, &outputs)?;
+    if let Some(reason) = &result.aborted {
+        eprintln!("spate-loadgen: the run ended early: {reason} (the results so far are written)");
+        return Ok(false);
+    }
+    Ok(true)
+}
+
+/// The capacity command's settings besides the workload.
+struct CapacityOutputs {
+    json: Option<PathBuf>,
+    svg: Option<PathBuf>,
+    html: Option<PathBuf>,
+}
+
+fn capacity_command(
+    config: RunConfig,
+    plan: Plan,
+    outputs: CapacityOutputs,
+) -> Result<bool, Failure> {
+    if !(plan.step_factor > 1.0 && plan.step_factor <= 100.0) {
+        return Err(usage(
+            "--step-factor must be above 1 and at most 100".into(),
+        ));
+    }
+    if !(plan.start_rate > 0.0 && plan.start_rate <= spate_loadgen::workload::MAX_RATE) {
+        return Err(usage(
+            "--start-rate must be above 0 and at most 10000000".into(),
+        ));
+    }
+    let (shared, shared_plan) = (config.clone(), plan.clone());
+    let steps =
+        on_executor(move || async move { capacity::capacity(&shared, &shared_plan).await })?
+            .map_err(|e| e.to_string())?;
+    println!(
+        "{:>12} {:>12} {:>10} {:>10} {:>10}  verdict",
+        "target/s", "achieved/s", "p50 µs", "p99 µs", "p99.9 µs"
+    );
+    for step in &steps {
+        println!(
+            "{:>12.0} {:>12.0} {:>10} {:>10} {:>10}  {}",
+            step.target,
+            step.achieved,
+            capacity::percentile(&step.result, "p50"),
+            capacity::percentile(&step.result, "p99"),
+            capacity::percentile(&step.result, "p99.9"),
+            step.failed.as_deref().unwrap_or("ok")
+        );
+    }
+    let highest = capacity::highest_passing(&steps);
+    match highest {
+        Some(rate) => println!(
+            "highest rate meeting every objective: {rate:.0} msgs/s ({:.2} MB/s)",
+            rate * config.message_bytes as f64 / 1e6
+        ),
+        None => println!("no step met every objective"),
+    }
+    if let Some(path) = &outputs.json {
+        let document = report::capacity_json(&config, &plan, &steps, highest);
+        write(
+            path,
+            &serde_json::to_string_pretty(&document).unwrap_or_default(),
+        )?;
+    }
+    if let Some(path) = &outputs.svg {
+        write(path, &plot::capacity_chart(&steps))?;
+    }
+    if let Some(path) = &outputs.html {
+        write(path, &plot::capacity_html(&config, &steps, highest))?;
+    }
+    Ok(highest.is_some())
+}
+
+fn main() -> ExitCode {
+    let outcome = match Cli::parse().command {
+        Command::Run {
+            bootstrap,
+            workload,
+            outputs,
+        } => run_command(bootstrap, workload, outputs),
+        Command::Capacity {
+            bootstrap,
+            workload,
+            start_rate,
+            step_factor,
+            step_duration,
+            max_steps,
+            slos,
+            json,
+            svg,
+            html,
+            quiet,
+        } => {
+            // The workload's duration is the step's.
+            let workload = Workload {
+                duration: Some(step_duration),
+                ..workload
+            };
+            workload
+                .resolve(&bootstrap, !quiet)
+                .map_err(usage)
+                .and_then(|config| {
+                    let plan = Plan {
+                        start_rate,
+                        step_factor,
+                        step_duration,
+                        slos,
+                        max_steps,
+                    };
+                    capacity_command(config, plan, CapacityOutputs { json, svg, html })
+                })
+        }
+    };
+    match outcome {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(Failure(code, message)) => {
+            eprintln!("spate-loadgen: {message}");
+            ExitCode::from(code)
+        }
+    }
 }

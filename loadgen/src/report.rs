@@ -45,6 +45,7 @@ pub fn json(config: &RunConfig, result: &RunResult) -> Value {
             "consumers": config.consumers,
             "partitions": config.partitions,
             "compression": format!("{:?}", config.compression).to_lowercase(),
+            "batch_bytes": config.batch_bytes,
             "keys": config.keys.name(),
             "key_count": config.key_count,
             "seed": config.seed,
@@ -147,6 +148,52 @@ pub fn hgrm(histogram: &Histogram<u64>) -> String {
         histogram.len()
     ));
     out
+}
+
+/// The capacity result document: the plan, every step (target, achieved, publish
+/// percentiles, verdict) and the highest passing rate.
+pub fn capacity_json(
+    config: &RunConfig,
+    plan: &crate::capacity::Plan,
+    steps: &[crate::capacity::Step],
+    highest: Option<f64>,
+) -> Value {
+    json!({
+        "config": json(config, &empty_result(config))["config"],
+        "plan": {
+            "start_rate_msgs_per_s": plan.start_rate,
+            "step_factor": plan.step_factor,
+            "step_duration_s": plan.step_duration.as_secs_f64(),
+            "slos_us": plan.slos.iter().map(|s| (s.percentile.clone(), json!(s.bound_us))).collect::<Map<_, _>>(),
+        },
+        "steps": steps.iter().map(|s| json!({
+            "target_msgs_per_s": s.target,
+            "achieved_msgs_per_s": s.achieved,
+            "publish_latency_us": percentiles(&s.result.publish_latency),
+            "errors": s.result.errors.values().sum::<u64>(),
+            "errors_by_code": s.result.errors.iter().map(|(code, count)| (code.to_string(), json!(count))).collect::<Map<_, _>>(),
+            "passed": s.failed.is_none(),
+            "failure": s.failed,
+        })).collect::<Vec<_>>(),
+        "highest_passing_msgs_per_s": highest,
+        "highest_passing_mb_per_s": highest.map(|r| r * config.message_bytes as f64 / 1e6),
+    })
+}
+
+/// A result with nothing measured (for documents that only need the config).
+fn empty_result(config: &RunConfig) -> RunResult {
+    RunResult {
+        produced: 0,
+        errors: Default::default(),
+        publish_latency: crate::consume::latency_histogram(),
+        service_time: crate::consume::latency_histogram(),
+        elapsed: std::time::Duration::ZERO,
+        message_bytes: config.message_bytes,
+        consumed: 0,
+        e2e_latency: None,
+        series: Vec::new(),
+        aborted: None,
+    }
 }
 
 #[cfg(test)]

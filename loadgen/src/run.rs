@@ -65,6 +65,9 @@ pub struct RunConfig {
     pub partitions: Option<i32>,
     /// The codec of the produced batches.
     pub compression: Compression,
+    /// Record bytes per batch at most (a producer's `batch.size`); a request carries as many
+    /// batches per partition as the messages due need.
+    pub batch_bytes: usize,
     /// How records are keyed (keyed records go where Kafka's default partitioner puts them).
     pub keys: Keys,
     /// Distinct keys.
@@ -566,36 +569,44 @@ async fn partition_count(connection: &mut Connection, topic: &str) -> Result<i32
     Err(failed("no leaders after 5 s".into()))
 }
 
-/// One request carrying `messages` (index, partition, key), each partition's in one batch.
+/// One request carrying `messages` (index, partition, key): each partition's in batches of
+/// at most `batch_bytes` of records (one record alone may exceed it).
 fn produce_request(
     config: &RunConfig,
     messages: &[(u64, i32, Option<Vec<u8>>)],
     payload: &[u8],
     intended_us: impl Fn(u64) -> i64,
 ) -> Result<ProduceRequest, String> {
-    let mut builders: BTreeMap<i32, BatchBuilder> = BTreeMap::new();
+    let failed = |e: spate_model::BatchError| format!("building a batch: {e}");
+    // Per partition: its finished batches, and the batch being filled.
+    let mut partitions: BTreeMap<i32, (Vec<u8>, BatchBuilder)> = BTreeMap::new();
     let timestamp_ms = now_ms();
+    let record_bytes = payload.len() + INTENDED_HEADER.len() + 32;
     for (g, partition, key) in messages {
-        builders
+        let (done, builder) = partitions
             .entry(*partition)
-            .or_insert_with(|| BatchBuilder::new(config.compression))
+            .or_insert_with(|| (Vec::new(), BatchBuilder::new(config.compression)));
+        let size = record_bytes + key.as_ref().map_or(0, Vec::len);
+        if !builder.is_empty() && builder.records_bytes() + size > config.batch_bytes {
+            let full = std::mem::replace(builder, BatchBuilder::new(config.compression));
+            done.extend_from_slice(&full.build().map_err(failed)?);
+        }
+        builder
             .push(&BuilderRecord {
                 timestamp_ms,
                 key: key.as_deref(),
                 value: Some(payload),
                 headers: &[(INTENDED_HEADER, Some(&intended_us(*g).to_be_bytes()))],
             })
-            .map_err(|e| format!("building a batch: {e}"))?;
+            .map_err(failed)?;
     }
-    let mut partition_data = Vec::with_capacity(builders.len());
-    for (partition, builder) in builders {
-        let batch = builder
-            .build()
-            .map_err(|e| format!("building a batch: {e}"))?;
+    let mut partition_data = Vec::with_capacity(partitions.len());
+    for (partition, (mut records, builder)) in partitions {
+        records.extend_from_slice(&builder.build().map_err(failed)?);
         partition_data.push(
             PartitionProduceData::default()
                 .with_index(partition)
-                .with_records(Some(Bytes::from(batch))),
+                .with_records(Some(Bytes::from(records))),
         );
     }
     let topic = TopicProduceData::default()
