@@ -26,6 +26,9 @@ fn config(address: &str, topic: &str, rate: f64, seconds: f64) -> RunConfig {
         topic: topic.to_string(),
         rate,
         message_bytes: 256,
+        message_bytes_max: 256,
+        payload_file: None,
+        idempotent: false,
         duration: Duration::from_secs_f64(seconds),
         warmup: Duration::from_millis(200),
         acks: -1,
@@ -65,6 +68,35 @@ fn keyed_records_from_several_producers_all_land() {
         "{in_series} in the series"
     );
     assert!(result.series.iter().any(|s| s.publish_p99_us > 0));
+}
+
+/// Idempotent producers sending values of varied sizes cut from a payload file, in batches
+/// small enough that a request carries several per partition: every record lands once, and
+/// the broker accepted every sequence number.
+#[test]
+fn idempotent_producers_with_varied_sizes_from_a_file_land_every_record() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let broker = Broker::start(data.path());
+    let payload = data.path().join("payload.txt");
+    std::fs::write(
+        &payload,
+        "the quick brown fox jumps over the lazy dog\n".repeat(10),
+    )
+    .expect("payload");
+    let mut wanted = config(&broker.address, "sized", 2000.0, 1.5);
+    wanted.partitions = Some(2);
+    wanted.producers = 2;
+    wanted.consumers = 2;
+    wanted.idempotent = true;
+    wanted.message_bytes = 10;
+    wanted.message_bytes_max = 2000;
+    wanted.payload_file = Some(payload);
+    wanted.batch_bytes = 8192;
+    let result = run(wanted);
+    assert!(result.errors.is_empty(), "{:?}", result.errors);
+    assert_eq!(result.aborted, None);
+    assert_eq!((result.produced, result.consumed), (3000, 3000));
+    assert_eq!(result.message_bytes, 1005, "the mean size");
 }
 
 /// Capacity mode: an objective every step meets lets the rate climb through every step; one

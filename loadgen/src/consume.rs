@@ -114,15 +114,17 @@ pub async fn end_offsets(
     Ok(ends)
 }
 
-/// Reads from `offsets` until the producer is done and everything it produced was read, or
-/// [`DRAIN_TIMEOUT`] after it finished.
+/// Reads its `assigned` partitions from their offsets (partition, offset) until the producers
+/// are done and everything they produced was read (by all the run's consumers), or
+/// [`DRAIN_TIMEOUT`] after they finished.
 pub async fn consume(
     bootstrap: &str,
     topic: &str,
-    mut offsets: Vec<i64>,
+    assigned: Vec<(i32, i64)>,
     warmup_until_us: i64,
     progress: Rc<Progress>,
 ) -> Result<Consumed, ClientError> {
+    let (indexes, mut offsets): (Vec<i32>, Vec<i64>) = assigned.into_iter().unzip();
     let mut connection = Connection::connect(bootstrap).await?;
     let version = connection.version(ApiKey::Fetch, (4, 12))?;
     let mut consumed = Consumed {
@@ -134,16 +136,17 @@ pub async fn consume(
     loop {
         if progress.done.get() {
             let since = *finished_at.get_or_insert_with(Instant::now);
-            if consumed.records >= progress.produced.get() || since.elapsed() > DRAIN_TIMEOUT {
+            if progress.consumed.get() >= progress.produced.get() || since.elapsed() > DRAIN_TIMEOUT
+            {
                 return Ok(consumed);
             }
         }
-        let partitions = offsets
+        let partitions = indexes
             .iter()
-            .enumerate()
+            .zip(&offsets)
             .map(|(index, offset)| {
                 FetchPartition::default()
-                    .with_partition(i32::try_from(index).unwrap_or(i32::MAX))
+                    .with_partition(*index)
                     .with_fetch_offset(*offset)
                     .with_partition_max_bytes(4 << 20)
             })
@@ -166,9 +169,10 @@ pub async fn consume(
         };
         let now_us = now_us();
         for partition in response.responses.iter().flat_map(|t| t.partitions.iter()) {
-            let Some(offset) = usize::try_from(partition.partition_index)
-                .ok()
-                .and_then(|i| offsets.get_mut(i))
+            let Some(offset) = indexes
+                .iter()
+                .position(|i| *i == partition.partition_index)
+                .and_then(|at| offsets.get_mut(at))
             else {
                 continue;
             };
@@ -192,7 +196,7 @@ pub async fn consume(
                         continue;
                     }
                     consumed.records += 1;
-                    progress.consumed.set(consumed.records);
+                    progress.consumed.set(progress.consumed.get() + 1);
                     *offset = record_offset + 1;
                     let intended = record
                         .headers()

@@ -234,7 +234,7 @@ fn capacity_command(
     match highest {
         Some(rate) => println!(
             "highest rate meeting every objective: {rate:.0} msgs/s ({:.2} MB/s)",
-            rate * config.message_bytes as f64 / 1e6
+            rate * config.mean_message_bytes() / 1e6
         ),
         None => println!("no step met every objective"),
     }

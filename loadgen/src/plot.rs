@@ -306,11 +306,11 @@ pub fn html(config: &RunConfig, result: &RunResult) -> String {
     format!(
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>spate-loadgen: {topic}</title></head>\n\
          <body style=\"font-family: sans-serif\">\n<h1>spate-loadgen run: {topic}</h1>\n\
-         <p>{rate:.0} msgs/s target, {size} B messages, {producers} producer(s), acks {acks}, {compression:?}, keys {keys}, {secs:.1} s</p>\n\
+         <p>{rate:.0} msgs/s target, {size} B messages (mean), {producers} producer(s), acks {acks}, {compression:?}, keys {keys}, {secs:.1} s</p>\n\
          <pre>{summary}</pre>\n{a}\n{b}\n{c}\n</body></html>\n",
         topic = escape(&config.topic),
         rate = config.rate,
-        size = config.message_bytes,
+        size = config.mean_message_bytes(),
         producers = config.producers,
         acks = config.acks,
         compression = config.compression,

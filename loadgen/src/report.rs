@@ -38,6 +38,9 @@ pub fn json(config: &RunConfig, result: &RunResult) -> Value {
             "topic": config.topic,
             "rate_msgs_per_s": config.rate,
             "message_bytes": config.message_bytes,
+            "message_bytes_max": config.message_bytes_max,
+            "payload_file": config.payload_file,
+            "idempotent": config.idempotent,
             "duration_s": config.duration.as_secs_f64(),
             "warmup_s": config.warmup.as_secs_f64(),
             "acks": config.acks,
@@ -176,7 +179,7 @@ pub fn capacity_json(
             "failure": s.failed,
         })).collect::<Vec<_>>(),
         "highest_passing_msgs_per_s": highest,
-        "highest_passing_mb_per_s": highest.map(|r| r * config.message_bytes as f64 / 1e6),
+        "highest_passing_mb_per_s": highest.map(|r| r * config.mean_message_bytes() / 1e6),
     })
 }
 
@@ -188,7 +191,7 @@ fn empty_result(config: &RunConfig) -> RunResult {
         publish_latency: crate::consume::latency_histogram(),
         service_time: crate::consume::latency_histogram(),
         elapsed: std::time::Duration::ZERO,
-        message_bytes: config.message_bytes,
+        message_bytes: config.mean_message_bytes().round() as usize,
         consumed: 0,
         e2e_latency: None,
         series: Vec::new(),

@@ -48,8 +48,15 @@ pub struct RunConfig {
     pub topic: String,
     /// Target messages per second, over all producers.
     pub rate: f64,
-    /// Bytes per message value.
+    /// Bytes per message value (the smallest, when sizes vary).
     pub message_bytes: usize,
+    /// The largest message value: sizes are drawn uniformly from `message_bytes..=` this
+    /// (equal to `message_bytes` for a fixed size).
+    pub message_bytes_max: usize,
+    /// Message values are slices of this file's bytes; `None`: random bytes (from `seed`).
+    pub payload_file: Option<std::path::PathBuf>,
+    /// Idempotent producers (InitProducerId, sequence numbers).
+    pub idempotent: bool,
     /// How long to produce, warm-up included.
     pub duration: Duration,
     /// The first part of the run, excluded from the histograms.
@@ -58,7 +65,8 @@ pub struct RunConfig {
     pub acks: i16,
     /// Producers, each with its own connection and an equal share of the rate.
     pub producers: u32,
-    /// Consumers reading the run back (0 or 1 so far).
+    /// Consumers reading the run back, each with its own connection and a share of the
+    /// partitions (at most one per partition).
     pub consumers: u32,
     /// Create the topic with this many partitions (an existing topic must have as many);
     /// `None` takes the topic as the broker has (or auto-creates) it.
@@ -148,6 +156,58 @@ struct Produced {
     failure: Option<String>,
 }
 
+impl RunConfig {
+    /// The mean message value size.
+    pub fn mean_message_bytes(&self) -> f64 {
+        (self.message_bytes + self.message_bytes_max.max(self.message_bytes)) as f64 / 2.0
+    }
+}
+
+/// The most payload bytes read from a payload file.
+pub const MAX_PAYLOAD_FILE_BYTES: u64 = 64 << 20;
+
+/// The bytes message values are cut from: the payload file, or random bytes from the seed
+/// (twice the largest message, at least 1 MiB).
+pub fn payload_source(config: &RunConfig) -> Result<Vec<u8>, String> {
+    let largest = config.message_bytes_max.max(config.message_bytes);
+    let bytes = match &config.payload_file {
+        Some(path) => {
+            let size = std::fs::metadata(path)
+                .map_err(|e| format!("payload file {}: {e}", path.display()))?
+                .len();
+            if size > MAX_PAYLOAD_FILE_BYTES {
+                return Err(format!(
+                    "payload file {} is over {} MiB",
+                    path.display(),
+                    MAX_PAYLOAD_FILE_BYTES >> 20
+                ));
+            }
+            let bytes =
+                std::fs::read(path).map_err(|e| format!("payload file {}: {e}", path.display()))?;
+            if bytes.is_empty() {
+                return Err(format!("payload file {} is empty", path.display()));
+            }
+            bytes
+        }
+        None => {
+            let mut rng = crate::keys::Rng::new(config.seed ^ 0x005e_ed0f_da7a);
+            let length = (2 * largest).max(1 << 20);
+            let mut bytes = Vec::with_capacity(length + 8);
+            while bytes.len() < length {
+                bytes.extend_from_slice(&rng.next_u64().to_le_bytes());
+            }
+            bytes.truncate(length);
+            bytes
+        }
+    };
+    // Short files repeat, so that the largest message fits.
+    let mut source = bytes.clone();
+    while source.len() < largest {
+        source.extend_from_slice(&bytes);
+    }
+    Ok(source)
+}
+
 /// The run's shared schedule.
 #[derive(Debug, Clone, Copy)]
 struct Schedule {
@@ -191,19 +251,33 @@ pub async fn run(config: &RunConfig) -> Result<RunResult, RunError> {
     let wall_start_us = now_us();
     let warmup_until_us =
         wall_start_us + i64::try_from(config.warmup.as_micros()).unwrap_or(i64::MAX);
-    let consumer = if config.consumers > 0 {
+    // Consumer `c` of `n` reads the partitions `p` with `p mod n = c`.
+    let mut consumers = Vec::new();
+    if config.consumers > 0 {
         let offsets = end_offsets(&mut connection, &config.topic, partitions).await?;
-        let (bootstrap, topic, progress) = (
-            config.bootstrap.clone(),
-            config.topic.clone(),
-            progress.clone(),
-        );
-        Some(glommio::spawn_local(async move {
-            consume(&bootstrap, &topic, offsets, warmup_until_us, progress).await
-        }))
-    } else {
-        None
-    };
+        let n = usize::try_from(config.consumers).unwrap_or(1);
+        for c in 0..n.min(offsets.len()) {
+            let assigned: Vec<(i32, i64)> = (0..partitions)
+                .zip(offsets.iter().copied())
+                .skip(c)
+                .step_by(n)
+                .collect();
+            let (bootstrap, topic, progress) = (
+                config.bootstrap.clone(),
+                config.topic.clone(),
+                progress.clone(),
+            );
+            consumers.push(glommio::spawn_local(async move {
+                consume(&bootstrap, &topic, assigned, warmup_until_us, progress).await
+            }));
+        }
+    }
+    let payload: Rc<[u8]> = payload_source(config)
+        .map_err(|reason| RunError::Topic {
+            topic: config.topic.clone(),
+            reason,
+        })?
+        .into();
     let start = Instant::now();
     let schedule = Schedule {
         start,
@@ -219,9 +293,18 @@ pub async fn run(config: &RunConfig) -> Result<RunResult, RunError> {
     };
     let producers: Vec<_> = (0..config.producers.max(1))
         .map(|k| {
-            let (config, progress) = (config.clone(), progress.clone());
+            let (config, progress, payload) = (config.clone(), progress.clone(), payload.clone());
             glommio::spawn_local(async move {
-                produce(&config, k, partitions, produce_version, schedule, &progress).await
+                produce(
+                    &config,
+                    k,
+                    partitions,
+                    produce_version,
+                    schedule,
+                    &progress,
+                    &payload,
+                )
+                .await
             })
         })
         .collect();
@@ -231,7 +314,7 @@ pub async fn run(config: &RunConfig) -> Result<RunResult, RunError> {
         publish_latency: latency_histogram(),
         service_time: latency_histogram(),
         elapsed: Duration::ZERO,
-        message_bytes: config.message_bytes,
+        message_bytes: config.mean_message_bytes().round() as usize,
         consumed: 0,
         e2e_latency: None,
         series: Vec::new(),
@@ -252,31 +335,34 @@ pub async fn run(config: &RunConfig) -> Result<RunResult, RunError> {
     }
     result.elapsed = start.elapsed();
     progress.done.set(true);
-    if let Some(consumer) = consumer {
-        let remaining = schedule.deadline.saturating_duration_since(Instant::now());
-        let consumed = futures_lite::future::or(async { Some(consumer.await) }, async {
-            glommio::timer::sleep(remaining).await;
-            None
-        })
-        .await;
-        match consumed {
-            Some(Ok(consumed)) => {
-                result.consumed = consumed.records;
-                result.e2e_latency = Some(consumed.e2e_latency);
-            }
-            Some(Err(error)) => {
-                result.consumed = progress.consumed.get();
-                result
-                    .aborted
-                    .get_or_insert_with(|| format!("the consumer failed: {error}"));
-            }
-            None => {
-                result.consumed = progress.consumed.get();
-                result.aborted.get_or_insert_with(|| {
-                    "the consumer had not finished by the run's deadline".into()
-                });
+    if !consumers.is_empty() {
+        let mut e2e = latency_histogram();
+        for consumer in consumers {
+            let remaining = schedule.deadline.saturating_duration_since(Instant::now());
+            let consumed = futures_lite::future::or(async { Some(consumer.await) }, async {
+                glommio::timer::sleep(remaining).await;
+                None
+            })
+            .await;
+            match consumed {
+                Some(Ok(consumed)) => {
+                    // Same bounds: adding cannot fail.
+                    let _ = e2e.add(&consumed.e2e_latency);
+                }
+                Some(Err(error)) => {
+                    result
+                        .aborted
+                        .get_or_insert_with(|| format!("a consumer failed: {error}"));
+                }
+                None => {
+                    result.aborted.get_or_insert_with(|| {
+                        "a consumer had not finished by the run's deadline".into()
+                    });
+                }
             }
         }
+        result.consumed = progress.consumed.get();
+        result.e2e_latency = Some(e2e);
     }
     progress.finished.set(true);
     result.series = reporter.await;
@@ -291,6 +377,7 @@ async fn produce(
     version: i16,
     schedule: Schedule,
     progress: &Progress,
+    payload: &[u8],
 ) -> Produced {
     let mut out = Produced {
         produced: 0,
@@ -311,7 +398,18 @@ async fn produce(
     // This producer's messages: g = j * n + k.
     let count = schedule.total.saturating_sub(k64).div_ceil(n);
     let mut keys = KeyChooser::new(config.keys, config.key_count, config.seed.wrapping_add(k64));
-    let payload = vec![0x5a_u8; config.message_bytes];
+    let mut sizes = crate::keys::Rng::new(config.seed.wrapping_mul(31).wrapping_add(k64));
+    let mut idempotence = if config.idempotent {
+        match init_producer_id(&mut connection).await {
+            Ok(producer) => Some((producer, BTreeMap::new())),
+            Err(error) => {
+                out.failure = Some(format!("producer {k}: {error}"));
+                return out;
+            }
+        }
+    } else {
+        None
+    };
     let mut j = 0_u64;
     while j < count {
         let now = Instant::now();
@@ -330,7 +428,7 @@ async fn produce(
             continue;
         }
         let end = due.min(j + MAX_BATCH_MESSAGES);
-        let messages: Vec<(u64, i32, Option<Vec<u8>>)> = (j..end)
+        let messages: Vec<Message<'_>> = (j..end)
             .map(|j| {
                 let g = j * n + k64;
                 let key = keys.choose(g).map(key_bytes);
@@ -338,11 +436,24 @@ async fn produce(
                     Some(key) => partition_for(key, partitions),
                     None => (g % partitions.max(1) as u64) as i32,
                 };
-                (g, partition, key)
+                let spread = config
+                    .message_bytes_max
+                    .saturating_sub(config.message_bytes);
+                let size = config.message_bytes + sizes.below(spread as u64 + 1) as usize;
+                let at = (g.wrapping_mul(7919) % (payload.len() - size + 1) as u64) as usize;
+                Message {
+                    index: g,
+                    partition,
+                    key,
+                    value: &payload[at..at + size],
+                }
             })
             .collect();
+        let sequences = idempotence
+            .as_ref()
+            .map(|(producer, next)| (*producer, next));
         let request =
-            match produce_request(config, &messages, &payload, |g| schedule.intended_us(g)) {
+            match produce_request(config, &messages, sequences, |g| schedule.intended_us(g)) {
                 Ok(request) => request,
                 Err(error) => {
                     out.failure = Some(error);
@@ -396,7 +507,27 @@ async fn produce(
                 break;
             }
         };
-        for (g, partition, _) in &messages {
+        if let Some((_, next)) = &mut idempotence {
+            // A partition's sequence moves on by what it accepted; a refused batch's
+            // sequence numbers are used again by the next one.
+            for message in &messages {
+                if codes.get(&message.partition) == Some(&0) {
+                    let sequence = next.entry(message.partition).or_insert(0_i32);
+                    // Sequences wrap to 0 after i32::MAX, as Kafka's do.
+                    *sequence = if *sequence == i32::MAX {
+                        0
+                    } else {
+                        *sequence + 1
+                    };
+                }
+            }
+        }
+        for Message {
+            index: g,
+            partition,
+            ..
+        } in &messages
+        {
             let code = codes
                 .get(partition)
                 .copied()
@@ -477,7 +608,7 @@ async fn report_seconds(config: &RunConfig, start: Instant, progress: &Progress)
             progress.errors.get(),
         );
         if config.live {
-            let mb = second.produced as f64 * config.message_bytes as f64 / 1e6;
+            let mb = second.produced as f64 * config.mean_message_bytes() / 1e6;
             eprintln!(
                 "[{:>6.1}s/{total_s:.1}s] produced {:>8} msg/s {:>8.2} MB/s | consumed {:>8} msg/s | publish p50 {:>9.3} ms p99 {:>9.3} ms | backlog {:>8} | errors {}",
                 second.at_s,
@@ -569,39 +700,77 @@ async fn partition_count(connection: &mut Connection, topic: &str) -> Result<i32
     Err(failed("no leaders after 5 s".into()))
 }
 
-/// One request carrying `messages` (index, partition, key): each partition's in batches of
-/// at most `batch_bytes` of records (one record alone may exceed it).
+/// One message of a request.
+struct Message<'a> {
+    /// Its index in the run.
+    index: u64,
+    partition: i32,
+    key: Option<Vec<u8>>,
+    value: &'a [u8],
+}
+
+/// An idempotent producer's id and epoch, and each partition's next sequence number.
+type Sequences<'a> = ((i64, i16), &'a BTreeMap<i32, i32>);
+
+/// One request carrying `messages`: each partition's in batches of at most `batch_bytes` of
+/// records (one record alone may exceed it), with sequence numbers when idempotent.
 fn produce_request(
     config: &RunConfig,
-    messages: &[(u64, i32, Option<Vec<u8>>)],
-    payload: &[u8],
+    messages: &[Message<'_>],
+    sequences: Option<Sequences<'_>>,
     intended_us: impl Fn(u64) -> i64,
 ) -> Result<ProduceRequest, String> {
     let failed = |e: spate_model::BatchError| format!("building a batch: {e}");
-    // Per partition: its finished batches, and the batch being filled.
-    let mut partitions: BTreeMap<i32, (Vec<u8>, BatchBuilder)> = BTreeMap::new();
+    // Per partition: its finished batches, the batch being filled, and the sequence number
+    // of that batch's first record.
+    let mut partitions: BTreeMap<i32, (Vec<u8>, BatchBuilder, i32)> = BTreeMap::new();
+    let new_batch = |sequence: i32| {
+        let builder = BatchBuilder::new(config.compression);
+        match sequences {
+            Some(((id, epoch), _)) => builder.producer(
+                spate_model::ProducerId(id),
+                spate_model::ProducerEpoch(epoch),
+                spate_model::Sequence(sequence),
+            ),
+            None => builder,
+        }
+    };
     let timestamp_ms = now_ms();
-    let record_bytes = payload.len() + INTENDED_HEADER.len() + 32;
-    for (g, partition, key) in messages {
-        let (done, builder) = partitions
-            .entry(*partition)
-            .or_insert_with(|| (Vec::new(), BatchBuilder::new(config.compression)));
-        let size = record_bytes + key.as_ref().map_or(0, Vec::len);
+    for message in messages {
+        let (done, builder, sequence) = partitions.entry(message.partition).or_insert_with(|| {
+            let first = sequences
+                .and_then(|(_, next)| next.get(&message.partition).copied())
+                .unwrap_or(0);
+            (Vec::new(), new_batch(first), first)
+        });
+        let size = message.value.len()
+            + message.key.as_ref().map_or(0, Vec::len)
+            + INTENDED_HEADER.len()
+            + 32;
         if !builder.is_empty() && builder.records_bytes() + size > config.batch_bytes {
-            let full = std::mem::replace(builder, BatchBuilder::new(config.compression));
+            let count = i32::try_from(builder.len()).unwrap_or(0);
+            *sequence = if *sequence > i32::MAX - count {
+                count - (i32::MAX - *sequence) - 1
+            } else {
+                *sequence + count
+            };
+            let full = std::mem::replace(builder, new_batch(*sequence));
             done.extend_from_slice(&full.build().map_err(failed)?);
         }
         builder
             .push(&BuilderRecord {
                 timestamp_ms,
-                key: key.as_deref(),
-                value: Some(payload),
-                headers: &[(INTENDED_HEADER, Some(&intended_us(*g).to_be_bytes()))],
+                key: message.key.as_deref(),
+                value: Some(message.value),
+                headers: &[(
+                    INTENDED_HEADER,
+                    Some(&intended_us(message.index).to_be_bytes()),
+                )],
             })
             .map_err(failed)?;
     }
     let mut partition_data = Vec::with_capacity(partitions.len());
-    for (partition, (mut records, builder)) in partitions {
+    for (partition, (mut records, builder, _)) in partitions {
         records.extend_from_slice(&builder.build().map_err(failed)?);
         partition_data.push(
             PartitionProduceData::default()
@@ -616,6 +785,37 @@ fn produce_request(
         .with_acks(config.acks)
         .with_timeout_ms(30_000)
         .with_topic_data(vec![topic]))
+}
+
+/// Asks the broker for an idempotent producer id and epoch.
+async fn init_producer_id(connection: &mut Connection) -> Result<(i64, i16), String> {
+    use spate_protocol::kafka_protocol::messages::init_producer_id_request::InitProducerIdRequest;
+    use spate_protocol::kafka_protocol::messages::ProducerId;
+    let version = connection
+        .version(ApiKey::InitProducerId, (0, 4))
+        .map_err(|e| e.to_string())?;
+    let request = InitProducerIdRequest::default()
+        .with_transactional_id(None)
+        .with_transaction_timeout_ms(60_000)
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1);
+    match connection
+        .call(
+            ApiKey::InitProducerId,
+            version,
+            RequestKind::InitProducerId(request),
+        )
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        ResponseKind::InitProducerId(response) if response.error_code == 0 => {
+            Ok((response.producer_id.0, response.producer_epoch))
+        }
+        ResponseKind::InitProducerId(response) => {
+            Err(format!("InitProducerId error code {}", response.error_code))
+        }
+        _ => Err("InitProducerId answered with another API".into()),
+    }
 }
 
 fn now_ms() -> i64 {

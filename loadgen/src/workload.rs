@@ -43,9 +43,17 @@ pub struct Workload {
     /// Megabytes (10^6 bytes of message values) per second, instead of --rate.
     #[arg(long)]
     pub rate_mb: Option<f64>,
-    /// Bytes per message [default: 1024].
+    /// Bytes per message value: a size (1024) or a range drawn uniformly (100-2000)
+    /// [default: 1024].
     #[arg(long)]
-    pub message_size: Option<usize>,
+    pub message_size: Option<SizeRange>,
+    /// Cut message values from this file's bytes [default: random bytes from --seed].
+    #[arg(long, value_name = "FILE")]
+    pub payload_file: Option<PathBuf>,
+    /// Idempotent producers (InitProducerId and sequence numbers, as
+    /// enable.idempotence=true).
+    #[arg(long)]
+    pub idempotent: bool,
     /// Run time, e.g. 30s, 500ms or 2m [default: 10s].
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
@@ -59,7 +67,8 @@ pub struct Workload {
     /// [default: 1].
     #[arg(long)]
     pub producers: Option<u32>,
-    /// Consumers reading the run back for end-to-end latency (0 or 1) [default: 1].
+    /// Consumers reading the run back for end-to-end latency, each on its own connection with
+    /// a share of the partitions (0-1000; at most one per partition) [default: 1].
     #[arg(long)]
     pub consumers: Option<u32>,
     /// Create the topic with this many partitions (1-10000; an existing topic must have as
@@ -88,6 +97,42 @@ pub struct Workload {
     pub workload: Option<PathBuf>,
 }
 
+/// Message sizes: `min..=max` bytes (equal for a fixed size).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SizeRange(pub usize, pub usize);
+
+impl std::str::FromStr for SizeRange {
+    type Err = String;
+
+    /// `1024` or `100-2000`.
+    fn from_str(text: &str) -> Result<SizeRange, String> {
+        let number = |t: &str| {
+            t.trim().parse::<usize>().map_err(|_| {
+                format!("message size {text:?}: a byte count or a range like 100-2000")
+            })
+        };
+        let range = match text.split_once('-') {
+            Some((low, high)) => SizeRange(number(low)?, number(high)?),
+            None => {
+                let size = number(text)?;
+                SizeRange(size, size)
+            }
+        };
+        if range.0 > range.1 {
+            return Err(format!("message size {text:?}: the range is backwards"));
+        }
+        if range.1 > MAX_MESSAGE_BYTES {
+            return Err(format!(
+                "message size {text:?}: at most {MAX_MESSAGE_BYTES} bytes"
+            ));
+        }
+        Ok(range)
+    }
+}
+
+/// The largest message value.
+pub const MAX_MESSAGE_BYTES: usize = 16 << 20;
+
 /// A workload file: the flags' names, durations and enums as strings.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -95,7 +140,9 @@ struct WorkloadFile {
     topic: Option<String>,
     rate: Option<f64>,
     rate_mb: Option<f64>,
-    message_size: Option<usize>,
+    message_size: Option<toml::Value>,
+    payload_file: Option<PathBuf>,
+    idempotent: Option<bool>,
     duration: Option<String>,
     warmup: Option<String>,
     acks: Option<String>,
@@ -117,7 +164,19 @@ impl WorkloadFile {
             topic: file.topic,
             rate: file.rate,
             rate_mb: file.rate_mb,
-            message_size: file.message_size,
+            message_size: file
+                .message_size
+                .map(|size| match size {
+                    toml::Value::Integer(n) => usize::try_from(n)
+                        .map_err(|_| format!("{n} is not a size"))
+                        .and_then(|n| n.to_string().parse()),
+                    toml::Value::String(text) => text.parse(),
+                    other => Err(format!("{other:?} is not a size")),
+                })
+                .transpose()
+                .map_err(|e| named("message_size", e))?,
+            payload_file: file.payload_file,
+            idempotent: file.idempotent.unwrap_or(false),
             duration: file
                 .duration
                 .map(|d| parse_duration(&d))
@@ -175,9 +234,13 @@ impl Workload {
         if rate.is_some() && rate_mb.is_some() {
             return Err("give rate or rate_mb, not both".into());
         }
-        let message_bytes = self.message_size.or(file.message_size).unwrap_or(1024);
+        let SizeRange(message_bytes, message_bytes_max) = self
+            .message_size
+            .or(file.message_size)
+            .unwrap_or(SizeRange(1024, 1024));
+        let mean_bytes = (message_bytes + message_bytes_max) as f64 / 2.0;
         let rate = match (rate, rate_mb) {
-            (_, Some(mb)) => mb * 1e6 / message_bytes.max(1) as f64,
+            (_, Some(mb)) => mb * 1e6 / mean_bytes.max(1.0),
             (Some(rate), None) => rate,
             (None, None) => 1000.0,
         };
@@ -185,9 +248,6 @@ impl Workload {
             return Err(format!(
                 "the rate must be above 0 and at most {MAX_RATE} messages per second"
             ));
-        }
-        if message_bytes > 16 << 20 {
-            return Err("message_size must be at most 16 MiB".into());
         }
         let duration = self
             .duration
@@ -205,8 +265,8 @@ impl Workload {
             return Err(format!("producers must be 1-{MAX_PRODUCERS}"));
         }
         let consumers = self.consumers.or(file.consumers).unwrap_or(1);
-        if consumers > 1 {
-            return Err("consumers must be 0 or 1".into());
+        if consumers > MAX_PRODUCERS {
+            return Err(format!("consumers must be 0-{MAX_PRODUCERS}"));
         }
         let partitions = self.partitions.or(file.partitions);
         if partitions.is_some_and(|p| !(1..=MAX_PARTITIONS).contains(&p)) {
@@ -231,6 +291,9 @@ impl Workload {
                 .unwrap_or_else(|| "spate-loadgen".into()),
             rate,
             message_bytes,
+            message_bytes_max,
+            payload_file: self.payload_file.or(file.payload_file),
+            idempotent: self.idempotent || file.idempotent,
             duration,
             warmup,
             acks: self.acks.or(file.acks).unwrap_or(-1),
@@ -298,6 +361,15 @@ pub fn parse_acks(text: &str) -> Result<i16, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_are_a_count_or_a_range() {
+        assert_eq!("1024".parse(), Ok(SizeRange(1024, 1024)));
+        assert_eq!("100-2000".parse(), Ok(SizeRange(100, 2000)));
+        for bad in ["", "big", "2000-100", "1-99999999999", "-5"] {
+            assert!(bad.parse::<SizeRange>().is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn files_fill_in_what_flags_leave_out() {
