@@ -45,8 +45,8 @@ fn config(address: &str, topic: &str, rate: f64, seconds: f64) -> RunConfig {
 }
 
 /// Three producers with zipf-keyed records over four partitions, in small batches (several
-/// per partition in a request): every record lands and is read back once, and the
-/// per-second series adds up to the run.
+/// per partition in a request), on two executors: every record lands and is read back once,
+/// and the per-second series adds up to the run.
 #[test]
 fn keyed_records_from_several_producers_all_land() {
     let data = tempfile::tempdir().expect("temp dir");
@@ -57,7 +57,8 @@ fn keyed_records_from_several_producers_all_land() {
     wanted.keys = spate_loadgen::keys::Keys::Zipf;
     wanted.key_count = 50;
     wanted.batch_bytes = 4096;
-    let result = run(wanted);
+    wanted.consumers = 2;
+    let result = spate_loadgen::run::run_on_cores(&wanted, 2).expect("the run completes");
     assert!(result.errors.is_empty(), "{:?}", result.errors);
     assert_eq!(result.aborted, None);
     assert_eq!((result.produced, result.consumed), (6000, 6000));
@@ -115,15 +116,8 @@ fn capacity_steps_the_rate_until_an_objective_breaks() {
         slos: vec![objective.parse().expect("objective")],
         max_steps: 3,
     };
-    let (lenient, strict) = (plan("p99=5s"), plan("p50=1us"));
-    let shared = base.clone();
-    let (passing, failing) =
-        spate_broker::runtime::run_shard("capacity-test", None, move || async move {
-            let passing = capacity(&shared, &lenient).await.expect("capacity");
-            let failing = capacity(&shared, &strict).await.expect("capacity");
-            (passing, failing)
-        })
-        .expect("executor");
+    let passing = capacity(&base, &plan("p99=5s"), 1).expect("capacity");
+    let failing = capacity(&base, &plan("p50=1us"), 1).expect("capacity");
     let targets: Vec<f64> = passing.iter().map(|s| s.target).collect();
     assert_eq!(targets, [500.0, 1000.0, 2000.0]);
     assert!(

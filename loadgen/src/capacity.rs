@@ -3,7 +3,7 @@
 //! target, or errors appear; the highest rate that met everything is the answer.
 
 use crate::report::PERCENTILES;
-use crate::run::{run, RunConfig, RunError, RunResult};
+use crate::run::{run_on_cores, RunConfig, RunResult};
 use crate::workload::MAX_RATE;
 use std::time::Duration;
 
@@ -88,8 +88,9 @@ pub struct Step {
     pub failed: Option<String>,
 }
 
-/// Runs `base` at rising rates as `plan` says; stops after the first failing step.
-pub async fn capacity(base: &RunConfig, plan: &Plan) -> Result<Vec<Step>, RunError> {
+/// Runs `base` at rising rates as `plan` says, each step on `cores` executors; stops after
+/// the first failing step.
+pub fn capacity(base: &RunConfig, plan: &Plan, cores: u32) -> Result<Vec<Step>, String> {
     let mut steps = Vec::new();
     let mut rate = plan.start_rate;
     for _ in 0..plan.max_steps.min(MAX_STEPS) {
@@ -101,7 +102,7 @@ pub async fn capacity(base: &RunConfig, plan: &Plan) -> Result<Vec<Step>, RunErr
             duration: plan.step_duration,
             ..base.clone()
         };
-        let result = run(&config).await?;
+        let result = run_on_cores(&config, cores)?;
         let achieved = result.produced as f64 / result.elapsed.as_secs_f64().max(1e-9);
         let failed = judge(&plan.slos, rate, achieved, &result);
         let stop = failed.is_some();

@@ -16,8 +16,8 @@ use spate_protocol::kafka_protocol::messages::{
     ApiKey, BrokerId, RequestKind, ResponseKind, TopicName,
 };
 use spate_protocol::kafka_protocol::protocol::StrBytes;
-use std::cell::{Cell, RefCell};
-use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The header carrying a record's intended send time.
@@ -36,33 +36,50 @@ pub struct Consumed {
     pub e2e_latency: Histogram<u64>,
 }
 
-/// Shared between the producers, the consumer and the progress reporter of one run.
+/// Shared between the producers, the consumers and the progress reporter of one run, on
+/// every executor.
 #[derive(Debug)]
 pub struct Progress {
     /// Records the producers had acknowledged (or written, with acks=0).
-    pub produced: Cell<u64>,
+    pub produced: AtomicU64,
     /// Records that failed.
-    pub errors: Cell<u64>,
-    /// Records the consumer has read.
-    pub consumed: Cell<u64>,
+    pub errors: AtomicU64,
+    /// Records the consumers have read.
+    pub consumed: AtomicU64,
     /// Publish latency (µs) since the last progress report.
-    pub interval: RefCell<Histogram<u64>>,
-    /// The producers have finished.
-    pub done: Cell<bool>,
-    /// The whole run (consumer included) has finished.
-    pub finished: Cell<bool>,
+    pub interval: Mutex<Histogram<u64>>,
+    /// Producers still running.
+    pub producers_left: AtomicU64,
+    /// The whole run (consumers included) has finished.
+    pub finished: AtomicBool,
 }
 
-impl Default for Progress {
-    fn default() -> Progress {
+impl Progress {
+    /// The progress of a run with `producers` producers.
+    pub fn new(producers: u64) -> Progress {
         Progress {
-            produced: Cell::new(0),
-            errors: Cell::new(0),
-            consumed: Cell::new(0),
-            interval: RefCell::new(latency_histogram()),
-            done: Cell::new(false),
-            finished: Cell::new(false),
+            produced: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            consumed: AtomicU64::new(0),
+            interval: Mutex::new(latency_histogram()),
+            producers_left: AtomicU64::new(producers),
+            finished: AtomicBool::new(false),
         }
+    }
+
+    /// Whether every producer has finished.
+    pub fn producers_done(&self) -> bool {
+        self.producers_left.load(Ordering::Acquire) == 0
+    }
+
+    /// Reads a counter.
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+
+    /// Adds to a counter.
+    pub fn add(counter: &AtomicU64, count: u64) {
+        counter.fetch_add(count, Ordering::Relaxed);
     }
 }
 
@@ -122,7 +139,7 @@ pub async fn consume(
     topic: &str,
     assigned: Vec<(i32, i64)>,
     warmup_until_us: i64,
-    progress: Rc<Progress>,
+    progress: Arc<Progress>,
 ) -> Result<Consumed, ClientError> {
     let (indexes, mut offsets): (Vec<i32>, Vec<i64>) = assigned.into_iter().unzip();
     let mut connection = Connection::connect(bootstrap).await?;
@@ -134,10 +151,10 @@ pub async fn consume(
     let mut finished_at: Option<Instant> = None;
     let mut scratch = Vec::new();
     loop {
-        if progress.done.get() {
+        if progress.producers_done() {
             let since = *finished_at.get_or_insert_with(Instant::now);
-            if progress.consumed.get() >= progress.produced.get() || since.elapsed() > DRAIN_TIMEOUT
-            {
+            let read_all = Progress::get(&progress.consumed) >= Progress::get(&progress.produced);
+            if read_all || since.elapsed() > DRAIN_TIMEOUT {
                 return Ok(consumed);
             }
         }
@@ -196,7 +213,7 @@ pub async fn consume(
                         continue;
                     }
                     consumed.records += 1;
-                    progress.consumed.set(progress.consumed.get() + 1);
+                    Progress::add(&progress.consumed, 1);
                     *offset = record_offset + 1;
                     let intended = record
                         .headers()

@@ -12,8 +12,8 @@
 //! progress line and a series entry every second; a hard deadline that ends a run against
 //! a broker that stops answering, with the partial results; workloads from flags or a TOML
 //! file; a JSON result file, `.hgrm` files, SVG charts, an HTML report and a summary table;
-//! and the capacity mode, stepping the rate up until a latency objective breaks. Several
-//! executors (`--cores`) come next.
+//! the capacity mode, stepping the rate up until a latency objective breaks; and several
+//! executors (`--cores`), the producers and consumers spread over them.
 
 pub mod capacity;
 pub mod client;

@@ -61,6 +61,9 @@ enum Command {
         workload: Workload,
         #[command(flatten)]
         outputs: Outputs,
+        /// Executors (threads) the producers and consumers are spread over (1-256).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
+        cores: u32,
     },
     /// Step the rate up until a latency objective breaks or the broker falls behind, and
     /// name the highest rate that met every objective.
@@ -105,18 +108,10 @@ enum Command {
         /// No progress line every second.
         #[arg(long)]
         quiet: bool,
+        /// Executors (threads) the producers and consumers are spread over (1-256).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
+        cores: u32,
     },
-}
-
-/// Runs `work` on a glommio executor of its own.
-fn on_executor<T: Send + 'static, Fut: std::future::Future<Output = T> + 'static>(
-    work: impl FnOnce() -> Fut + Send + 'static,
-) -> Result<T, String> {
-    glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
-        .name("spate-loadgen")
-        .spawn(work)
-        .and_then(|handle| handle.join())
-        .map_err(|e| format!("executor: {e}"))
 }
 
 fn write(path: &std::path::Path, contents: &str) -> Result<(), String> {
@@ -173,13 +168,16 @@ fn usage(message: String) -> Failure {
     Failure(2, message)
 }
 
-fn run_command(bootstrap: String, workload: Workload, outputs: Outputs) -> Result<bool, Failure> {
+fn run_command(
+    bootstrap: String,
+    workload: Workload,
+    outputs: Outputs,
+    cores: u32,
+) -> Result<bool, Failure> {
     let config = workload
         .resolve(&bootstrap, !outputs.quiet)
         .map_err(usage)?;
-    let shared = config.clone();
-    let result = on_executor(move || async move { spate_loadgen::run(&shared).await })?
-        .map_err(|e| e.to_string())?;
+    let result = spate_loadgen::run::run_on_cores(&config, cores)?;
     print!("{}", report::table(&config, &result));
     write_outputs(&config, &result, &outputs)?;
     if let Some(reason) = &result.aborted {
@@ -191,6 +189,7 @@ fn run_command(bootstrap: String, workload: Workload, outputs: Outputs) -> Resul
 
 /// The capacity command's settings besides the workload.
 struct CapacityOutputs {
+    cores: u32,
     json: Option<PathBuf>,
     svg: Option<PathBuf>,
     html: Option<PathBuf>,
@@ -211,10 +210,7 @@ fn capacity_command(
             "--start-rate must be above 0 and at most 10000000".into(),
         ));
     }
-    let (shared, shared_plan) = (config.clone(), plan.clone());
-    let steps =
-        on_executor(move || async move { capacity::capacity(&shared, &shared_plan).await })?
-            .map_err(|e| e.to_string())?;
+    let steps = capacity::capacity(&config, &plan, outputs.cores)?;
     println!(
         "{:>12} {:>12} {:>10} {:>10} {:>10}  verdict",
         "target/s", "achieved/s", "p50 µs", "p99 µs", "p99.9 µs"
@@ -260,7 +256,8 @@ fn main() -> ExitCode {
             bootstrap,
             workload,
             outputs,
-        } => run_command(bootstrap, workload, outputs),
+            cores,
+        } => run_command(bootstrap, workload, outputs, cores),
         Command::Capacity {
             bootstrap,
             workload,
@@ -273,6 +270,7 @@ fn main() -> ExitCode {
             svg,
             html,
             quiet,
+            cores,
         } => {
             // The workload's duration is the step's.
             let workload = Workload {
@@ -290,7 +288,16 @@ fn main() -> ExitCode {
                         slos,
                         max_steps,
                     };
-                    capacity_command(config, plan, CapacityOutputs { json, svg, html })
+                    capacity_command(
+                        config,
+                        plan,
+                        CapacityOutputs {
+                            cores,
+                            json,
+                            svg,
+                            html,
+                        },
+                    )
                 })
         }
     };

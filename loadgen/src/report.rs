@@ -97,6 +97,17 @@ pub fn table(config: &RunConfig, result: &RunResult) -> String {
         result.errors.values().sum::<u64>(),
         result.consumed,
     ));
+    if !result.errors.is_empty() {
+        let codes: Vec<String> = result
+            .errors
+            .iter()
+            .map(|(code, count)| format!("{count} with error code {code}"))
+            .collect();
+        out.push_str(&format!(
+            "errors by Kafka error code: {}\n",
+            codes.join(", ")
+        ));
+    }
     out.push_str(&format!("{:<14}", "latency (µs)"));
     for (name, _) in PERCENTILES {
         out.push_str(&format!("{name:>10}"));

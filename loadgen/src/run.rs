@@ -28,7 +28,8 @@ use spate_protocol::kafka_protocol::messages::produce_request::{
 use spate_protocol::kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind, TopicName};
 use spate_protocol::kafka_protocol::protocol::StrBytes;
 use std::collections::BTreeMap;
-use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The most messages one produce request carries; more that are due go in the next one.
@@ -232,8 +233,17 @@ impl Schedule {
     }
 }
 
-/// Runs the open-loop producers (and the consumer); see the module documentation.
-pub async fn run(config: &RunConfig) -> Result<RunResult, RunError> {
+/// What a run learns from the broker before it starts.
+#[derive(Debug, Clone)]
+struct Setup {
+    partitions: i32,
+    produce_version: i16,
+    /// Each partition's end offset when the run starts (where the consumers begin).
+    offsets: Vec<i64>,
+}
+
+/// Creates or checks the topic and learns what the run needs.
+async fn prepare(config: &RunConfig) -> Result<Setup, RunError> {
     assert!(config.rate > 0.0 && config.duration > Duration::ZERO);
     let mut connection = Connection::connect(&config.bootstrap).await?;
     if let Some(wanted) = config.partitions {
@@ -247,67 +257,149 @@ pub async fn run(config: &RunConfig) -> Result<RunResult, RunError> {
         });
     }
     let produce_version = connection.version(ApiKey::Produce, (3, 9))?;
-    let progress = Rc::new(Progress::default());
-    let wall_start_us = now_us();
-    let warmup_until_us =
-        wall_start_us + i64::try_from(config.warmup.as_micros()).unwrap_or(i64::MAX);
-    // Consumer `c` of `n` reads the partitions `p` with `p mod n = c`.
-    let mut consumers = Vec::new();
-    if config.consumers > 0 {
-        let offsets = end_offsets(&mut connection, &config.topic, partitions).await?;
-        let n = usize::try_from(config.consumers).unwrap_or(1);
-        for c in 0..n.min(offsets.len()) {
-            let assigned: Vec<(i32, i64)> = (0..partitions)
-                .zip(offsets.iter().copied())
-                .skip(c)
-                .step_by(n)
-                .collect();
-            let (bootstrap, topic, progress) = (
-                config.bootstrap.clone(),
-                config.topic.clone(),
-                progress.clone(),
-            );
-            consumers.push(glommio::spawn_local(async move {
-                consume(&bootstrap, &topic, assigned, warmup_until_us, progress).await
-            }));
-        }
-    }
-    let payload: Rc<[u8]> = payload_source(config)
-        .map_err(|reason| RunError::Topic {
+    let offsets = if config.consumers > 0 {
+        end_offsets(&mut connection, &config.topic, partitions).await?
+    } else {
+        Vec::new()
+    };
+    Ok(Setup {
+        partitions,
+        produce_version,
+        offsets,
+    })
+}
+
+/// Everything the executors of a run share.
+#[derive(Clone)]
+struct Shared {
+    config: Arc<RunConfig>,
+    setup: Arc<Setup>,
+    schedule: Schedule,
+    progress: Arc<Progress>,
+    payload: Arc<[u8]>,
+    warmup_until_us: i64,
+}
+
+impl Shared {
+    fn new(config: &RunConfig, setup: Setup) -> Result<Shared, RunError> {
+        let payload = payload_source(config).map_err(|reason| RunError::Topic {
             topic: config.topic.clone(),
             reason,
-        })?
-        .into();
-    let start = Instant::now();
-    let schedule = Schedule {
-        start,
-        wall_start_us,
-        interval_s: 1.0 / config.rate,
-        total: (config.rate * config.duration.as_secs_f64()).ceil() as u64,
-        warmup_messages: (config.rate * config.warmup.as_secs_f64()).floor() as u64,
-        deadline: start + config.duration + DEADLINE_GRACE,
-    };
-    let reporter = {
-        let (config, progress) = (config.clone(), progress.clone());
-        glommio::spawn_local(async move { report_seconds(&config, start, &progress).await })
-    };
+        })?;
+        let wall_start_us = now_us();
+        let start = Instant::now();
+        Ok(Shared {
+            config: Arc::new(config.clone()),
+            setup: Arc::new(setup),
+            schedule: Schedule {
+                start,
+                wall_start_us,
+                interval_s: 1.0 / config.rate,
+                total: (config.rate * config.duration.as_secs_f64()).ceil() as u64,
+                warmup_messages: (config.rate * config.warmup.as_secs_f64()).floor() as u64,
+                deadline: start + config.duration + DEADLINE_GRACE,
+            },
+            progress: Arc::new(Progress::new(u64::from(config.producers.max(1)))),
+            payload: payload.into(),
+            warmup_until_us: wall_start_us
+                + i64::try_from(config.warmup.as_micros()).unwrap_or(i64::MAX),
+        })
+    }
+}
+
+/// How one consumer ended.
+enum ConsumerEnd {
+    Read(crate::consume::Consumed),
+    Failed(String),
+    Late,
+}
+
+/// What one executor measured.
+struct Partial {
+    produced: Vec<Produced>,
+    consumers: Vec<ConsumerEnd>,
+    /// When its last producer finished.
+    producers_done: Instant,
+}
+
+/// Executor `core` of `cores`: runs the producers `k` with `k mod cores = core` and the
+/// consumers `c` with `c mod cores = core`. Consumer `c` of `n` reads the partitions `p`
+/// with `p mod n = c`.
+async fn work(shared: Shared, core: u32, cores: u32) -> Partial {
+    let config = &shared.config;
+    let n = usize::try_from(config.consumers).unwrap_or(1).max(1);
+    let mut consumers = Vec::new();
+    for c in (0..n.min(shared.setup.offsets.len())).filter(|c| *c as u32 % cores == core) {
+        let assigned: Vec<(i32, i64)> = (0..shared.setup.partitions)
+            .zip(shared.setup.offsets.iter().copied())
+            .skip(c)
+            .step_by(n)
+            .collect();
+        let (bootstrap, topic, progress) = (
+            config.bootstrap.clone(),
+            config.topic.clone(),
+            shared.progress.clone(),
+        );
+        let warmup_until_us = shared.warmup_until_us;
+        consumers.push(glommio::spawn_local(async move {
+            consume(&bootstrap, &topic, assigned, warmup_until_us, progress).await
+        }));
+    }
     let producers: Vec<_> = (0..config.producers.max(1))
+        .filter(|k| k % cores == core)
         .map(|k| {
-            let (config, progress, payload) = (config.clone(), progress.clone(), payload.clone());
+            let shared = shared.clone();
             glommio::spawn_local(async move {
-                produce(
-                    &config,
+                let produced = produce(
+                    &shared.config,
                     k,
-                    partitions,
-                    produce_version,
-                    schedule,
-                    &progress,
-                    &payload,
+                    shared.setup.partitions,
+                    shared.setup.produce_version,
+                    shared.schedule,
+                    &shared.progress,
+                    &shared.payload,
                 )
-                .await
+                .await;
+                shared
+                    .progress
+                    .producers_left
+                    .fetch_sub(1, Ordering::AcqRel);
+                produced
             })
         })
         .collect();
+    let mut produced = Vec::with_capacity(producers.len());
+    for producer in producers {
+        produced.push(producer.await);
+    }
+    let producers_done = Instant::now();
+    let mut ends = Vec::with_capacity(consumers.len());
+    for consumer in consumers {
+        let remaining = shared
+            .schedule
+            .deadline
+            .saturating_duration_since(Instant::now());
+        let consumed = futures_lite::future::or(async { Some(consumer.await) }, async {
+            glommio::timer::sleep(remaining).await;
+            None
+        })
+        .await;
+        ends.push(match consumed {
+            Some(Ok(consumed)) => ConsumerEnd::Read(consumed),
+            Some(Err(error)) => ConsumerEnd::Failed(error.to_string()),
+            None => ConsumerEnd::Late,
+        });
+    }
+    Partial {
+        produced,
+        consumers: ends,
+        producers_done,
+    }
+}
+
+/// Merges the executors' measurements into the run's result.
+fn merge(shared: &Shared, partials: Vec<Partial>) -> RunResult {
+    let config = &shared.config;
     let mut result = RunResult {
         produced: 0,
         errors: BTreeMap::new(),
@@ -315,57 +407,130 @@ pub async fn run(config: &RunConfig) -> Result<RunResult, RunError> {
         service_time: latency_histogram(),
         elapsed: Duration::ZERO,
         message_bytes: config.mean_message_bytes().round() as usize,
-        consumed: 0,
+        consumed: Progress::get(&shared.progress.consumed),
         e2e_latency: None,
         series: Vec::new(),
         aborted: None,
     };
-    for producer in producers {
-        let produced = producer.await;
-        result.produced += produced.produced;
-        for (code, count) in produced.errors {
-            *result.errors.entry(code).or_default() += count;
+    let mut e2e = (config.consumers > 0).then(latency_histogram);
+    for partial in partials {
+        let elapsed = partial
+            .producers_done
+            .saturating_duration_since(shared.schedule.start);
+        result.elapsed = result.elapsed.max(elapsed);
+        for produced in partial.produced {
+            result.produced += produced.produced;
+            for (code, count) in produced.errors {
+                *result.errors.entry(code).or_default() += count;
+            }
+            // Same bounds: adding cannot fail.
+            let _ = result.publish_latency.add(&produced.publish_latency);
+            let _ = result.service_time.add(&produced.service_time);
+            if result.aborted.is_none() {
+                result.aborted = produced.failure;
+            }
         }
-        // Same bounds: adding cannot fail.
-        let _ = result.publish_latency.add(&produced.publish_latency);
-        let _ = result.service_time.add(&produced.service_time);
-        if result.aborted.is_none() {
-            result.aborted = produced.failure;
-        }
-    }
-    result.elapsed = start.elapsed();
-    progress.done.set(true);
-    if !consumers.is_empty() {
-        let mut e2e = latency_histogram();
-        for consumer in consumers {
-            let remaining = schedule.deadline.saturating_duration_since(Instant::now());
-            let consumed = futures_lite::future::or(async { Some(consumer.await) }, async {
-                glommio::timer::sleep(remaining).await;
-                None
-            })
-            .await;
-            match consumed {
-                Some(Ok(consumed)) => {
-                    // Same bounds: adding cannot fail.
-                    let _ = e2e.add(&consumed.e2e_latency);
+        for end in partial.consumers {
+            match end {
+                ConsumerEnd::Read(consumed) => {
+                    if let Some(e2e) = &mut e2e {
+                        let _ = e2e.add(&consumed.e2e_latency);
+                    }
                 }
-                Some(Err(error)) => {
+                ConsumerEnd::Failed(error) => {
                     result
                         .aborted
                         .get_or_insert_with(|| format!("a consumer failed: {error}"));
                 }
-                None => {
+                ConsumerEnd::Late => {
                     result.aborted.get_or_insert_with(|| {
                         "a consumer had not finished by the run's deadline".into()
                     });
                 }
             }
         }
-        result.consumed = progress.consumed.get();
-        result.e2e_latency = Some(e2e);
     }
-    progress.finished.set(true);
-    result.series = reporter.await;
+    result.e2e_latency = e2e;
+    result
+}
+
+/// Starts the progress reporter (a thread of its own, so that it sees every executor).
+fn start_reporter(shared: &Shared) -> std::thread::JoinHandle<Vec<Second>> {
+    let (config, progress, start) = (
+        shared.config.clone(),
+        shared.progress.clone(),
+        shared.schedule.start,
+    );
+    std::thread::spawn(move || report_seconds(&config, start, &progress))
+}
+
+/// Runs the open-loop producers and the consumers on the current executor; see the module
+/// documentation.
+pub async fn run(config: &RunConfig) -> Result<RunResult, RunError> {
+    let setup = prepare(config).await?;
+    let shared = Shared::new(config, setup)?;
+    let reporter = start_reporter(&shared);
+    let partial = work(shared.clone(), 0, 1).await;
+    let mut result = merge(&shared, vec![partial]);
+    shared.progress.finished.store(true, Ordering::Release);
+    result.series = reporter.join().unwrap_or_default();
+    Ok(result)
+}
+
+/// Registered I/O memory per loadgen executor (it reads no files; locked memory is scarce).
+const EXECUTOR_IO_MEMORY: usize = 1 << 20;
+
+/// Runs `work` on a new glommio executor thread named `name`, and waits for it.
+pub fn on_executor<T, F, Fut>(name: &str, work: F) -> Result<T, String>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = T> + 'static,
+{
+    glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+        .name(name)
+        .io_memory(EXECUTOR_IO_MEMORY)
+        .spawn(work)
+        .and_then(|handle| handle.join())
+        .map_err(|e| format!("executor {name}: {e}"))
+}
+
+/// Runs the run on `cores` executors (threads), producers and consumers spread over them
+/// round-robin.
+pub fn run_on_cores(config: &RunConfig, cores: u32) -> Result<RunResult, String> {
+    let shared_config = config.clone();
+    let setup = on_executor("spate-loadgen", move || async move {
+        prepare(&shared_config).await
+    })?
+    .map_err(|e| e.to_string())?;
+    let shared = Shared::new(config, setup).map_err(|e| e.to_string())?;
+    let reporter = start_reporter(&shared);
+    let cores = cores.max(1);
+    let workers: Vec<_> = (0..cores)
+        .map(|core| {
+            let shared = shared.clone();
+            std::thread::spawn(move || {
+                on_executor(&format!("spate-loadgen-{core}"), move || {
+                    work(shared, core, cores)
+                })
+            })
+        })
+        .collect();
+    let mut partials = Vec::with_capacity(workers.len());
+    let mut failure = None;
+    for worker in workers {
+        match worker.join() {
+            Ok(Ok(partial)) => partials.push(partial),
+            Ok(Err(error)) => failure = Some(error),
+            Err(_) => failure = Some("an executor thread panicked".to_string()),
+        }
+    }
+    let mut result = merge(&shared, partials);
+    shared.progress.finished.store(true, Ordering::Release);
+    result.series = reporter.join().unwrap_or_default();
+    if let Some(error) = failure {
+        result.aborted.get_or_insert(error);
+    }
     Ok(result)
 }
 
@@ -522,6 +687,11 @@ async fn produce(
                 }
             }
         }
+        // One lock of the shared interval histogram per answer.
+        let mut interval = progress
+            .interval
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         for Message {
             index: g,
             partition,
@@ -534,22 +704,23 @@ async fn produce(
                 .unwrap_or(if config.acks == 0 { 0 } else { -1 });
             if code == 0 {
                 out.produced += 1;
-                progress.produced.set(progress.produced.get() + 1);
+                Progress::add(&progress.produced, 1);
             } else {
                 *out.errors.entry(code).or_default() += 1;
-                progress.errors.set(progress.errors.get() + 1);
+                Progress::add(&progress.errors, 1);
             }
             let publish = acked
                 .saturating_duration_since(schedule.intended(*g))
                 .as_micros()
                 .max(1) as u64;
-            progress.interval.borrow_mut().saturating_record(publish);
+            interval.saturating_record(publish);
             if *g >= schedule.warmup_messages {
                 let service = acked.saturating_duration_since(sent).as_micros().max(1) as u64;
                 out.publish_latency.saturating_record(publish);
                 out.service_time.saturating_record(service);
             }
         }
+        drop(interval);
         j = end;
     }
     out
@@ -557,24 +728,27 @@ async fn produce(
 
 /// Every second until the run finishes: a [`Second`] of the series, and (when `live`) a
 /// progress line on stderr.
-async fn report_seconds(config: &RunConfig, start: Instant, progress: &Progress) -> Vec<Second> {
+fn report_seconds(config: &RunConfig, start: Instant, progress: &Progress) -> Vec<Second> {
     let mut series = Vec::new();
     let (mut produced, mut consumed, mut errors) = (0, 0, 0);
     let total_s = config.duration.as_secs_f64();
     for tick in 1_u32.. {
         let at = start + Duration::from_secs(u64::from(tick));
-        while Instant::now() < at && !progress.finished.get() {
-            glommio::timer::sleep(
+        let finished = || progress.finished.load(Ordering::Acquire);
+        while Instant::now() < at && !finished() {
+            std::thread::sleep(
                 at.saturating_duration_since(Instant::now())
                     .min(Duration::from_millis(100)),
-            )
-            .await;
+            );
         }
-        if progress.finished.get() {
+        if finished() {
             break;
         }
         let (interval_p50, interval_p99) = {
-            let mut interval = progress.interval.borrow_mut();
+            let mut interval = progress
+                .interval
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let figures = if interval.is_empty() {
                 (0, 0)
             } else {
@@ -586,27 +760,25 @@ async fn report_seconds(config: &RunConfig, start: Instant, progress: &Progress)
             interval.reset();
             figures
         };
+        let now = (
+            Progress::get(&progress.produced),
+            Progress::get(&progress.consumed),
+            Progress::get(&progress.errors),
+        );
         let second = Second {
             at_s: f64::from(tick),
-            produced: progress.produced.get() - produced,
-            consumed: progress.consumed.get() - consumed,
-            errors: progress.errors.get() - errors,
+            produced: now.0.saturating_sub(produced),
+            consumed: now.1.saturating_sub(consumed),
+            errors: now.2.saturating_sub(errors),
             publish_p50_us: interval_p50,
             publish_p99_us: interval_p99,
             backlog: if config.consumers > 0 {
-                progress
-                    .produced
-                    .get()
-                    .saturating_sub(progress.consumed.get())
+                now.0.saturating_sub(now.1)
             } else {
                 0
             },
         };
-        (produced, consumed, errors) = (
-            progress.produced.get(),
-            progress.consumed.get(),
-            progress.errors.get(),
-        );
+        (produced, consumed, errors) = now;
         if config.live {
             let mb = second.produced as f64 * config.mean_message_bytes() / 1e6;
             eprintln!(
