@@ -88,15 +88,17 @@ pub fn latency_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("constant bounds are valid")
 }
 
-/// The partitions' current end offsets: where this run's records will start.
+/// The current end offsets of `partitions` (in that order), from their leader `connection`:
+/// where this run's records will start.
 pub async fn end_offsets(
     connection: &mut Connection,
     topic: &str,
-    partitions: i32,
+    partitions: &[i32],
 ) -> Result<Vec<i64>, ClientError> {
     let version = connection.version(ApiKey::ListOffsets, (1, 7))?;
-    let asked = (0..partitions)
-        .map(|p| {
+    let asked = partitions
+        .iter()
+        .map(|&p| {
             ListOffsetsPartition::default()
                 .with_partition_index(p)
                 .with_timestamp(-1)
@@ -119,13 +121,13 @@ pub async fn end_offsets(
             "ListOffsets answered with another API".into(),
         ));
     };
-    let mut ends = vec![0; usize::try_from(partitions).unwrap_or(0)];
+    let mut ends = vec![0; partitions.len()];
     for partition in response.topics.iter().flat_map(|t| t.partitions.iter()) {
-        if let Some(end) = usize::try_from(partition.partition_index)
-            .ok()
-            .and_then(|i| ends.get_mut(i))
+        if let Some(at) = partitions
+            .iter()
+            .position(|p| *p == partition.partition_index)
         {
-            *end = partition.offset.max(0);
+            ends[at] = partition.offset.max(0);
         }
     }
     Ok(ends)

@@ -34,6 +34,14 @@ use std::time::{Duration, Instant};
 
 /// The most messages one produce request carries; more that are due go in the next one.
 pub const MAX_BATCH_MESSAGES: u64 = 10_000;
+/// A leader that cannot be reached this many requests running ends the producer.
+const MAX_UNREACHABLE_IN_A_ROW: u32 = 3;
+/// UNKNOWN_TOPIC_OR_PARTITION.
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+/// LEADER_NOT_AVAILABLE.
+const LEADER_NOT_AVAILABLE: i16 = 5;
+/// NOT_LEADER_OR_FOLLOWER.
+const NOT_LEADER_OR_FOLLOWER: i16 = 6;
 /// The most producers (connections) one run may use.
 pub const MAX_PRODUCERS: u32 = 1000;
 /// How long past its duration a run may take before it is ended (the consumer's drain
@@ -236,8 +244,7 @@ impl Schedule {
 /// What a run learns from the broker before it starts.
 #[derive(Debug, Clone)]
 struct Setup {
-    partitions: i32,
-    produce_version: i16,
+    layout: Layout,
     /// Each partition's end offset when the run starts (where the consumers begin).
     offsets: Vec<i64>,
 }
@@ -249,24 +256,41 @@ async fn prepare(config: &RunConfig) -> Result<Setup, RunError> {
     if let Some(wanted) = config.partitions {
         create_topic(&mut connection, &config.topic, wanted).await?;
     }
-    let partitions = partition_count(&mut connection, &config.topic).await?;
+    let layout = describe_topic(&mut connection, &config.topic).await?;
+    let partitions = i32::try_from(layout.leaders.len()).unwrap_or(i32::MAX);
     if let Some(wanted) = config.partitions.filter(|w| *w != partitions) {
         return Err(RunError::Topic {
             topic: config.topic.clone(),
             reason: format!("it exists with {partitions} partitions, not the {wanted} asked for"),
         });
     }
-    let produce_version = connection.version(ApiKey::Produce, (3, 9))?;
-    let offsets = if config.consumers > 0 {
-        end_offsets(&mut connection, &config.topic, partitions).await?
-    } else {
-        Vec::new()
-    };
-    Ok(Setup {
-        partitions,
-        produce_version,
-        offsets,
-    })
+    connection.version(ApiKey::Produce, (3, 9))?;
+    let mut offsets = Vec::new();
+    if config.consumers > 0 {
+        // Each partition's end, from its leader.
+        let mut by_leader: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
+        for partition in 0..partitions {
+            by_leader
+                .entry(layout.leader(partition))
+                .or_default()
+                .push(partition);
+        }
+        offsets = vec![0; layout.leaders.len()];
+        for (leader, asked) in by_leader {
+            let address = layout.brokers.get(&leader).cloned().unwrap_or_default();
+            let mut leader_connection = Connection::connect(&address).await?;
+            let ends = end_offsets(&mut leader_connection, &config.topic, &asked).await?;
+            for (partition, end) in asked.into_iter().zip(ends) {
+                if let Some(slot) = usize::try_from(partition)
+                    .ok()
+                    .and_then(|p| offsets.get_mut(p))
+                {
+                    *slot = end;
+                }
+            }
+        }
+    }
+    Ok(Setup { layout, offsets })
 }
 
 /// Everything the executors of a run share.
@@ -329,21 +353,28 @@ async fn work(shared: Shared, core: u32, cores: u32) -> Partial {
     let config = &shared.config;
     let n = usize::try_from(config.consumers).unwrap_or(1).max(1);
     let mut consumers = Vec::new();
+    let layout = &shared.setup.layout;
     for c in (0..n.min(shared.setup.offsets.len())).filter(|c| *c as u32 % cores == core) {
-        let assigned: Vec<(i32, i64)> = (0..shared.setup.partitions)
+        // Its partitions, fetched from each one's leader on a connection per leader.
+        let mut by_leader: BTreeMap<i32, Vec<(i32, i64)>> = BTreeMap::new();
+        for (partition, offset) in (0..)
             .zip(shared.setup.offsets.iter().copied())
             .skip(c)
             .step_by(n)
-            .collect();
-        let (bootstrap, topic, progress) = (
-            config.bootstrap.clone(),
-            config.topic.clone(),
-            shared.progress.clone(),
-        );
-        let warmup_until_us = shared.warmup_until_us;
-        consumers.push(glommio::spawn_local(async move {
-            consume(&bootstrap, &topic, assigned, warmup_until_us, progress).await
-        }));
+        {
+            by_leader
+                .entry(layout.leader(partition))
+                .or_default()
+                .push((partition, offset));
+        }
+        for (leader, assigned) in by_leader {
+            let address = layout.brokers.get(&leader).cloned().unwrap_or_default();
+            let (topic, progress) = (config.topic.clone(), shared.progress.clone());
+            let warmup_until_us = shared.warmup_until_us;
+            consumers.push(glommio::spawn_local(async move {
+                consume(&address, &topic, assigned, warmup_until_us, progress).await
+            }));
+        }
     }
     let producers: Vec<_> = (0..config.producers.max(1))
         .filter(|k| k % cores == core)
@@ -353,8 +384,7 @@ async fn work(shared: Shared, core: u32, cores: u32) -> Partial {
                 let produced = produce(
                     &shared.config,
                     k,
-                    shared.setup.partitions,
-                    shared.setup.produce_version,
+                    &shared.setup.layout,
                     shared.schedule,
                     &shared.progress,
                     &shared.payload,
@@ -534,12 +564,14 @@ pub fn run_on_cores(config: &RunConfig, cores: u32) -> Result<RunResult, String>
     Ok(result)
 }
 
-/// Producer `k` of the run: its share of the schedule on its own connection.
+/// Producer `k` of the run: its share of the schedule, each request sent to the leader of
+/// its partitions (one connection per leader, requests to different leaders in parallel).
+/// Leader errors and lost connections refresh the topic's layout; a leader that cannot be
+/// reached three times running ends the producer.
 async fn produce(
     config: &RunConfig,
     k: u32,
-    partitions: i32,
-    version: i16,
+    layout: &Layout,
     schedule: Schedule,
     progress: &Progress,
     payload: &[u8],
@@ -551,30 +583,30 @@ async fn produce(
         service_time: latency_histogram(),
         failure: None,
     };
-    let mut connection = match Connection::connect(&config.bootstrap).await {
-        Ok(connection) => connection,
-        Err(error) => {
-            out.failure = Some(format!("producer {k}: {error}"));
-            return out;
+    let mut layout = layout.clone();
+    let partitions = i32::try_from(layout.leaders.len()).unwrap_or(i32::MAX);
+    let mut connections: BTreeMap<i32, Connection> = BTreeMap::new();
+    let mut idempotence = None;
+    if config.idempotent {
+        let started = match Connection::connect(&config.bootstrap).await {
+            Ok(mut connection) => init_producer_id(&mut connection).await,
+            Err(error) => Err(error.to_string()),
+        };
+        match started {
+            Ok(producer) => idempotence = Some((producer, BTreeMap::new())),
+            Err(error) => {
+                out.failure = Some(format!("producer {k}: {error}"));
+                return out;
+            }
         }
-    };
+    }
     let n = u64::from(config.producers.max(1));
     let k64 = u64::from(k);
     // This producer's messages: g = j * n + k.
     let count = schedule.total.saturating_sub(k64).div_ceil(n);
     let mut keys = KeyChooser::new(config.keys, config.key_count, config.seed.wrapping_add(k64));
     let mut sizes = crate::keys::Rng::new(config.seed.wrapping_mul(31).wrapping_add(k64));
-    let mut idempotence = if config.idempotent {
-        match init_producer_id(&mut connection).await {
-            Ok(producer) => Some((producer, BTreeMap::new())),
-            Err(error) => {
-                out.failure = Some(format!("producer {k}: {error}"));
-                return out;
-            }
-        }
-    } else {
-        None
-    };
+    let mut unreachable_in_a_row = 0;
     let mut j = 0_u64;
     while j < count {
         let now = Instant::now();
@@ -614,69 +646,94 @@ async fn produce(
                 }
             })
             .collect();
-        let sequences = idempotence
-            .as_ref()
-            .map(|(producer, next)| (*producer, next));
-        let request =
-            match produce_request(config, &messages, sequences, |g| schedule.intended_us(g)) {
-                Ok(request) => request,
+        // One request per leader, all in flight at once.
+        let mut by_leader: BTreeMap<i32, Vec<&Message<'_>>> = BTreeMap::new();
+        for message in &messages {
+            let leader = layout.leader(message.partition);
+            by_leader.entry(leader).or_default().push(message);
+        }
+        let sent = Instant::now();
+        let mut calls = Vec::with_capacity(by_leader.len());
+        // (partition → error code, when its answer came); a code of -1: no answer.
+        let mut codes: BTreeMap<i32, (i16, Instant)> = BTreeMap::new();
+        let mut refresh = false;
+        let mut lost: Option<String> = None;
+        for (leader, group) in &by_leader {
+            let connection = match connections.remove(leader) {
+                Some(connection) => Ok(connection),
+                None => match layout.brokers.get(leader) {
+                    Some(address) => Connection::connect(address)
+                        .await
+                        .map_err(|e| e.to_string()),
+                    None => Err(format!("partition leader {leader} is unknown")),
+                },
+            };
+            let mut connection = match connection {
+                Ok(connection) => connection,
                 Err(error) => {
-                    out.failure = Some(error);
-                    break;
+                    for message in group {
+                        codes.insert(message.partition, (LEADER_NOT_AVAILABLE, sent));
+                    }
+                    refresh = true;
+                    lost = Some(error);
+                    continue;
                 }
             };
-        let sent = Instant::now();
-        let call = async {
-            if config.acks == 0 {
-                // No response comes: "acknowledged" when written.
-                connection
-                    .send_only(ApiKey::Produce, version, RequestKind::Produce(request))
-                    .await
-                    .map(|()| ResponseKind::Produce(Default::default()))
-            } else {
-                connection
-                    .call(ApiKey::Produce, version, RequestKind::Produce(request))
-                    .await
+            let sequences = idempotence
+                .as_ref()
+                .map(|(producer, next)| (*producer, next));
+            let request =
+                match produce_request(config, group, sequences, |g| schedule.intended_us(g)) {
+                    Ok(request) => request,
+                    Err(error) => {
+                        out.failure = Some(error);
+                        break;
+                    }
+                };
+            let (leader, acks, deadline) = (*leader, config.acks, schedule.deadline);
+            calls.push(glommio::spawn_local(async move {
+                let outcome = send(&mut connection, request, acks, deadline).await;
+                (leader, connection, outcome, Instant::now())
+            }));
+        }
+        if out.failure.is_some() {
+            break;
+        }
+        let mut timed_out = false;
+        for call in calls {
+            let (leader, connection, outcome, answered) = call.await;
+            match outcome {
+                Some(Ok(answers)) => {
+                    connections.insert(leader, connection);
+                    for (partition, code) in answers {
+                        refresh |= matches!(
+                            code,
+                            NOT_LEADER_OR_FOLLOWER
+                                | LEADER_NOT_AVAILABLE
+                                | UNKNOWN_TOPIC_OR_PARTITION
+                        );
+                        codes.insert(partition, (code, answered));
+                    }
+                }
+                Some(Err(error)) => {
+                    // The connection is dropped; the next request reconnects.
+                    refresh = true;
+                    lost = Some(error);
+                }
+                None => timed_out = true,
             }
-        };
-        let remaining = schedule.deadline.saturating_duration_since(sent);
-        let outcome = futures_lite::future::or(async { Some(call.await) }, async {
-            glommio::timer::sleep(remaining).await;
-            None
-        })
-        .await;
-        let acked = Instant::now();
-        let codes = match outcome {
-            Some(Ok(ResponseKind::Produce(response))) => response
-                .responses
-                .iter()
-                .flat_map(|topic| {
-                    topic
-                        .partition_responses
-                        .iter()
-                        .map(|p| (p.index, p.error_code))
-                })
-                .collect::<BTreeMap<_, _>>(),
-            Some(Ok(_)) => {
-                out.failure = Some("Produce answered with another API".into());
-                break;
-            }
-            Some(Err(error)) => {
-                out.failure = Some(format!("producer {k}: {error}"));
-                break;
-            }
-            None => {
-                out.failure = Some(format!(
-                    "producer {k}: no answer to a produce request by the run's deadline"
-                ));
-                break;
-            }
-        };
+        }
+        if timed_out {
+            out.failure = Some(format!(
+                "producer {k}: no answer to a produce request by the run's deadline"
+            ));
+            break;
+        }
         if let Some((_, next)) = &mut idempotence {
             // A partition's sequence moves on by what it accepted; a refused batch's
             // sequence numbers are used again by the next one.
             for message in &messages {
-                if codes.get(&message.partition) == Some(&0) {
+                if codes.get(&message.partition).map(|c| c.0) == Some(0) {
                     let sequence = next.entry(message.partition).or_insert(0_i32);
                     // Sequences wrap to 0 after i32::MAX, as Kafka's do.
                     *sequence = if *sequence == i32::MAX {
@@ -687,43 +744,109 @@ async fn produce(
                 }
             }
         }
-        // One lock of the shared interval histogram per answer.
-        let mut interval = progress
-            .interval
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        for Message {
-            index: g,
-            partition,
-            ..
-        } in &messages
         {
-            let code = codes
-                .get(partition)
-                .copied()
-                .unwrap_or(if config.acks == 0 { 0 } else { -1 });
-            if code == 0 {
-                out.produced += 1;
-                Progress::add(&progress.produced, 1);
-            } else {
-                *out.errors.entry(code).or_default() += 1;
-                Progress::add(&progress.errors, 1);
-            }
-            let publish = acked
-                .saturating_duration_since(schedule.intended(*g))
-                .as_micros()
-                .max(1) as u64;
-            interval.saturating_record(publish);
-            if *g >= schedule.warmup_messages {
-                let service = acked.saturating_duration_since(sent).as_micros().max(1) as u64;
-                out.publish_latency.saturating_record(publish);
-                out.service_time.saturating_record(service);
+            // One lock of the shared interval histogram per round of answers.
+            let mut interval = progress
+                .interval
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for message in &messages {
+                let (code, acked) = codes
+                    .get(&message.partition)
+                    .copied()
+                    .unwrap_or((if config.acks == 0 { 0 } else { -1 }, Instant::now()));
+                if code == 0 {
+                    out.produced += 1;
+                    Progress::add(&progress.produced, 1);
+                } else {
+                    *out.errors.entry(code).or_default() += 1;
+                    Progress::add(&progress.errors, 1);
+                }
+                let publish = acked
+                    .saturating_duration_since(schedule.intended(message.index))
+                    .as_micros()
+                    .max(1) as u64;
+                interval.saturating_record(publish);
+                if message.index >= schedule.warmup_messages {
+                    let service = acked.saturating_duration_since(sent).as_micros().max(1) as u64;
+                    out.publish_latency.saturating_record(publish);
+                    out.service_time.saturating_record(service);
+                }
             }
         }
-        drop(interval);
         j = end;
+        match lost {
+            Some(error) => {
+                unreachable_in_a_row += 1;
+                if unreachable_in_a_row >= MAX_UNREACHABLE_IN_A_ROW {
+                    out.failure = Some(format!("producer {k}: {error}"));
+                    break;
+                }
+            }
+            None => unreachable_in_a_row = 0,
+        }
+        if refresh {
+            match Connection::connect(&config.bootstrap).await {
+                Ok(mut connection) => {
+                    if let Ok(fresh) = describe_topic(&mut connection, &config.topic).await {
+                        if fresh.leaders.len() == layout.leaders.len() {
+                            layout = fresh;
+                        }
+                    }
+                }
+                Err(error) => {
+                    out.failure = Some(format!("producer {k}: {error}"));
+                    break;
+                }
+            }
+        }
     }
     out
+}
+
+/// Sends one produce request (waiting for its answer unless `acks` is 0), until
+/// `deadline`: each partition's error code, or why the connection failed; `None` when no
+/// answer came in time.
+async fn send(
+    connection: &mut Connection,
+    request: ProduceRequest,
+    acks: i16,
+    deadline: Instant,
+) -> Option<Result<Vec<(i32, i16)>, String>> {
+    let call = async {
+        let version = connection.version(ApiKey::Produce, (3, 9))?;
+        if acks == 0 {
+            // No response comes: "acknowledged" when written.
+            connection
+                .send_only(ApiKey::Produce, version, RequestKind::Produce(request))
+                .await
+                .map(|()| ResponseKind::Produce(Default::default()))
+        } else {
+            connection
+                .call(ApiKey::Produce, version, RequestKind::Produce(request))
+                .await
+        }
+    };
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    let outcome = futures_lite::future::or(async { Some(call.await) }, async {
+        glommio::timer::sleep(remaining).await;
+        None
+    })
+    .await?;
+    Some(match outcome {
+        Ok(ResponseKind::Produce(response)) => Ok(response
+            .responses
+            .iter()
+            .flat_map(|topic| {
+                topic
+                    .partition_responses
+                    .iter()
+                    .map(|p| (p.index, p.error_code))
+            })
+            .collect()),
+        Ok(_) => Err("Produce answered with another API".into()),
+        Err(error) => Err(error.to_string()),
+    })
 }
 
 /// Every second until the run finishes: a [`Second`] of the series, and (when `live`) a
@@ -837,8 +960,29 @@ async fn create_topic(
     }
 }
 
-/// Asks for the topic (creating it where the broker auto-creates) until it has leaders.
-async fn partition_count(connection: &mut Connection, topic: &str) -> Result<i32, RunError> {
+/// Where a topic's partitions live: each partition's leader, and the brokers' addresses.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    /// Each partition's leader (node id; -1 while it has none).
+    pub leaders: Vec<i32>,
+    /// Every broker's `host:port`, by node id.
+    pub brokers: BTreeMap<i32, String>,
+}
+
+impl Layout {
+    /// The leader of `partition` (-1 if it has none or is unknown).
+    pub fn leader(&self, partition: i32) -> i32 {
+        usize::try_from(partition)
+            .ok()
+            .and_then(|p| self.leaders.get(p))
+            .copied()
+            .unwrap_or(-1)
+    }
+}
+
+/// Asks for the topic (creating it where the broker auto-creates) until every partition
+/// has a leader.
+async fn describe_topic(connection: &mut Connection, topic: &str) -> Result<Layout, RunError> {
     let version = connection.version(ApiKey::Metadata, (4, 12))?;
     let failed = |reason: String| RunError::Topic {
         topic: topic.to_string(),
@@ -860,12 +1004,27 @@ async fn partition_count(connection: &mut Connection, topic: &str) -> Result<i32
             .topics
             .first()
             .ok_or_else(|| failed("not in the Metadata answer".into()))?;
+        let mut leaders = vec![-1; described.partitions.len()];
+        for partition in &described.partitions {
+            if let Some(slot) = usize::try_from(partition.partition_index)
+                .ok()
+                .and_then(|i| leaders.get_mut(i))
+            {
+                *slot = partition.leader_id.0;
+            }
+        }
+        let led = !leaders.is_empty() && leaders.iter().all(|l| *l >= 0);
         match described.error_code {
-            0 if !described.partitions.is_empty() => {
-                return i32::try_from(described.partitions.len()).map_err(|e| failed(e.to_string()))
+            0 if led => {
+                let brokers = response
+                    .brokers
+                    .iter()
+                    .map(|b| (b.node_id.0, format!("{}:{}", b.host.as_str(), b.port)))
+                    .collect();
+                return Ok(Layout { leaders, brokers });
             }
             // LEADER_NOT_AVAILABLE while a new topic settles: ask again.
-            0 | 5 => glommio::timer::sleep(Duration::from_millis(100)).await,
+            0 | LEADER_NOT_AVAILABLE => glommio::timer::sleep(Duration::from_millis(100)).await,
             code => return Err(failed(format!("Metadata error code {code}"))),
         }
     }
@@ -888,7 +1047,7 @@ type Sequences<'a> = ((i64, i16), &'a BTreeMap<i32, i32>);
 /// records (one record alone may exceed it), with sequence numbers when idempotent.
 fn produce_request(
     config: &RunConfig,
-    messages: &[Message<'_>],
+    messages: &[&Message<'_>],
     sequences: Option<Sequences<'_>>,
     intended_us: impl Fn(u64) -> i64,
 ) -> Result<ProduceRequest, String> {
