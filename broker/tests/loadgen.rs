@@ -24,6 +24,7 @@ fn config(address: &str, topic: &str, rate: f64, seconds: f64) -> RunConfig {
     RunConfig {
         bootstrap: address.to_string(),
         topic: topic.to_string(),
+        topics: 1,
         rate,
         message_bytes: 256,
         message_bytes_max: 256,
@@ -98,6 +99,54 @@ fn idempotent_producers_with_varied_sizes_from_a_file_land_every_record() {
     assert_eq!(result.aborted, None);
     assert_eq!((result.produced, result.consumed), (3000, 3000));
     assert_eq!(result.message_bytes, 1005, "the mean size");
+}
+
+/// Three topics of two partitions, two producers and a consumer each: every partition of
+/// every topic gets records, and every record is read back.
+#[test]
+fn several_topics_each_get_their_producers_and_consumers() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let broker = Broker::start(data.path());
+    let mut wanted = config(&broker.address, "multi", 3000.0, 1.0);
+    wanted.topics = 3;
+    wanted.partitions = Some(2);
+    wanted.producers = 2;
+    let result = run(wanted);
+    assert!(result.errors.is_empty(), "{:?}", result.errors);
+    assert_eq!((result.produced, result.consumed), (3000, 3000));
+    // Each partition of each topic holds its share: 3000 / 6 records.
+    use spate_protocol::kafka_protocol::messages::list_offsets_request::{
+        ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic,
+    };
+    use spate_protocol::kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind, TopicName};
+    let mut raw = common::Raw::connect(&broker.address);
+    let topics = (0..3)
+        .map(|t| {
+            ListOffsetsTopic::default()
+                .with_name(TopicName(format!("multi-{t}").into()))
+                .with_partitions(
+                    (0..2)
+                        .map(|p| {
+                            ListOffsetsPartition::default()
+                                .with_partition_index(p)
+                                .with_timestamp(-1)
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    let request = ListOffsetsRequest::default().with_topics(topics);
+    let ResponseKind::ListOffsets(response) =
+        raw.call(ApiKey::ListOffsets, 4, RequestKind::ListOffsets(request))
+    else {
+        panic!("not a ListOffsets response")
+    };
+    let ends: Vec<i64> = response
+        .topics
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(|p| p.offset))
+        .collect();
+    assert_eq!(ends, [500; 6]);
 }
 
 /// Capacity mode: an objective every step meets lets the rate climb through every step; one

@@ -36,6 +36,7 @@ pub fn json(config: &RunConfig, result: &RunResult) -> Value {
         "config": {
             "bootstrap": config.bootstrap,
             "topic": config.topic,
+            "topics": config.topics,
             "rate_msgs_per_s": config.rate,
             "message_bytes": config.message_bytes,
             "message_bytes_max": config.message_bytes_max,

@@ -53,8 +53,12 @@ pub const DEADLINE_GRACE: Duration = Duration::from_secs(60);
 pub struct RunConfig {
     /// A broker to bootstrap from (host:port).
     pub bootstrap: String,
-    /// The topic to produce to (auto-created by brokers that do).
+    /// The topic to produce to (auto-created by brokers that do); with several topics, the
+    /// prefix of their names (`<topic>-0`, `<topic>-1`, …).
     pub topic: String,
+    /// Topics, each with `partitions` partitions, `producers` producers and `consumers`
+    /// consumers.
+    pub topics: u32,
     /// Target messages per second, over all producers.
     pub rate: f64,
     /// Bytes per message value (the smallest, when sizes vary).
@@ -72,10 +76,10 @@ pub struct RunConfig {
     pub warmup: Duration,
     /// `acks`: -1 (all), 0 or 1.
     pub acks: i16,
-    /// Producers, each with its own connection and an equal share of the rate.
+    /// Producers per topic, each with its own connections and an equal share of the rate.
     pub producers: u32,
-    /// Consumers reading the run back, each with its own connection and a share of the
-    /// partitions (at most one per partition).
+    /// Consumers per topic reading the run back, each with its own connections and a share
+    /// of the topic's partitions (at most one per partition).
     pub consumers: u32,
     /// Create the topic with this many partitions (an existing topic must have as many);
     /// `None` takes the topic as the broker has (or auto-creates) it.
@@ -166,6 +170,22 @@ struct Produced {
 }
 
 impl RunConfig {
+    /// The topics' names.
+    pub fn topic_names(&self) -> Vec<String> {
+        if self.topics <= 1 {
+            vec![self.topic.clone()]
+        } else {
+            (0..self.topics)
+                .map(|t| format!("{}-{t}", self.topic))
+                .collect()
+        }
+    }
+
+    /// Producers over all topics.
+    pub fn total_producers(&self) -> u32 {
+        self.producers.max(1).saturating_mul(self.topics.max(1))
+    }
+
     /// The mean message value size.
     pub fn mean_message_bytes(&self) -> f64 {
         (self.message_bytes + self.message_bytes_max.max(self.message_bytes)) as f64 / 2.0
@@ -244,23 +264,42 @@ impl Schedule {
 /// What a run learns from the broker before it starts.
 #[derive(Debug, Clone)]
 struct Setup {
+    topics: Vec<TopicSetup>,
+}
+
+/// One topic of the run.
+#[derive(Debug, Clone)]
+struct TopicSetup {
+    name: String,
     layout: Layout,
     /// Each partition's end offset when the run starts (where the consumers begin).
     offsets: Vec<i64>,
 }
 
-/// Creates or checks the topic and learns what the run needs.
+/// Creates or checks the topics and learns what the run needs.
 async fn prepare(config: &RunConfig) -> Result<Setup, RunError> {
     assert!(config.rate > 0.0 && config.duration > Duration::ZERO);
     let mut connection = Connection::connect(&config.bootstrap).await?;
-    if let Some(wanted) = config.partitions {
-        create_topic(&mut connection, &config.topic, wanted).await?;
+    let mut topics = Vec::new();
+    for name in config.topic_names() {
+        topics.push(prepare_topic(config, &mut connection, name).await?);
     }
-    let layout = describe_topic(&mut connection, &config.topic).await?;
+    Ok(Setup { topics })
+}
+
+async fn prepare_topic(
+    config: &RunConfig,
+    connection: &mut Connection,
+    name: String,
+) -> Result<TopicSetup, RunError> {
+    if let Some(wanted) = config.partitions {
+        create_topic(connection, &name, wanted).await?;
+    }
+    let layout = describe_topic(connection, &name).await?;
     let partitions = i32::try_from(layout.leaders.len()).unwrap_or(i32::MAX);
     if let Some(wanted) = config.partitions.filter(|w| *w != partitions) {
         return Err(RunError::Topic {
-            topic: config.topic.clone(),
+            topic: name,
             reason: format!("it exists with {partitions} partitions, not the {wanted} asked for"),
         });
     }
@@ -279,7 +318,7 @@ async fn prepare(config: &RunConfig) -> Result<Setup, RunError> {
         for (leader, asked) in by_leader {
             let address = layout.brokers.get(&leader).cloned().unwrap_or_default();
             let mut leader_connection = Connection::connect(&address).await?;
-            let ends = end_offsets(&mut leader_connection, &config.topic, &asked).await?;
+            let ends = end_offsets(&mut leader_connection, &name, &asked).await?;
             for (partition, end) in asked.into_iter().zip(ends) {
                 if let Some(slot) = usize::try_from(partition)
                     .ok()
@@ -290,7 +329,11 @@ async fn prepare(config: &RunConfig) -> Result<Setup, RunError> {
             }
         }
     }
-    Ok(Setup { layout, offsets })
+    Ok(TopicSetup {
+        name,
+        layout,
+        offsets,
+    })
 }
 
 /// Everything the executors of a run share.
@@ -323,7 +366,7 @@ impl Shared {
                 warmup_messages: (config.rate * config.warmup.as_secs_f64()).floor() as u64,
                 deadline: start + config.duration + DEADLINE_GRACE,
             },
-            progress: Arc::new(Progress::new(u64::from(config.producers.max(1)))),
+            progress: Arc::new(Progress::new(u64::from(config.total_producers()))),
             payload: payload.into(),
             warmup_until_us: wall_start_us
                 + i64::try_from(config.warmup.as_micros()).unwrap_or(i64::MAX),
@@ -346,45 +389,51 @@ struct Partial {
     producers_done: Instant,
 }
 
-/// Executor `core` of `cores`: runs the producers `k` with `k mod cores = core` and the
-/// consumers `c` with `c mod cores = core`. Consumer `c` of `n` reads the partitions `p`
-/// with `p mod n = c`.
+/// Executor `core` of `cores`: runs the producers `k` (numbered over all topics) with
+/// `k mod cores = core`, and likewise the consumers. Producer `k` belongs to topic
+/// `k / producers`; consumer `c` of a topic's `n` reads its partitions `p` with
+/// `p mod n = c`.
 async fn work(shared: Shared, core: u32, cores: u32) -> Partial {
     let config = &shared.config;
     let n = usize::try_from(config.consumers).unwrap_or(1).max(1);
     let mut consumers = Vec::new();
-    let layout = &shared.setup.layout;
-    for c in (0..n.min(shared.setup.offsets.len())).filter(|c| *c as u32 % cores == core) {
-        // Its partitions, fetched from each one's leader on a connection per leader.
-        let mut by_leader: BTreeMap<i32, Vec<(i32, i64)>> = BTreeMap::new();
-        for (partition, offset) in (0..)
-            .zip(shared.setup.offsets.iter().copied())
-            .skip(c)
-            .step_by(n)
-        {
-            by_leader
-                .entry(layout.leader(partition))
-                .or_default()
-                .push((partition, offset));
-        }
-        for (leader, assigned) in by_leader {
-            let address = layout.brokers.get(&leader).cloned().unwrap_or_default();
-            let (topic, progress) = (config.topic.clone(), shared.progress.clone());
-            let warmup_until_us = shared.warmup_until_us;
-            consumers.push(glommio::spawn_local(async move {
-                consume(&address, &topic, assigned, warmup_until_us, progress).await
-            }));
+    let mut consumer_index = 0_usize;
+    for topic in &shared.setup.topics {
+        let layout = &topic.layout;
+        for c in 0..n.min(topic.offsets.len()) {
+            consumer_index += 1;
+            if (consumer_index - 1) % cores as usize != core as usize {
+                continue;
+            }
+            // Its partitions, fetched from each one's leader on a connection per leader.
+            let mut by_leader: BTreeMap<i32, Vec<(i32, i64)>> = BTreeMap::new();
+            for (partition, offset) in (0..).zip(topic.offsets.iter().copied()).skip(c).step_by(n) {
+                by_leader
+                    .entry(layout.leader(partition))
+                    .or_default()
+                    .push((partition, offset));
+            }
+            for (leader, assigned) in by_leader {
+                let address = layout.brokers.get(&leader).cloned().unwrap_or_default();
+                let (name, progress) = (topic.name.clone(), shared.progress.clone());
+                let warmup_until_us = shared.warmup_until_us;
+                consumers.push(glommio::spawn_local(async move {
+                    consume(&address, &name, assigned, warmup_until_us, progress).await
+                }));
+            }
         }
     }
-    let producers: Vec<_> = (0..config.producers.max(1))
+    let per_topic = config.producers.max(1);
+    let producers: Vec<_> = (0..config.total_producers())
         .filter(|k| k % cores == core)
         .map(|k| {
             let shared = shared.clone();
             glommio::spawn_local(async move {
+                let topic = &shared.setup.topics[(k / per_topic) as usize];
                 let produced = produce(
                     &shared.config,
-                    k,
-                    &shared.setup.layout,
+                    (k, k % per_topic),
+                    topic,
                     shared.schedule,
                     &shared.progress,
                     &shared.payload,
@@ -570,8 +619,8 @@ pub fn run_on_cores(config: &RunConfig, cores: u32) -> Result<RunResult, String>
 /// reached three times running ends the producer.
 async fn produce(
     config: &RunConfig,
-    k: u32,
-    layout: &Layout,
+    (k, k_in_topic): (u32, u32),
+    topic: &TopicSetup,
     schedule: Schedule,
     progress: &Progress,
     payload: &[u8],
@@ -583,7 +632,7 @@ async fn produce(
         service_time: latency_histogram(),
         failure: None,
     };
-    let mut layout = layout.clone();
+    let mut layout = topic.layout.clone();
     let partitions = i32::try_from(layout.leaders.len()).unwrap_or(i32::MAX);
     let mut connections: BTreeMap<i32, Connection> = BTreeMap::new();
     let mut idempotence = None;
@@ -600,9 +649,9 @@ async fn produce(
             }
         }
     }
-    let n = u64::from(config.producers.max(1));
+    let n = u64::from(config.total_producers());
     let k64 = u64::from(k);
-    // This producer's messages: g = j * n + k.
+    // This producer's messages: g = j * n + k (n producers over all topics).
     let count = schedule.total.saturating_sub(k64).div_ceil(n);
     let mut keys = KeyChooser::new(config.keys, config.key_count, config.seed.wrapping_add(k64));
     let mut sizes = crate::keys::Rng::new(config.seed.wrapping_mul(31).wrapping_add(k64));
@@ -631,7 +680,8 @@ async fn produce(
                 let key = keys.choose(g).map(key_bytes);
                 let partition = match &key {
                     Some(key) => partition_for(key, partitions),
-                    None => (g % partitions.max(1) as u64) as i32,
+                    // Each producer goes round every partition of its topic.
+                    None => ((j + u64::from(k_in_topic)) % partitions.max(1) as u64) as i32,
                 };
                 let spread = config
                     .message_bytes_max
@@ -682,14 +732,15 @@ async fn produce(
             let sequences = idempotence
                 .as_ref()
                 .map(|(producer, next)| (*producer, next));
-            let request =
-                match produce_request(config, group, sequences, |g| schedule.intended_us(g)) {
-                    Ok(request) => request,
-                    Err(error) => {
-                        out.failure = Some(error);
-                        break;
-                    }
-                };
+            let request = match produce_request(config, &topic.name, group, sequences, |g| {
+                schedule.intended_us(g)
+            }) {
+                Ok(request) => request,
+                Err(error) => {
+                    out.failure = Some(error);
+                    break;
+                }
+            };
             let (leader, acks, deadline) = (*leader, config.acks, schedule.deadline);
             calls.push(glommio::spawn_local(async move {
                 let outcome = send(&mut connection, request, acks, deadline).await;
@@ -788,7 +839,7 @@ async fn produce(
         if refresh {
             match Connection::connect(&config.bootstrap).await {
                 Ok(mut connection) => {
-                    if let Ok(fresh) = describe_topic(&mut connection, &config.topic).await {
+                    if let Ok(fresh) = describe_topic(&mut connection, &topic.name).await {
                         if fresh.leaders.len() == layout.leaders.len() {
                             layout = fresh;
                         }
@@ -1047,6 +1098,7 @@ type Sequences<'a> = ((i64, i16), &'a BTreeMap<i32, i32>);
 /// records (one record alone may exceed it), with sequence numbers when idempotent.
 fn produce_request(
     config: &RunConfig,
+    topic: &str,
     messages: &[&Message<'_>],
     sequences: Option<Sequences<'_>>,
     intended_us: impl Fn(u64) -> i64,
@@ -1110,7 +1162,7 @@ fn produce_request(
         );
     }
     let topic = TopicProduceData::default()
-        .with_name(TopicName(StrBytes::from_string(config.topic.clone())))
+        .with_name(TopicName(StrBytes::from_string(topic.to_string())))
         .with_partition_data(partition_data);
     Ok(ProduceRequest::default()
         .with_acks(config.acks)

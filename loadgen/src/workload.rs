@@ -34,9 +34,14 @@ pub const MAX_PARTITIONS: i32 = 10_000;
 /// The workload settings, each optional (the flags, or a file's keys).
 #[derive(Debug, Default, Clone, clap::Args)]
 pub struct Workload {
-    /// The topic to produce to [default: spate-loadgen].
+    /// The topic to produce to; with --topics N, the prefix of the topics' names
+    /// (<topic>-0 … <topic>-N-1) [default: spate-loadgen].
     #[arg(long)]
     pub topic: Option<String>,
+    /// Topics, each with --partitions partitions, --producers producers and --consumers
+    /// consumers; the rate is shared by all (1-1000) [default: 1].
+    #[arg(long)]
+    pub topics: Option<u32>,
     /// Messages per second, over all producers [default: 1000].
     #[arg(long, conflicts_with = "rate_mb")]
     pub rate: Option<f64>,
@@ -63,12 +68,13 @@ pub struct Workload {
     /// all (-1), 1 or 0 [default: all].
     #[arg(long, value_parser = parse_acks)]
     pub acks: Option<i16>,
-    /// Producers, each on its own connection with an equal share of the rate (1-1000)
-    /// [default: 1].
+    /// Producers per topic, each on its own connections with an equal share of the rate
+    /// (1-1000) [default: 1].
     #[arg(long)]
     pub producers: Option<u32>,
-    /// Consumers reading the run back for end-to-end latency, each on its own connection with
-    /// a share of the partitions (0-1000; at most one per partition) [default: 1].
+    /// Consumers per topic reading the run back for end-to-end latency, each on its own
+    /// connections with a share of the partitions (0-1000; at most one per partition)
+    /// [default: 1].
     #[arg(long)]
     pub consumers: Option<u32>,
     /// Create the topic with this many partitions (1-10000; an existing topic must have as
@@ -138,6 +144,7 @@ pub const MAX_MESSAGE_BYTES: usize = 16 << 20;
 #[serde(deny_unknown_fields)]
 struct WorkloadFile {
     topic: Option<String>,
+    topics: Option<u32>,
     rate: Option<f64>,
     rate_mb: Option<f64>,
     message_size: Option<toml::Value>,
@@ -162,6 +169,7 @@ impl WorkloadFile {
         let named = |name: &str, e: String| format!("{name}: {e}");
         Ok(Workload {
             topic: file.topic,
+            topics: file.topics,
             rate: file.rate,
             rate_mb: file.rate_mb,
             message_size: file
@@ -260,9 +268,19 @@ impl Workload {
         if warmup >= duration {
             return Err("warmup must be shorter than duration".into());
         }
+        let topics = self.topics.or(file.topics).unwrap_or(1);
+        if !(1..=MAX_PRODUCERS).contains(&topics) {
+            return Err(format!("topics must be 1-{MAX_PRODUCERS}"));
+        }
         let producers = self.producers.or(file.producers).unwrap_or(1);
         if !(1..=MAX_PRODUCERS).contains(&producers) {
             return Err(format!("producers must be 1-{MAX_PRODUCERS}"));
+        }
+        if u64::from(producers) * u64::from(topics) > 10 * u64::from(MAX_PRODUCERS) {
+            return Err(format!(
+                "producers × topics must be at most {}",
+                10 * MAX_PRODUCERS
+            ));
         }
         let consumers = self.consumers.or(file.consumers).unwrap_or(1);
         if consumers > MAX_PRODUCERS {
@@ -289,6 +307,7 @@ impl Workload {
                 .topic
                 .or(file.topic)
                 .unwrap_or_else(|| "spate-loadgen".into()),
+            topics,
             rate,
             message_bytes,
             message_bytes_max,
