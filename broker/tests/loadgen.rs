@@ -26,6 +26,7 @@ fn config(address: &str, topic: &str, rate: f64, seconds: f64) -> RunConfig {
         topic: topic.to_string(),
         topics: 1,
         rate,
+        linger: Duration::ZERO,
         message_bytes: 256,
         message_bytes_max: 256,
         payload_file: None,
@@ -147,6 +148,36 @@ fn several_topics_each_get_their_producers_and_consumers() {
         .flat_map(|t| t.partitions.iter().map(|p| p.offset))
         .collect();
     assert_eq!(ends, [500; 6]);
+}
+
+/// Rate 0 runs as fast as possible for the duration, and every record is still read back; a
+/// linger makes a fixed-rate run's requests carry more messages each, with no loss.
+#[test]
+fn as_fast_as_possible_and_lingering_runs_land_every_record() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let broker = Broker::start(data.path());
+    let mut fastest = config(&broker.address, "fastest", 0.0, 1.0);
+    fastest.warmup = Duration::ZERO;
+    let result = run(fastest);
+    assert!(result.errors.is_empty(), "{:?}", result.errors);
+    assert_eq!(result.aborted, None);
+    assert!(result.produced > 2000, "{} in a second", result.produced);
+    assert_eq!(result.consumed, result.produced);
+    assert_eq!(
+        result.publish_latency.len(),
+        result.service_time.len(),
+        "without a schedule, publish latency is the service time"
+    );
+    let mut lingering = config(&broker.address, "lingering", 2000.0, 1.0);
+    lingering.linger = Duration::from_millis(20);
+    let result = run(lingering);
+    assert!(result.errors.is_empty(), "{:?}", result.errors);
+    assert_eq!((result.produced, result.consumed), (2000, 2000));
+    assert!(
+        result.publish_latency.value_at_quantile(0.5) >= 5_000,
+        "messages waited for the linger: p50 {} µs",
+        result.publish_latency.value_at_quantile(0.5)
+    );
 }
 
 /// Capacity mode: an objective every step meets lets the rate climb through every step; one

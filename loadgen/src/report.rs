@@ -38,6 +38,7 @@ pub fn json(config: &RunConfig, result: &RunResult) -> Value {
             "topic": config.topic,
             "topics": config.topics,
             "rate_msgs_per_s": config.rate,
+            "linger_ms": config.linger.as_secs_f64() * 1e3,
             "message_bytes": config.message_bytes,
             "message_bytes_max": config.message_bytes_max,
             "payload_file": config.payload_file,
@@ -89,11 +90,15 @@ pub fn table(config: &RunConfig, result: &RunResult) -> String {
     if let Some(reason) = &result.aborted {
         out.push_str(&format!("the run ended early: {reason}\n"));
     }
+    let target = if config.rate > 0.0 {
+        format!("target {:.0}", config.rate)
+    } else {
+        "as fast as possible".to_string()
+    };
     out.push_str(&format!(
-        "produced {} messages in {seconds:.2} s: {:.0} msgs/s (target {:.0}), {:.2} MB/s, {} errors; consumed {}\n",
+        "produced {} messages in {seconds:.2} s: {:.0} msgs/s ({target}), {:.2} MB/s, {} errors; consumed {}\n",
         result.produced,
         result.produced as f64 / seconds,
-        config.rate,
         result.produced as f64 * result.message_bytes as f64 / 1e6 / seconds,
         result.errors.values().sum::<u64>(),
         result.consumed,

@@ -59,8 +59,12 @@ pub struct RunConfig {
     /// Topics, each with `partitions` partitions, `producers` producers and `consumers`
     /// consumers.
     pub topics: u32,
-    /// Target messages per second, over all producers.
+    /// Target messages per second, over all producers; 0 for as fast as possible (then
+    /// publish latency is the service time: there is no intended schedule).
     pub rate: f64,
+    /// How long a due message may wait for more to join its request (a producer's
+    /// `linger.ms`); 0 sends whatever is due at once.
+    pub linger: Duration,
     /// Bytes per message value (the smallest, when sizes vary).
     pub message_bytes: usize,
     /// The largest message value: sizes are drawn uniformly from `message_bytes..=` this
@@ -252,6 +256,11 @@ struct Schedule {
 }
 
 impl Schedule {
+    /// As fast as possible: no schedule.
+    fn unbounded(&self) -> bool {
+        self.interval_s == 0.0
+    }
+
     fn intended(&self, g: u64) -> Instant {
         self.start + Duration::from_secs_f64(g as f64 * self.interval_s)
     }
@@ -278,7 +287,7 @@ struct TopicSetup {
 
 /// Creates or checks the topics and learns what the run needs.
 async fn prepare(config: &RunConfig) -> Result<Setup, RunError> {
-    assert!(config.rate > 0.0 && config.duration > Duration::ZERO);
+    assert!(config.rate >= 0.0 && config.duration > Duration::ZERO);
     let mut connection = Connection::connect(&config.bootstrap).await?;
     let mut topics = Vec::new();
     for name in config.topic_names() {
@@ -361,7 +370,11 @@ impl Shared {
             schedule: Schedule {
                 start,
                 wall_start_us,
-                interval_s: 1.0 / config.rate,
+                interval_s: if config.rate > 0.0 {
+                    1.0 / config.rate
+                } else {
+                    0.0
+                },
                 total: (config.rate * config.duration.as_secs_f64()).ceil() as u64,
                 warmup_messages: (config.rate * config.warmup.as_secs_f64()).floor() as u64,
                 deadline: start + config.duration + DEADLINE_GRACE,
@@ -656,6 +669,14 @@ async fn produce(
     let mut keys = KeyChooser::new(config.keys, config.key_count, config.seed.wrapping_add(k64));
     let mut sizes = crate::keys::Rng::new(config.seed.wrapping_mul(31).wrapping_add(k64));
     let mut unreachable_in_a_row = 0;
+    // As fast as possible (rate 0): each request carries about a full batch per partition,
+    // and a message's "intended" time is when it was taken (publish latency = service time).
+    let unbounded = schedule.unbounded();
+    let count = if unbounded { u64::MAX } else { count };
+    let full = ((config.batch_bytes as f64 / config.mean_message_bytes().max(1.0)).ceil() as u64)
+        .max(1)
+        .saturating_mul(u64::try_from(partitions).unwrap_or(1))
+        .min(MAX_BATCH_MESSAGES);
     let mut j = 0_u64;
     while j < count {
         let now = Instant::now();
@@ -663,9 +684,16 @@ async fn produce(
             out.failure = Some("the run's deadline passed before every message was sent".into());
             break;
         }
-        let elapsed = (now - schedule.start).as_secs_f64();
-        let run_due = (elapsed / schedule.interval_s).floor() as u64 + 1;
-        let due = run_due.saturating_sub(k64).div_ceil(n).min(count);
+        let due = if unbounded {
+            if now >= schedule.start + config.duration {
+                break;
+            }
+            j + full
+        } else {
+            let elapsed = (now - schedule.start).as_secs_f64();
+            let run_due = (elapsed / schedule.interval_s).floor() as u64 + 1;
+            run_due.saturating_sub(k64).div_ceil(n).min(count)
+        };
         if due <= j {
             let wait = schedule
                 .intended(j * n + k64)
@@ -673,7 +701,28 @@ async fn produce(
             glommio::timer::sleep(wait).await;
             continue;
         }
+        // linger: wait for more messages while the oldest due one is younger than it.
+        let lingered = schedule.intended(j * n + k64) + config.linger;
+        if !unbounded && due - j < full && due < count && now < lingered {
+            glommio::timer::sleep(lingered - now).await;
+            continue;
+        }
         let end = due.min(j + MAX_BATCH_MESSAGES);
+        let (taken, taken_us) = (Instant::now(), now_us());
+        let intended = |g: u64| {
+            if unbounded {
+                taken
+            } else {
+                schedule.intended(g)
+            }
+        };
+        let in_warmup = |g: u64| {
+            if unbounded {
+                taken < schedule.start + config.warmup
+            } else {
+                g < schedule.warmup_messages
+            }
+        };
         let messages: Vec<Message<'_>> = (j..end)
             .map(|j| {
                 let g = j * n + k64;
@@ -733,7 +782,11 @@ async fn produce(
                 .as_ref()
                 .map(|(producer, next)| (*producer, next));
             let request = match produce_request(config, &topic.name, group, sequences, |g| {
-                schedule.intended_us(g)
+                if unbounded {
+                    taken_us
+                } else {
+                    schedule.intended_us(g)
+                }
             }) {
                 Ok(request) => request,
                 Err(error) => {
@@ -814,11 +867,11 @@ async fn produce(
                     Progress::add(&progress.errors, 1);
                 }
                 let publish = acked
-                    .saturating_duration_since(schedule.intended(message.index))
+                    .saturating_duration_since(intended(message.index))
                     .as_micros()
                     .max(1) as u64;
                 interval.saturating_record(publish);
-                if message.index >= schedule.warmup_messages {
+                if !in_warmup(message.index) {
                     let service = acked.saturating_duration_since(sent).as_micros().max(1) as u64;
                     out.publish_latency.saturating_record(publish);
                     out.service_time.saturating_record(service);

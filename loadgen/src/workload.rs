@@ -42,10 +42,11 @@ pub struct Workload {
     /// consumers; the rate is shared by all (1-1000) [default: 1].
     #[arg(long)]
     pub topics: Option<u32>,
-    /// Messages per second, over all producers [default: 1000].
+    /// Messages per second, over all producers; 0 for as fast as possible [default: 1000].
     #[arg(long, conflicts_with = "rate_mb")]
     pub rate: Option<f64>,
-    /// Megabytes (10^6 bytes of message values) per second, instead of --rate.
+    /// Megabytes (10^6 bytes of message values) per second, instead of --rate (0 for as fast
+    /// as possible).
     #[arg(long)]
     pub rate_mb: Option<f64>,
     /// Bytes per message value: a size (1024) or a range drawn uniformly (100-2000)
@@ -65,6 +66,10 @@ pub struct Workload {
     /// Initial part left out of the histograms [default: 0s].
     #[arg(long, value_parser = parse_duration)]
     pub warmup: Option<Duration>,
+    /// How long a due message may wait for more to join its request, like a producer's
+    /// linger.ms (at most 10s) [default: 0ms].
+    #[arg(long, value_parser = parse_duration)]
+    pub linger: Option<Duration>,
     /// all (-1), 1 or 0 [default: all].
     #[arg(long, value_parser = parse_acks)]
     pub acks: Option<i16>,
@@ -152,6 +157,7 @@ struct WorkloadFile {
     idempotent: Option<bool>,
     duration: Option<String>,
     warmup: Option<String>,
+    linger: Option<String>,
     acks: Option<String>,
     producers: Option<u32>,
     consumers: Option<u32>,
@@ -195,6 +201,11 @@ impl WorkloadFile {
                 .map(|d| parse_duration(&d))
                 .transpose()
                 .map_err(|e| named("warmup", e))?,
+            linger: file
+                .linger
+                .map(|d| parse_duration(&d))
+                .transpose()
+                .map_err(|e| named("linger", e))?,
             acks: file
                 .acks
                 .map(|a| parse_acks(&a))
@@ -252,10 +263,14 @@ impl Workload {
             (Some(rate), None) => rate,
             (None, None) => 1000.0,
         };
-        if !(rate > 0.0 && rate <= MAX_RATE) {
+        if !(0.0..=MAX_RATE).contains(&rate) {
             return Err(format!(
-                "the rate must be above 0 and at most {MAX_RATE} messages per second"
+                "the rate must be 0 (as fast as possible) to {MAX_RATE} messages per second"
             ));
+        }
+        let linger = self.linger.or(file.linger).unwrap_or(Duration::ZERO);
+        if linger > Duration::from_secs(10) {
+            return Err("linger must be at most 10s".into());
         }
         let duration = self
             .duration
@@ -309,6 +324,7 @@ impl Workload {
                 .unwrap_or_else(|| "spate-loadgen".into()),
             topics,
             rate,
+            linger,
             message_bytes,
             message_bytes_max,
             payload_file: self.payload_file.or(file.payload_file),
