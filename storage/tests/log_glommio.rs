@@ -186,3 +186,47 @@ fn truncation_retention_epochs_and_timestamps_on_real_files() {
     })
     .expect("executor");
 }
+
+/// A read that waits for the disk while an append lands in the chunk it planned to read
+/// from: the append writes into a copy of that chunk (no panic), the read returns the
+/// batches as they were when it started, and a later read sees the new one.
+#[test]
+fn appends_during_a_read_from_disk_leave_the_read_intact() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let root: PathBuf = temp.path().to_path_buf();
+    let counts = run_executor("log-test", IO_MEMORY_BYTES, move || async move {
+        let disk = GlommioDisk::new(&root).await.expect("probe");
+        let dir = root.join("busy-0");
+        let log = std::rc::Rc::new(Log::open(disk, &dir, config()).await.expect("open"));
+        // Flushed batches (no tail cache: later reads go to the disk), the last page of
+        // them carried in the open chunk.
+        for i in 0..20_u32 {
+            let bytes = batch(i, 1000);
+            let valid = RecordBatch::validate(&bytes).expect("valid");
+            log.append(&valid, LeaderEpoch(1)).expect("append");
+        }
+        log.flush().await.expect("flush");
+        let reader = log.clone();
+        let read = spate_storage::disk::glommio::spawn_local(async move {
+            reader.read(Offset(0), 1 << 20, Offset(i64::MAX)).await
+        });
+        // Let the read start and wait for its disk read.
+        futures_lite::future::yield_now().await;
+        for i in 20..25_u32 {
+            let bytes = batch(i, 1000);
+            let valid = RecordBatch::validate(&bytes).expect("valid");
+            log.append(&valid, LeaderEpoch(1))
+                .expect("append while a read waits");
+        }
+        let during = read.await.expect("read");
+        log.flush().await.expect("flush");
+        let after = log
+            .read(Offset(0), 1 << 20, Offset(i64::MAX))
+            .await
+            .expect("read");
+        (during.batches, after.batches)
+    })
+    .expect("executor");
+    assert_eq!(counts.0, 20, "the read saw what was there when it started");
+    assert_eq!(counts.1, 25);
+}

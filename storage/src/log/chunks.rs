@@ -30,7 +30,16 @@ pub(super) fn write_into_chunks<D: Disk>(
         let chunk = open_chunk(disk, segment, position, chunk_bytes);
         let capacity = chunk.buffer.bytes().len() - chunk.len;
         let take = capacity.min(bytes.len() - written);
-        let buffer = Rc::get_mut(&mut chunk.buffer).expect("an open chunk is not shared");
+        if Rc::get_mut(&mut chunk.buffer).is_none() {
+            // A read in progress holds this chunk (reads share chunks, they do not copy
+            // them): write into a copy, leaving the reader the bytes it planned on.
+            let mut copy = disk.alloc_buffer(chunk.buffer.bytes().len());
+            copy.bytes_mut()[..chunk.len].copy_from_slice(&chunk.buffer.bytes()[..chunk.len]);
+            chunk.buffer = Rc::new(copy);
+        }
+        let Some(buffer) = Rc::get_mut(&mut chunk.buffer) else {
+            unreachable!("the chunk's buffer was just made its own")
+        };
         let target = &mut buffer.bytes_mut()[chunk.len..chunk.len + take];
         target.copy_from_slice(&bytes[written..written + take]);
         if written < BATCH_HEADER_BYTES {
