@@ -33,6 +33,52 @@ enum Command {
     ///
     /// Example: spate-bench storage --dir /var/lib/spate --runs 3 --json storage.json
     Storage(Common),
+    /// Named scenarios against a broker (produce-max, produce-latency, keyed,
+    /// partitions-scale), each beside the limits measured in the same run. Without
+    /// --bootstrap, a Spate broker is started for each run in a temporary directory under
+    /// --dir.
+    ///
+    /// Examples:
+    ///
+    ///   spate-bench scenarios --dir /var/lib/spate --runs 3 --json scenarios.json
+    ///
+    ///   spate-bench scenarios --bootstrap kafka-1:9092 --dir /var/lib/kafka --scenario produce-max,keyed
+    Scenarios(ScenarioArgs),
+}
+
+#[derive(clap::Args, Clone)]
+struct ScenarioArgs {
+    /// The broker to measure (host:port) [default: a Spate broker started here].
+    #[arg(long)]
+    bootstrap: Option<String>,
+    /// The `spate` binary to start [default: the one beside this binary].
+    #[arg(long)]
+    spate: Option<PathBuf>,
+    /// Shards of the started broker.
+    #[arg(long, default_value_t = 2)]
+    shards: u32,
+    /// Scenarios to run, comma-separated (produce-max always runs: the others are relative
+    /// to it).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "produce-max,produce-latency,keyed,partitions-scale"
+    )]
+    scenario: Vec<String>,
+    /// How long each load runs, its warm-up included.
+    #[arg(long, default_value = "10s", value_parser = spate_loadgen::workload::parse_duration)]
+    duration: std::time::Duration,
+    /// The first part of each load, left out of the latency figures.
+    #[arg(long, default_value = "2s", value_parser = spate_loadgen::workload::parse_duration)]
+    warmup: std::time::Duration,
+    /// Executors of the load generator.
+    #[arg(long, default_value_t = 1)]
+    loadgen_cores: u32,
+    /// Partition counts of partitions-scale, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,10,100,1000")]
+    partition_counts: Vec<i32>,
+    #[command(flatten)]
+    common: Common,
 }
 
 #[derive(clap::Args, Clone)]
@@ -58,11 +104,12 @@ struct Common {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let command_line = std::env::args().collect::<Vec<_>>().join(" ");
-    let (common, with_storage) = match &cli.command {
-        Command::Limits(common) => (common.clone(), false),
-        Command::Storage(common) => (common.clone(), true),
+    let (common, outcome) = match &cli.command {
+        Command::Limits(common) => (common.clone(), run(common, false, command_line)),
+        Command::Storage(common) => (common.clone(), run(common, true, command_line)),
+        Command::Scenarios(args) => (args.common.clone(), run_scenarios(args, command_line)),
     };
-    match run(&common, with_storage, command_line) {
+    match outcome {
         Ok(report) => {
             print!("{}", report.table());
             if let Some(path) = &common.json {
@@ -107,6 +154,147 @@ fn run(common: &Common, with_storage: bool, command: String) -> Result<Report, S
         }
         report.compare("storage.read.throughput", "limit.disk.read");
     }
+    report.finish();
+    Ok(report)
+}
+
+/// A Spate broker started for a run.
+struct Started {
+    child: std::process::Child,
+    address: String,
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `spate` on `data_dir` with `shards` shards and waits for its address.
+fn start_spate(binary: &Path, data_dir: &Path, shards: u32) -> Result<Started, String> {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(binary)
+        .args(["start", "--listen", "127.0.0.1:0", "--cores"])
+        .arg(shards.to_string())
+        .arg("--data-dir")
+        .arg(data_dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
+    let mut line = String::new();
+    let stdout = child.stdout.as_mut().ok_or("no stdout")?;
+    std::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .map_err(|e| format!("{} did not start: {e}", binary.display()))?;
+    let address = line
+        .split_whitespace()
+        .skip_while(|word| *word != "on")
+        .nth(1)
+        .map(str::to_string);
+    match address {
+        Some(address) => Ok(Started { child, address }),
+        None => {
+            let _ = child.kill();
+            Err(format!("{} did not start: {line:?}", binary.display()))
+        }
+    }
+}
+
+/// The resident set of process `pid` (MiB).
+fn rss_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kib / 1024.0)
+}
+
+fn run_scenarios(args: &ScenarioArgs, command: String) -> Result<Report, String> {
+    use spate_bench::scenarios::{self, ScenarioConfig, SCENARIOS};
+    let common = &args.common;
+    if common.runs == 0 || common.mib == 0 {
+        return Err("--runs and --mib must be at least 1".into());
+    }
+    if let Some(unknown) = args
+        .scenario
+        .iter()
+        .find(|s| !SCENARIOS.contains(&s.as_str()))
+    {
+        return Err(format!(
+            "unknown scenario {unknown:?} (known: {})",
+            SCENARIOS.join(", ")
+        ));
+    }
+    if args.warmup >= args.duration {
+        return Err("--warmup must be shorter than --duration".into());
+    }
+    if args
+        .partition_counts
+        .iter()
+        .any(|c| !(1..=10_000).contains(c))
+    {
+        return Err("--partition-counts must each be 1-10000".into());
+    }
+    let binary = match &args.spate {
+        Some(path) => path.clone(),
+        None => std::env::current_exe()
+            .map_err(|e| e.to_string())?
+            .with_file_name("spate"),
+    };
+    let work = common
+        .dir
+        .join(format!("spate-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&work).map_err(|e| format!("cannot create {}: {e}", work.display()))?;
+    let mut report = Report {
+        command,
+        machine: machine(),
+        figures: Vec::new(),
+    };
+    let mut config = ScenarioConfig {
+        bootstrap: String::new(),
+        pid: None,
+        duration: args.duration,
+        warmup: args.warmup,
+        cores: args.loadgen_cores.max(1),
+        partition_counts: args.partition_counts.clone(),
+    };
+    let result = (0..common.runs).try_for_each(|run| {
+        one_run(&work, common, false, run, &mut report)?;
+        let p99 = report
+            .figures
+            .iter()
+            .find(|f| f.name == "limit.fdatasync.p99")
+            .and_then(|f| f.runs.last().copied())
+            .unwrap_or(0.0);
+        report.record("limit.fdatasync.p99x2", "us", 2.0 * p99);
+        let _broker = match &args.bootstrap {
+            Some(address) => {
+                config.bootstrap = address.clone();
+                None
+            }
+            None => {
+                let data = work.join(format!("broker-{run}"));
+                let started = start_spate(&binary, &data, args.shards)?;
+                config.bootstrap = started.address.clone();
+                config.pid = Some(started.child.id());
+                std::thread::sleep(std::time::Duration::from_secs(1));
+                if let Some(idle) = rss_mib(started.child.id()) {
+                    report.record("broker.idle_rss", "MiB", idle);
+                }
+                Some(started)
+            }
+        };
+        scenarios::run_once(&mut report, &config, &args.scenario, run)
+    });
+    let _ = std::fs::remove_dir_all(&work);
+    result?;
+    scenarios::compare(&mut report, &config);
     report.finish();
     Ok(report)
 }

@@ -334,3 +334,56 @@ fn a_paused_broker_shows_in_publish_latency_not_in_service_time() {
         "a closed-loop view misses it: service p99.9 {service_p999} µs"
     );
 }
+
+/// spate-bench's scenarios against a broker started here: every scenario yields its
+/// figures, the relative ones are compared with produce-max, and the broker's resource
+/// figures are read from /proc.
+#[test]
+fn bench_scenarios_measure_a_broker() {
+    use spate_bench::report::Report;
+    use spate_bench::scenarios::{compare, run_once, ScenarioConfig, SCENARIOS};
+    let data = tempfile::tempdir().expect("temp dir");
+    let broker = Broker::start(data.path());
+    let config = ScenarioConfig {
+        bootstrap: broker.address.clone(),
+        pid: Some(broker.pid()),
+        duration: Duration::from_millis(800),
+        warmup: Duration::from_millis(200),
+        cores: 1,
+        partition_counts: vec![1, 10],
+    };
+    let mut report = Report::default();
+    let names: Vec<String> = SCENARIOS.iter().map(|s| s.to_string()).collect();
+    run_once(&mut report, &config, &names, 0).expect("scenarios");
+    compare(&mut report, &config);
+    report.finish();
+    let figure = |name: &str| {
+        report
+            .figures
+            .iter()
+            .find(|f| f.name == name)
+            .unwrap_or_else(|| panic!("no figure {name}"))
+    };
+    assert!(figure("produce_max.throughput").value > 1.0);
+    for percent in [10, 50, 80] {
+        assert!(figure(&format!("produce_latency.{percent}pct.publish.p99")).value > 0.0);
+        assert!(figure(&format!("produce_latency.{percent}pct.e2e.p99")).value > 0.0);
+    }
+    for relative in [
+        "keyed.throughput",
+        "partitions_1.throughput",
+        "partitions_10.throughput",
+    ] {
+        let ratio = figure(relative)
+            .ratio_to_limit
+            .expect("compared with produce-max");
+        assert!(ratio > 0.0, "{relative}: {ratio}");
+    }
+    assert!(figure("produce_max.broker.cpu").value > 0.0);
+    assert!(figure("produce_max.broker.peak_rss").value > 1.0);
+    let amplification = figure("produce_max.broker.write_amplification").value;
+    assert!(
+        amplification > 0.5,
+        "the broker wrote what it acknowledged: {amplification}"
+    );
+}

@@ -1007,13 +1007,14 @@ fn report_seconds(config: &RunConfig, start: Instant, progress: &Progress) -> Ve
         };
         (produced, consumed, errors) = now;
         if config.live {
-            let mb = second.produced as f64 * config.mean_message_bytes() / 1e6;
+            let mb = |messages: u64| messages as f64 * config.mean_message_bytes() / 1e6;
             eprintln!(
-                "[{:>6.1}s/{total_s:.1}s] produced {:>8} msg/s {:>8.2} MB/s | consumed {:>8} msg/s | publish p50 {:>9.3} ms p99 {:>9.3} ms | backlog {:>8} | errors {}",
+                "[{:>6.1}s/{total_s:.1}s] produced {:>8} msg/s {:>8.2} MB/s | consumed {:>8} msg/s {:>8.2} MB/s | publish p50 {:>9.3} ms p99 {:>9.3} ms | backlog {:>8} | errors {}",
                 second.at_s,
                 second.produced,
-                mb,
+                mb(second.produced),
                 second.consumed,
+                mb(second.consumed),
                 second.publish_p50_us as f64 / 1000.0,
                 second.publish_p99_us as f64 / 1000.0,
                 second.backlog,

@@ -119,6 +119,11 @@ impl Broker {
         }
     }
 
+    /// The broker's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Sends `signal` (as `kill` spells it, e.g. `-STOP`) to the process.
     pub(crate) fn signal(&self, signal: &str) {
         let status = Command::new("kill")

@@ -1,0 +1,229 @@
+//! Named scenarios against a broker address, run through the loadgen library (the Kafka
+//! protocol only, so any Kafka-compatible broker will do):
+//!
+//! - `produce-max`: as fast as possible, acks=all, 1 KiB records, 8 partitions, 4 producers;
+//!   throughput compared with the raw O_DIRECT write bandwidth.
+//! - `produce-latency`: fixed rates at 10, 50 and 80 % of that run's produce-max, with a
+//!   consumer; publish and end-to-end percentiles; publish p99 at 50 % compared with twice the
+//!   raw fdatasync p99.
+//! - `keyed`: produce-max with random keys (many small batches), compared with unkeyed.
+//! - `partitions-scale`: produce-max over 1, 10, 100 and 1000 partitions, each compared with
+//!   the 8-partition figure.
+//!
+//! When the broker is a local process (its pid known), its CPU seconds, peak RSS and bytes
+//! written to disk per byte produced are recorded beside each scenario.
+
+use crate::report::Report;
+use spate_loadgen::keys::Keys;
+use spate_loadgen::run::{run_on_cores, RunConfig, RunResult};
+use std::time::Duration;
+
+/// The scenarios, by name.
+pub const SCENARIOS: [&str; 4] = [
+    "produce-max",
+    "produce-latency",
+    "keyed",
+    "partitions-scale",
+];
+
+/// How to run the scenarios.
+#[derive(Debug, Clone)]
+pub struct ScenarioConfig {
+    /// The broker.
+    pub bootstrap: String,
+    /// The broker's process id, for its resource figures (a local broker).
+    pub pid: Option<u32>,
+    /// How long each measured load runs (its warm-up included).
+    pub duration: Duration,
+    /// The first part of each load, left out of the latency figures.
+    pub warmup: Duration,
+    /// Executors for the load generator.
+    pub cores: u32,
+    /// Partition counts of `partitions-scale`.
+    pub partition_counts: Vec<i32>,
+}
+
+/// A loadgen configuration for the scenarios: acks=all, 1 KiB records, no consumer.
+fn base(config: &ScenarioConfig, topic: String, partitions: i32) -> RunConfig {
+    RunConfig {
+        bootstrap: config.bootstrap.clone(),
+        topic,
+        topics: 1,
+        rate: 0.0,
+        linger: Duration::ZERO,
+        message_bytes: 1024,
+        message_bytes_max: 1024,
+        payload_file: None,
+        idempotent: false,
+        duration: config.duration,
+        warmup: config.warmup,
+        acks: -1,
+        producers: 4,
+        consumers: 0,
+        partitions: Some(partitions),
+        compression: spate_model::Compression::None,
+        batch_bytes: spate_loadgen::workload::DEFAULT_BATCH_BYTES,
+        keys: Keys::None,
+        key_count: 1000,
+        seed: 1,
+        live: false,
+    }
+}
+
+/// A process's CPU seconds (user + system), peak resident set (MiB) and bytes written to
+/// storage so far, from /proc.
+fn process_figures(pid: u32) -> Option<(f64, f64, f64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let peak_kib: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    let written: f64 = io
+        .lines()
+        .find(|l| l.starts_with("write_bytes:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    // Linux reports CPU time in clock ticks of 1/100 s on every platform we run on.
+    Some((ticks / 100.0, peak_kib / 1024.0, written))
+}
+
+/// Runs one load; its figures are recorded as `<name>.*`. Returns the result.
+fn measure(
+    report: &mut Report,
+    config: &ScenarioConfig,
+    name: &str,
+    load: &RunConfig,
+) -> Result<RunResult, String> {
+    let before = config.pid.and_then(process_figures);
+    let result = run_on_cores(load, config.cores)?;
+    if let Some(reason) = &result.aborted {
+        return Err(format!("{name}: the load ended early: {reason}"));
+    }
+    let errors: u64 = result.errors.values().sum();
+    if errors > 0 {
+        return Err(format!(
+            "{name}: {errors} messages failed: {:?}",
+            result.errors
+        ));
+    }
+    let seconds = result.elapsed.as_secs_f64().max(1e-9);
+    let produced_bytes = result.produced as f64 * load.mean_message_bytes();
+    report.record(
+        &format!("{name}.throughput"),
+        "MiB/s",
+        produced_bytes / seconds / f64::from(1 << 20),
+    );
+    report.record(
+        &format!("{name}.messages"),
+        "msg/s",
+        result.produced as f64 / seconds,
+    );
+    for (label, quantile) in [("p50", 0.5), ("p99", 0.99), ("p999", 0.999)] {
+        report.record(
+            &format!("{name}.publish.{label}"),
+            "us",
+            result.publish_latency.value_at_quantile(quantile) as f64,
+        );
+    }
+    if let Some(e2e) = &result.e2e_latency {
+        report.record(
+            &format!("{name}.e2e.p99"),
+            "us",
+            e2e.value_at_quantile(0.99) as f64,
+        );
+    }
+    if let (Some((cpu0, _, written0)), Some((cpu1, peak, written1))) =
+        (before, config.pid.and_then(process_figures))
+    {
+        report.record(&format!("{name}.broker.cpu"), "s", cpu1 - cpu0);
+        report.record(&format!("{name}.broker.peak_rss"), "MiB", peak);
+        report.record(
+            &format!("{name}.broker.write_amplification"),
+            "x",
+            (written1 - written0) / produced_bytes.max(1.0),
+        );
+    }
+    Ok(result)
+}
+
+/// Runs the named scenarios once (run number `run` names the topics), recording figures.
+pub fn run_once(
+    report: &mut Report,
+    config: &ScenarioConfig,
+    names: &[String],
+    run: usize,
+) -> Result<(), String> {
+    let wants = |name: &str| names.iter().any(|n| n == name);
+    // Every other scenario is relative to produce-max, so it always runs.
+    let max = measure(
+        report,
+        config,
+        "produce_max",
+        &base(config, format!("bench-max-{run}"), 8),
+    )?;
+    let max_rate = max.produced as f64 / max.elapsed.as_secs_f64().max(1e-9);
+    if wants("produce-latency") {
+        for percent in [10, 50, 80] {
+            let mut load = base(config, format!("bench-latency-{percent}-{run}"), 8);
+            load.rate = (max_rate * f64::from(percent) / 100.0).max(1.0);
+            load.consumers = 1;
+            measure(
+                report,
+                config,
+                &format!("produce_latency.{percent}pct"),
+                &load,
+            )?;
+        }
+    }
+    if wants("keyed") {
+        let mut load = base(config, format!("bench-keyed-{run}"), 8);
+        load.keys = Keys::Random;
+        measure(report, config, "keyed", &load)?;
+    }
+    if wants("partitions-scale") {
+        for &count in &config.partition_counts {
+            let load = base(config, format!("bench-partitions-{count}-{run}"), count);
+            measure(report, config, &format!("partitions_{count}"), &load)?;
+        }
+    }
+    Ok(())
+}
+
+/// Sets each scenario figure's comparison: throughputs against the disk write limit or the
+/// 8-partition figure, latency at half load against twice the fdatasync p99.
+pub fn compare(report: &mut Report, config: &ScenarioConfig) {
+    report.compare("produce_max.throughput", "limit.disk.write");
+    report.compare("produce_latency.50pct.publish.p99", "limit.fdatasync.p99x2");
+    report.compare("keyed.throughput", "produce_max.throughput");
+    for count in &config.partition_counts {
+        report.compare(
+            &format!("partitions_{count}.throughput"),
+            "produce_max.throughput",
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_has_resource_figures() {
+        let (cpu, peak, written) = process_figures(std::process::id()).expect("figures");
+        assert!(
+            cpu >= 0.0 && peak > 1.0 && written >= 0.0,
+            "{cpu} {peak} {written}"
+        );
+        assert!(process_figures(u32::MAX).is_none());
+    }
+}
