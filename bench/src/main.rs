@@ -171,16 +171,19 @@ impl Drop for Started {
     }
 }
 
-/// Starts `spate` on `data_dir` with `shards` shards and waits for its address.
-fn start_spate(binary: &Path, data_dir: &Path, shards: u32) -> Result<Started, String> {
+/// Starts `spate` on `data_dir` with `shards` shards (its log in `log`) and waits for its
+/// address.
+fn start_spate(binary: &Path, data_dir: &Path, shards: u32, log: &Path) -> Result<Started, String> {
     use std::io::BufRead;
+    let log_file =
+        std::fs::File::create(log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
     let mut child = std::process::Command::new(binary)
         .args(["start", "--listen", "127.0.0.1:0", "--cores"])
         .arg(shards.to_string())
         .arg("--data-dir")
         .arg(data_dir)
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(log_file)
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
     let mut line = String::new();
@@ -273,14 +276,15 @@ fn run_scenarios(args: &ScenarioArgs, command: String) -> Result<Report, String>
             .and_then(|f| f.runs.last().copied())
             .unwrap_or(0.0);
         report.record("limit.fdatasync.p99x2", "us", 2.0 * p99);
-        let _broker = match &args.bootstrap {
+        let broker = match &args.bootstrap {
             Some(address) => {
                 config.bootstrap = address.clone();
                 None
             }
             None => {
                 let data = work.join(format!("broker-{run}"));
-                let started = start_spate(&binary, &data, args.shards)?;
+                let log = work.join(format!("broker-{run}.log"));
+                let started = start_spate(&binary, &data, args.shards, &log)?;
                 config.bootstrap = started.address.clone();
                 config.pid = Some(started.child.id());
                 std::thread::sleep(std::time::Duration::from_secs(1));
@@ -290,7 +294,28 @@ fn run_scenarios(args: &ScenarioArgs, command: String) -> Result<Report, String>
                 Some(started)
             }
         };
-        scenarios::run_once(&mut report, &config, &args.scenario, run)
+        let outcome =
+            scenarios::run_once(&mut report, &config, &args.scenario, run).map_err(|error| {
+                // What the started broker logged as going wrong, to say why.
+                let log = std::fs::read_to_string(work.join(format!("broker-{run}.log")))
+                    .unwrap_or_default();
+                let problems: Vec<&str> = log
+                    .lines()
+                    .filter(|l| l.contains("ERROR") || l.contains("WARN"))
+                    .take(5)
+                    .collect();
+                if problems.is_empty() {
+                    error
+                } else {
+                    format!("{error}\nthe broker logged:\n{}", problems.join("\n"))
+                }
+            });
+        // Each run writes gigabytes: the started broker's data goes before the next run.
+        if broker.is_some() {
+            drop(broker);
+            let _ = std::fs::remove_dir_all(work.join(format!("broker-{run}")));
+        }
+        outcome
     });
     let _ = std::fs::remove_dir_all(&work);
     result?;
