@@ -62,7 +62,7 @@ struct ScenarioArgs {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "produce-max,produce-latency,keyed,partitions-scale"
+        default_value = "produce-max,produce-latency,keyed,partitions-scale,catch-up,connections-scale"
     )]
     scenario: Vec<String>,
     /// How long each load runs, its warm-up included.
@@ -77,6 +77,9 @@ struct ScenarioArgs {
     /// Partition counts of partitions-scale, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1,10,100,1000")]
     partition_counts: Vec<i32>,
+    /// Producer counts of connections-scale, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,10,100,1000")]
+    connection_counts: Vec<u32>,
     #[command(flatten)]
     common: Common,
 }
@@ -244,6 +247,13 @@ fn run_scenarios(args: &ScenarioArgs, command: String) -> Result<Report, String>
     {
         return Err("--partition-counts must each be 1-10000".into());
     }
+    if args
+        .connection_counts
+        .iter()
+        .any(|c| !(1..=1000).contains(c))
+    {
+        return Err("--connection-counts must each be 1-1000".into());
+    }
     let binary = match &args.spate {
         Some(path) => path.clone(),
         None => std::env::current_exe()
@@ -266,6 +276,7 @@ fn run_scenarios(args: &ScenarioArgs, command: String) -> Result<Report, String>
         warmup: args.warmup,
         cores: args.loadgen_cores.max(1),
         partition_counts: args.partition_counts.clone(),
+        connection_counts: args.connection_counts.clone(),
     };
     let result = (0..common.runs).try_for_each(|run| {
         one_run(&work, common, false, run, &mut report)?;

@@ -9,22 +9,31 @@
 //! - `keyed`: produce-max with random keys (many small batches), compared with unkeyed.
 //! - `partitions-scale`: produce-max over 1, 10, 100 and 1000 partitions, each compared with
 //!   the 8-partition figure.
+//! - `catch-up`: a backlog written as fast as possible, then read from the start by one
+//!   consumer per partition group; compared with the raw read bandwidth.
+//! - `connections-scale`: 1 to 1000 producers (each with its own connections) sharing half of
+//!   produce-max's rate; throughput and publish latency at each count.
 //!
 //! When the broker is a local process (its pid known), its CPU seconds, peak RSS and bytes
 //! written to disk per byte produced are recorded beside each scenario.
 
 use crate::report::Report;
 use spate_loadgen::keys::Keys;
-use spate_loadgen::run::{run_on_cores, RunConfig, RunResult};
+use spate_loadgen::run::{catch_up, run_on_cores, RunConfig, RunResult};
 use std::time::Duration;
 
 /// The scenarios, by name.
-pub const SCENARIOS: [&str; 4] = [
+pub const SCENARIOS: [&str; 6] = [
     "produce-max",
     "produce-latency",
     "keyed",
     "partitions-scale",
+    "catch-up",
+    "connections-scale",
 ];
+
+/// The longest a catch-up read may take.
+const CATCH_UP_LIMIT: Duration = Duration::from_secs(600);
 
 /// How to run the scenarios.
 #[derive(Debug, Clone)]
@@ -41,6 +50,8 @@ pub struct ScenarioConfig {
     pub cores: u32,
     /// Partition counts of `partitions-scale`.
     pub partition_counts: Vec<i32>,
+    /// Producer counts of `connections-scale`.
+    pub connection_counts: Vec<u32>,
 }
 
 /// A loadgen configuration for the scenarios: acks=all, 1 KiB records, no consumer.
@@ -206,6 +217,48 @@ pub fn run_once(
             measure(report, config, &format!("partitions_{count}"), &load)?;
         }
     }
+    if wants("connections-scale") {
+        for &count in &config.connection_counts {
+            let mut load = base(config, format!("bench-connections-{count}-{run}"), 8);
+            load.producers = count;
+            load.rate = (max_rate / 2.0).max(1.0);
+            measure(report, config, &format!("connections_{count}"), &load)?;
+        }
+    }
+    if wants("catch-up") {
+        // The backlog: as fast as possible for the scenario's duration, not measured.
+        let mut load = base(config, format!("bench-catch-up-{run}"), 8);
+        load.warmup = Duration::ZERO;
+        let written = run_on_cores(&load, config.cores)?;
+        if let Some(reason) = written.aborted {
+            return Err(format!(
+                "catch-up: writing the backlog ended early: {reason}"
+            ));
+        }
+        load.consumers = 8;
+        let before = config.pid.and_then(process_figures);
+        let caught = catch_up(&load, config.cores, CATCH_UP_LIMIT)?;
+        if caught.records < caught.records_expected {
+            return Err(format!(
+                "catch-up: read {} of {} records",
+                caught.records, caught.records_expected
+            ));
+        }
+        let bytes = caught.records as f64 * load.mean_message_bytes();
+        let seconds = caught.elapsed.as_secs_f64().max(1e-9);
+        report.record("catch_up.backlog", "MiB", bytes / f64::from(1 << 20));
+        report.record(
+            "catch_up.throughput",
+            "MiB/s",
+            bytes / seconds / f64::from(1 << 20),
+        );
+        if let (Some((cpu0, _, _)), Some((cpu1, peak, _))) =
+            (before, config.pid.and_then(process_figures))
+        {
+            report.record("catch_up.broker.cpu", "s", cpu1 - cpu0);
+            report.record("catch_up.broker.peak_rss", "MiB", peak);
+        }
+    }
     Ok(())
 }
 
@@ -215,6 +268,7 @@ pub fn compare(report: &mut Report, config: &ScenarioConfig) {
     report.compare("produce_max.throughput", "limit.disk.write");
     report.compare("produce_latency.50pct.publish.p99", "limit.fdatasync.p99x2");
     report.compare("keyed.throughput", "produce_max.throughput");
+    report.compare("catch_up.throughput", "limit.disk.read");
     for count in &config.partition_counts {
         report.compare(
             &format!("partitions_{count}.throughput"),

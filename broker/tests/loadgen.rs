@@ -351,6 +351,7 @@ fn bench_scenarios_measure_a_broker() {
         warmup: Duration::from_millis(200),
         cores: 1,
         partition_counts: vec![1, 10],
+        connection_counts: vec![1, 20],
     };
     let mut report = Report::default();
     let names: Vec<String> = SCENARIOS.iter().map(|s| s.to_string()).collect();
@@ -379,6 +380,12 @@ fn bench_scenarios_measure_a_broker() {
             .expect("compared with produce-max");
         assert!(ratio > 0.0, "{relative}: {ratio}");
     }
+    for count in [1, 20] {
+        assert!(figure(&format!("connections_{count}.throughput")).value > 0.0);
+    }
+    let backlog = figure("catch_up.backlog").value;
+    assert!(backlog > 1.0, "a backlog of {backlog} MiB");
+    assert!(figure("catch_up.throughput").value > 0.0);
     assert!(figure("produce_max.broker.cpu").value > 0.0);
     assert!(figure("produce_max.broker.peak_rss").value > 1.0);
     let amplification = figure("produce_max.broker.write_amplification").value;

@@ -95,13 +95,28 @@ pub async fn end_offsets(
     topic: &str,
     partitions: &[i32],
 ) -> Result<Vec<i64>, ClientError> {
+    list_offsets(connection, topic, partitions, LATEST).await
+}
+
+/// ListOffsets' "latest" and "earliest".
+pub const LATEST: i64 = -1;
+/// See [`LATEST`].
+pub const EARLIEST: i64 = -2;
+
+/// The offsets of `partitions` for `timestamp` ([`LATEST`], [`EARLIEST`]), from their leader.
+pub async fn list_offsets(
+    connection: &mut Connection,
+    topic: &str,
+    partitions: &[i32],
+    timestamp: i64,
+) -> Result<Vec<i64>, ClientError> {
     let version = connection.version(ApiKey::ListOffsets, (1, 7))?;
     let asked = partitions
         .iter()
         .map(|&p| {
             ListOffsetsPartition::default()
                 .with_partition_index(p)
-                .with_timestamp(-1)
+                .with_timestamp(timestamp)
         })
         .collect();
     let request = ListOffsetsRequest::default()
@@ -135,13 +150,14 @@ pub async fn end_offsets(
 
 /// Reads its `assigned` partitions from their offsets (partition, offset) until the producers
 /// are done and everything they produced was read (by all the run's consumers), or
-/// [`DRAIN_TIMEOUT`] after they finished.
+/// `drain` after they finished.
 pub async fn consume(
     bootstrap: &str,
     topic: &str,
     assigned: Vec<(i32, i64)>,
     warmup_until_us: i64,
     progress: Arc<Progress>,
+    drain: Duration,
 ) -> Result<Consumed, ClientError> {
     let (indexes, mut offsets): (Vec<i32>, Vec<i64>) = assigned.into_iter().unzip();
     let mut connection = Connection::connect(bootstrap).await?;
@@ -156,7 +172,7 @@ pub async fn consume(
         if progress.producers_done() {
             let since = *finished_at.get_or_insert_with(Instant::now);
             let read_all = Progress::get(&progress.consumed) >= Progress::get(&progress.produced);
-            if read_all || since.elapsed() > DRAIN_TIMEOUT {
+            if read_all || since.elapsed() > drain {
                 return Ok(consumed);
             }
         }

@@ -14,7 +14,10 @@
 //! answering, or disappears, ends it with the reason and the results so far.
 
 use crate::client::{ClientError, Connection};
-use crate::consume::{consume, end_offsets, latency_histogram, now_us, Progress, INTENDED_HEADER};
+use crate::consume::{
+    consume, end_offsets, latency_histogram, list_offsets, now_us, Progress, DRAIN_TIMEOUT,
+    EARLIEST, INTENDED_HEADER,
+};
 use crate::keys::{key_bytes, partition_for, KeyChooser, Keys};
 use bytes::Bytes;
 use hdrhistogram::Histogram;
@@ -431,7 +434,15 @@ async fn work(shared: Shared, core: u32, cores: u32) -> Partial {
                 let (name, progress) = (topic.name.clone(), shared.progress.clone());
                 let warmup_until_us = shared.warmup_until_us;
                 consumers.push(glommio::spawn_local(async move {
-                    consume(&address, &name, assigned, warmup_until_us, progress).await
+                    consume(
+                        &address,
+                        &name,
+                        assigned,
+                        warmup_until_us,
+                        progress,
+                        DRAIN_TIMEOUT,
+                    )
+                    .await
                 }));
             }
         }
@@ -567,6 +578,120 @@ pub async fn run(config: &RunConfig) -> Result<RunResult, RunError> {
     shared.progress.finished.store(true, Ordering::Release);
     result.series = reporter.join().unwrap_or_default();
     Ok(result)
+}
+
+/// One catch-up reader: the leader's address, the topic, and its (partition, start offset)s.
+type Reader = (String, String, Vec<(i32, i64)>);
+
+/// What a catch-up read measured.
+#[derive(Debug, Clone, Copy)]
+pub struct CaughtUp {
+    /// Records read.
+    pub records: u64,
+    /// Records the topics held when the read started.
+    pub records_expected: u64,
+    /// From the first fetch to the last record.
+    pub elapsed: Duration,
+}
+
+/// Reads every record of the run's topics from the start as fast as the consumers can
+/// (`consumers` per topic, a connection per leader), on `cores` executors, giving up after
+/// `limit`.
+pub fn catch_up(config: &RunConfig, cores: u32, limit: Duration) -> Result<CaughtUp, String> {
+    let shared_config = config.clone();
+    // Each partition's earliest and latest offsets.
+    let layouts = on_executor("spate-loadgen", move || async move {
+        let mut bootstrap = Connection::connect(&shared_config.bootstrap)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut topics = Vec::new();
+        for name in shared_config.topic_names() {
+            let layout = describe_topic(&mut bootstrap, &name)
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut starts = Vec::new();
+            let mut ends = Vec::new();
+            for partition in 0..i32::try_from(layout.leaders.len()).unwrap_or(0) {
+                let address = layout.brokers.get(&layout.leader(partition)).cloned();
+                let mut connection = Connection::connect(&address.unwrap_or_default())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let asked = [partition];
+                starts.push(
+                    list_offsets(&mut connection, &name, &asked, EARLIEST)
+                        .await
+                        .map_err(|e| e.to_string())?[0],
+                );
+                ends.push(
+                    end_offsets(&mut connection, &name, &asked)
+                        .await
+                        .map_err(|e| e.to_string())?[0],
+                );
+            }
+            topics.push((name, layout, starts, ends));
+        }
+        Ok::<_, String>(topics)
+    })??;
+    let expected: i64 = layouts
+        .iter()
+        .flat_map(|(_, _, starts, ends)| starts.iter().zip(ends).map(|(s, e)| e - s))
+        .sum();
+    let expected = u64::try_from(expected).unwrap_or(0);
+    let progress = Arc::new(Progress::new(0));
+    Progress::add(&progress.produced, expected);
+    // Consumer c of a topic's n reads its partitions p with p mod n = c, from each leader.
+    let n = usize::try_from(config.consumers).unwrap_or(1).max(1);
+    let mut readers: Vec<Reader> = Vec::new();
+    for (name, layout, starts, _) in &layouts {
+        for c in 0..n.min(starts.len()) {
+            let mut by_leader: BTreeMap<i32, Vec<(i32, i64)>> = BTreeMap::new();
+            for (partition, start) in (0..).zip(starts.iter().copied()).skip(c).step_by(n) {
+                by_leader
+                    .entry(layout.leader(partition))
+                    .or_default()
+                    .push((partition, start));
+            }
+            for (leader, assigned) in by_leader {
+                let address = layout.brokers.get(&leader).cloned().unwrap_or_default();
+                readers.push((address, name.clone(), assigned));
+            }
+        }
+    }
+    let cores = cores.max(1) as usize;
+    let start = Instant::now();
+    let workers: Vec<_> = (0..cores)
+        .map(|core| {
+            let mine: Vec<_> = readers.iter().skip(core).step_by(cores).cloned().collect();
+            let progress = progress.clone();
+            std::thread::spawn(move || {
+                on_executor(&format!("spate-loadgen-{core}"), move || async move {
+                    let tasks: Vec<_> = mine
+                        .into_iter()
+                        .map(|(address, name, assigned)| {
+                            let progress = progress.clone();
+                            glommio::spawn_local(async move {
+                                consume(&address, &name, assigned, 0, progress, limit).await
+                            })
+                        })
+                        .collect();
+                    for task in tasks {
+                        task.await.map_err(|e| e.to_string())?;
+                    }
+                    Ok::<_, String>(())
+                })
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker
+            .join()
+            .map_err(|_| "an executor thread panicked".to_string())???;
+    }
+    Ok(CaughtUp {
+        records: Progress::get(&progress.consumed),
+        records_expected: expected,
+        elapsed: start.elapsed(),
+    })
 }
 
 /// Registered I/O memory per loadgen executor (it reads no files; locked memory is scarce).
