@@ -77,6 +77,11 @@ struct ScenarioArgs {
     /// Partition counts of partitions-scale, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1,10,100,1000")]
     partition_counts: Vec<i32>,
+    /// Another Kafka-compatible broker to run the same scenarios against, interleaved with
+    /// Spate in each run (repeatable): NAME=HOST:PORT. Its figures are named peer.NAME.*;
+    /// its produce-max and catch-up are compared with Spate's.
+    #[arg(long = "peer", value_name = "NAME=HOST:PORT")]
+    peers: Vec<String>,
     /// Producer counts of connections-scale, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1,10,100,1000")]
     connection_counts: Vec<u32>,
@@ -277,7 +282,17 @@ fn run_scenarios(args: &ScenarioArgs, command: String) -> Result<Report, String>
         cores: args.loadgen_cores.max(1),
         partition_counts: args.partition_counts.clone(),
         connection_counts: args.connection_counts.clone(),
+        prefix: String::new(),
     };
+    let mut peers = Vec::new();
+    for peer in &args.peers {
+        match peer.split_once('=') {
+            Some((name, address)) if !name.is_empty() && !address.is_empty() => {
+                peers.push((name.to_string(), address.to_string()));
+            }
+            _ => return Err(format!("--peer {peer:?}: write it as NAME=HOST:PORT")),
+        }
+    }
     let result = (0..common.runs).try_for_each(|run| {
         one_run(&work, common, false, run, &mut report)?;
         let p99 = report
@@ -305,7 +320,7 @@ fn run_scenarios(args: &ScenarioArgs, command: String) -> Result<Report, String>
                 Some(started)
             }
         };
-        let outcome =
+        let mut outcome =
             scenarios::run_once(&mut report, &config, &args.scenario, run).map_err(|error| {
                 // What the started broker logged as going wrong, to say why.
                 let log = std::fs::read_to_string(work.join(format!("broker-{run}.log")))
@@ -321,6 +336,20 @@ fn run_scenarios(args: &ScenarioArgs, command: String) -> Result<Report, String>
                     format!("{error}\nthe broker logged:\n{}", problems.join("\n"))
                 }
             });
+        // The peers, interleaved: Spate, then each peer, in every run.
+        for (name, address) in &peers {
+            if outcome.is_err() {
+                break;
+            }
+            let peer = ScenarioConfig {
+                bootstrap: address.clone(),
+                pid: None,
+                prefix: format!("peer.{name}."),
+                ..config.clone()
+            };
+            outcome = scenarios::run_once(&mut report, &peer, &args.scenario, run)
+                .map_err(|error| format!("peer {name}: {error}"));
+        }
         // Each run writes gigabytes: the started broker's data goes before the next run.
         if broker.is_some() {
             drop(broker);
@@ -331,6 +360,13 @@ fn run_scenarios(args: &ScenarioArgs, command: String) -> Result<Report, String>
     let _ = std::fs::remove_dir_all(&work);
     result?;
     scenarios::compare(&mut report, &config);
+    for (name, _) in &peers {
+        let peer = ScenarioConfig {
+            prefix: format!("peer.{name}."),
+            ..config.clone()
+        };
+        scenarios::compare(&mut report, &peer);
+    }
     report.finish();
     Ok(report)
 }

@@ -52,6 +52,8 @@ pub struct ScenarioConfig {
     pub partition_counts: Vec<i32>,
     /// Producer counts of `connections-scale`.
     pub connection_counts: Vec<u32>,
+    /// Put before every figure's name: empty for Spate, `peer.<name>.` for a peer broker.
+    pub prefix: String,
 }
 
 /// A loadgen configuration for the scenarios: acks=all, 1 KiB records, no consumer.
@@ -115,6 +117,7 @@ fn measure(
     name: &str,
     load: &RunConfig,
 ) -> Result<RunResult, String> {
+    let name = &format!("{}{name}", config.prefix);
     let before = config.pid.and_then(process_figures);
     let result = run_on_cores(load, config.cores)?;
     if let Some(reason) = &result.aborted {
@@ -246,34 +249,45 @@ pub fn run_once(
         }
         let bytes = caught.records as f64 * load.mean_message_bytes();
         let seconds = caught.elapsed.as_secs_f64().max(1e-9);
-        report.record("catch_up.backlog", "MiB", bytes / f64::from(1 << 20));
+        let prefix = &config.prefix;
         report.record(
-            "catch_up.throughput",
+            &format!("{prefix}catch_up.backlog"),
+            "MiB",
+            bytes / f64::from(1 << 20),
+        );
+        report.record(
+            &format!("{prefix}catch_up.throughput"),
             "MiB/s",
             bytes / seconds / f64::from(1 << 20),
         );
         if let (Some((cpu0, _, _)), Some((cpu1, peak, _))) =
             (before, config.pid.and_then(process_figures))
         {
-            report.record("catch_up.broker.cpu", "s", cpu1 - cpu0);
-            report.record("catch_up.broker.peak_rss", "MiB", peak);
+            report.record(&format!("{prefix}catch_up.broker.cpu"), "s", cpu1 - cpu0);
+            report.record(&format!("{prefix}catch_up.broker.peak_rss"), "MiB", peak);
         }
     }
     Ok(())
 }
 
-/// Sets each scenario figure's comparison: throughputs against the disk write limit or the
-/// 8-partition figure, latency at half load against twice the fdatasync p99.
+/// Sets each scenario figure's comparison: throughputs against the disk limits or the
+/// 8-partition figure, latency at half load against twice the fdatasync p99. For a peer
+/// (`prefix` set), its relative figures against its own produce-max, and its produce-max
+/// and catch-up against Spate's (the ratio to Spate).
 pub fn compare(report: &mut Report, config: &ScenarioConfig) {
-    report.compare("produce_max.throughput", "limit.disk.write");
-    report.compare("produce_latency.50pct.publish.p99", "limit.fdatasync.p99x2");
-    report.compare("keyed.throughput", "produce_max.throughput");
-    report.compare("catch_up.throughput", "limit.disk.read");
+    let p = &config.prefix;
+    let max = format!("{p}produce_max.throughput");
+    if p.is_empty() {
+        report.compare(&max, "limit.disk.write");
+        report.compare("catch_up.throughput", "limit.disk.read");
+        report.compare("produce_latency.50pct.publish.p99", "limit.fdatasync.p99x2");
+    } else {
+        report.compare(&max, "produce_max.throughput");
+        report.compare(&format!("{p}catch_up.throughput"), "catch_up.throughput");
+    }
+    report.compare(&format!("{p}keyed.throughput"), &max);
     for count in &config.partition_counts {
-        report.compare(
-            &format!("partitions_{count}.throughput"),
-            "produce_max.throughput",
-        );
+        report.compare(&format!("{p}partitions_{count}.throughput"), &max);
     }
 }
 

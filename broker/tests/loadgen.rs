@@ -352,11 +352,25 @@ fn bench_scenarios_measure_a_broker() {
         cores: 1,
         partition_counts: vec![1, 10],
         connection_counts: vec![1, 20],
+        prefix: String::new(),
     };
     let mut report = Report::default();
     let names: Vec<String> = SCENARIOS.iter().map(|s| s.to_string()).collect();
     run_once(&mut report, &config, &names, 0).expect("scenarios");
+    // A second broker as a peer, with two of the scenarios: its figures carry its name,
+    // its produce-max is compared with the first broker's.
+    let peer_data = tempfile::tempdir().expect("temp dir");
+    let peer_broker = Broker::start(peer_data.path());
+    let peer = ScenarioConfig {
+        bootstrap: peer_broker.address.clone(),
+        pid: None,
+        prefix: "peer.other.".to_string(),
+        ..config.clone()
+    };
+    let some = ["produce-max".to_string(), "keyed".to_string()];
+    run_once(&mut report, &peer, &some, 0).expect("peer scenarios");
     compare(&mut report, &config);
+    compare(&mut report, &peer);
     report.finish();
     let figure = |name: &str| {
         report
@@ -387,6 +401,24 @@ fn bench_scenarios_measure_a_broker() {
     assert!(backlog > 1.0, "a backlog of {backlog} MiB");
     assert!(figure("catch_up.throughput").value > 0.0);
     assert!(figure("produce_max.broker.cpu").value > 0.0);
+    let versus_spate = figure("peer.other.produce_max.throughput");
+    assert_eq!(
+        versus_spate.limit_name.as_deref(),
+        Some("produce_max.throughput")
+    );
+    assert!(versus_spate.ratio_to_limit.is_some_and(|r| r > 0.0));
+    let peer_keyed = figure("peer.other.keyed.throughput");
+    assert_eq!(
+        peer_keyed.limit_name.as_deref(),
+        Some("peer.other.produce_max.throughput")
+    );
+    assert!(
+        report
+            .figures
+            .iter()
+            .all(|f| !f.name.starts_with("peer.other.produce_latency")),
+        "only the asked scenarios ran against the peer"
+    );
     assert!(figure("produce_max.broker.peak_rss").value > 1.0);
     let amplification = figure("produce_max.broker.write_amplification").value;
     assert!(
