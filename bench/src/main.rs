@@ -136,7 +136,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(common: &Common, with_storage: bool, command: String) -> Result<Report, String> {
+/// Checks the common settings and makes the temporary work directory and an empty report.
+fn begin(common: &Common, command: String) -> Result<(PathBuf, Report), String> {
     if common.runs == 0 || common.mib == 0 {
         return Err("--runs and --mib must be at least 1".into());
     }
@@ -144,11 +145,16 @@ fn run(common: &Common, with_storage: bool, command: String) -> Result<Report, S
         .dir
         .join(format!("spate-bench-{}", std::process::id()));
     std::fs::create_dir_all(&work).map_err(|e| format!("cannot create {}: {e}", work.display()))?;
-    let mut report = Report {
+    let report = Report {
         command,
         machine: machine(),
         figures: Vec::new(),
     };
+    Ok((work, report))
+}
+
+fn run(common: &Common, with_storage: bool, command: String) -> Result<Report, String> {
+    let (work, mut report) = begin(common, command)?;
     let result =
         (0..common.runs).try_for_each(|run| one_run(&work, common, with_storage, run, &mut report));
     let _ = std::fs::remove_dir_all(&work);
@@ -229,9 +235,6 @@ fn rss_mib(pid: u32) -> Option<f64> {
 fn run_scenarios(args: &ScenarioArgs, command: String) -> Result<Report, String> {
     use spate_bench::scenarios::{self, ScenarioConfig, SCENARIOS};
     let common = &args.common;
-    if common.runs == 0 || common.mib == 0 {
-        return Err("--runs and --mib must be at least 1".into());
-    }
     if let Some(unknown) = args
         .scenario
         .iter()
@@ -265,15 +268,7 @@ fn run_scenarios(args: &ScenarioArgs, command: String) -> Result<Report, String>
             .map_err(|e| e.to_string())?
             .with_file_name("spate"),
     };
-    let work = common
-        .dir
-        .join(format!("spate-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&work).map_err(|e| format!("cannot create {}: {e}", work.display()))?;
-    let mut report = Report {
-        command,
-        machine: machine(),
-        figures: Vec::new(),
-    };
+    let (work, mut report) = begin(common, command)?;
     let mut config = ScenarioConfig {
         bootstrap: String::new(),
         pid: None,

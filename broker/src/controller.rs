@@ -8,7 +8,7 @@
 use crate::api::Broker;
 use crate::metadata_log::{MetadataLog, Record};
 use crate::topic_config::TopicConfig;
-use crate::topics::{random_uuid, Topic, TopicError, MAX_PARTITIONS};
+use crate::topics::{random_uuid, PartitionLog, Topic, TopicError, MAX_PARTITIONS};
 use spate_storage::join::join_all;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -121,6 +121,31 @@ impl Broker {
             broker.controller_set_config(&name, config).await
         })
         .await
+    }
+
+    /// Creates the internal topic `name` (compacted) with `partitions` partitions if it does
+    /// not exist (shard 0, at start-up).
+    pub async fn create_internal_topic(
+        self: &Rc<Self>,
+        name: &str,
+        partitions: i32,
+    ) -> Result<(), TopicError> {
+        if self.topics.get(name).is_some() {
+            return Ok(());
+        }
+        let mut config = TopicConfig::default();
+        config.set("cleanup.policy", "compact")?;
+        self.create_topic(name, partitions, config)
+            .await
+            .map(|_| ())
+    }
+
+    /// The partitions of `topic` this shard owns, with their logs.
+    pub fn owned_partitions(&self, topic: &Topic) -> Vec<(i32, PartitionLog)> {
+        (0..topic.partition_count())
+            .filter(|&p| topic.owner(p) == Some(self.shard))
+            .filter_map(|p| Some((p, self.logs.get(topic.id, p)?)))
+            .collect()
     }
 
     /// A producer id never handed out before (InitProducerId): from this shard's block,

@@ -1177,17 +1177,12 @@ pub async fn restore(broker: &Broker) -> Result<usize, spate_storage::LogError> 
     let Some(topic) = broker.topics.get(OFFSETS_TOPIC) else {
         return Ok(0);
     };
-    for partition in 0..topic.partition_count() {
-        if topic.owner(partition) != Some(broker.shard) {
-            continue;
-        }
-        if let Some(log) = broker.logs.get(topic.id, partition) {
-            let (entries, pending) = store::replay(&log).await?;
-            broker.groups.restore(entries);
-            let mut transactional = broker.groups.transactional.borrow_mut();
-            for (producer, entries) in pending {
-                transactional.insert((partition, producer), entries);
-            }
+    for (partition, log) in broker.owned_partitions(&topic) {
+        let (entries, pending) = store::replay(&log).await?;
+        broker.groups.restore(entries);
+        let mut transactional = broker.groups.transactional.borrow_mut();
+        for (producer, entries) in pending {
+            transactional.insert((partition, producer), entries);
         }
     }
     Ok(broker.groups.groups.borrow().len())
@@ -1195,15 +1190,9 @@ pub async fn restore(broker: &Broker) -> Result<usize, spate_storage::LogError> 
 
 /// Creates `__consumer_offsets` if it does not exist (shard 0, at start-up).
 pub async fn create_offsets_topic(broker: &Rc<Broker>) -> Result<(), crate::topics::TopicError> {
-    if broker.topics.get(OFFSETS_TOPIC).is_some() {
-        return Ok(());
-    }
-    let mut config = crate::topic_config::TopicConfig::default();
-    config.set("cleanup.policy", "compact")?;
     broker
-        .create_topic(OFFSETS_TOPIC, OFFSETS_PARTITIONS, config)
+        .create_internal_topic(OFFSETS_TOPIC, OFFSETS_PARTITIONS)
         .await
-        .map(|_| ())
 }
 
 /// Expires members whose session timed out, and (every minute) empty groups' offsets past

@@ -503,29 +503,18 @@ pub async fn restore(broker: &Broker) -> Result<usize, spate_storage::LogError> 
     let Some(topic) = broker.topics.get(STATE_TOPIC) else {
         return Ok(0);
     };
-    for partition in 0..topic.partition_count() {
-        if topic.owner(partition) != Some(broker.shard) {
-            continue;
-        }
-        if let Some(log) = broker.logs.get(topic.id, partition) {
-            let replayed = store::replay(&log).await?;
-            broker.transactions.txns.borrow_mut().extend(replayed);
-        }
+    for (_, log) in broker.owned_partitions(&topic) {
+        let replayed = store::replay(&log).await?;
+        broker.transactions.txns.borrow_mut().extend(replayed);
     }
     Ok(broker.transactions.txns.borrow().len())
 }
 
 /// Creates `__transaction_state` if it does not exist (shard 0, at start-up).
 pub async fn create_state_topic(broker: &Rc<Broker>) -> Result<(), crate::topics::TopicError> {
-    if broker.topics.get(STATE_TOPIC).is_some() {
-        return Ok(());
-    }
-    let mut config = crate::topic_config::TopicConfig::default();
-    config.set("cleanup.policy", "compact")?;
     broker
-        .create_topic(STATE_TOPIC, STATE_PARTITIONS, config)
+        .create_internal_topic(STATE_TOPIC, STATE_PARTITIONS)
         .await
-        .map(|_| ())
 }
 
 /// Forever, every second: aborts transactions open past their timeout (bumping the epoch,
