@@ -107,6 +107,9 @@ struct Common {
     /// Also write the figures as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Also write the figures as a markdown report here.
+    #[arg(long)]
+    markdown: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -120,9 +123,11 @@ fn main() -> ExitCode {
     match outcome {
         Ok(report) => {
             print!("{}", report.table());
-            if let Some(path) = &common.json {
-                let json = serde_json::to_string_pretty(&report).expect("figures serialise");
-                if let Err(e) = std::fs::write(path, json) {
+            let json = serde_json::to_string_pretty(&report).expect("figures serialise");
+            let outputs = [(&common.json, json), (&common.markdown, report.markdown())];
+            for (path, contents) in outputs {
+                let Some(path) = path else { continue };
+                if let Err(e) = std::fs::write(path, contents) {
                     eprintln!("spate-bench: cannot write {}: {e}", path.display());
                     return ExitCode::FAILURE;
                 }

@@ -127,6 +127,36 @@ impl Report {
     }
 }
 
+impl Report {
+    /// The report as markdown: the machine and the command, then every figure with its
+    /// limit (or peer) and ratio, and each run's value.
+    pub fn markdown(&self) -> String {
+        let mut out = format!(
+            "# spate-bench results\n\nMachine: {}\n\nCommand: `{}`\n\n\
+             Every figure is the median over runs; the ratio is the median of the per-run ratios \
+             to the limit (or the figure it is compared with) measured in the same run.\n\n\
+             | figure | median | unit | compared with | its median | ratio | runs |\n\
+             |---|---:|---|---|---:|---:|---|\n",
+            self.machine, self.command
+        );
+        for f in &self.figures {
+            let runs: Vec<String> = f.runs.iter().map(|r| format!("{r:.1}")).collect();
+            out.push_str(&format!(
+                "| {} | {:.1} | {} | {} | {} | {} | {} |\n",
+                f.name,
+                f.value,
+                f.unit,
+                f.limit_name.as_deref().unwrap_or(""),
+                f.limit.map_or(String::new(), |l| format!("{l:.1}")),
+                f.ratio_to_limit
+                    .map_or(String::new(), |r| format!("{:.1}%", r * 100.0)),
+                runs.join(", ")
+            ));
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,5 +179,9 @@ mod tests {
         let ratio = a.ratio_to_limit.expect("ratio");
         assert!((ratio - 95.0 / 110.0).abs() < 1e-9, "{ratio}");
         assert!(report.table().contains("86.4%"));
+        let markdown = report.markdown();
+        assert!(
+            markdown.contains("| a | 90.0 | MiB/s | limit | 100.0 | 86.4% | 90.0, 80.0, 95.0 |")
+        );
     }
 }
