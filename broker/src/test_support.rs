@@ -11,6 +11,25 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Appends one record with `value` to `log`, in a batch from `builder` (which sets the
+/// producer and flags).
+pub(crate) fn append_record(
+    log: &crate::topics::PartitionLog,
+    mut builder: spate_model::BatchBuilder,
+    value: &[u8],
+) {
+    builder
+        .push(&spate_model::BuilderRecord {
+            value: Some(value),
+            ..Default::default()
+        })
+        .expect("push");
+    let bytes = builder.build().expect("build");
+    let batch = spate_model::RecordBatch::validate(&bytes).expect("valid");
+    log.append(&batch, spate_model::LeaderEpoch(0))
+        .expect("append");
+}
+
 /// A one-shard broker on `path` (inside a running shard executor), serving its mesh inbox.
 pub(crate) async fn one_shard_broker(path: &Path) -> Rc<Broker> {
     let disk = GlommioDisk::new(path).await.expect("disk");

@@ -1610,7 +1610,7 @@ mod tests {
     /// A one-shard broker on real files: a topic with records, a group's commits, its lag.
     #[test]
     fn lag_is_the_end_offset_minus_the_committed_offset() {
-        use spate_model::batch::{BatchBuilder, BuilderRecord};
+        use spate_model::batch::BatchBuilder;
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().to_path_buf();
         let lags = runtime::run_shard("lag-test", None, move || async move {
@@ -1623,17 +1623,8 @@ mod tests {
             for (partition, records) in [(0, 5), (1, 3)] {
                 let log = broker.logs.get(topic.id, partition).expect("log");
                 for _ in 0..records {
-                    let mut builder = BatchBuilder::new(spate_model::Compression::None);
-                    builder
-                        .push(&BuilderRecord {
-                            value: Some(b"order"),
-                            ..Default::default()
-                        })
-                        .expect("push");
-                    let bytes = builder.build().expect("build");
-                    let batch = spate_model::RecordBatch::validate(&bytes).expect("valid");
-                    log.append(&batch, spate_model::LeaderEpoch(0))
-                        .expect("append");
+                    let builder = BatchBuilder::new(spate_model::Compression::None);
+                    crate::test_support::append_record(&log, builder, b"order");
                 }
                 log.flush().await.expect("flush");
             }

@@ -230,8 +230,8 @@ pub fn fenced(knows_fenced: bool) -> i16 {
     }
 }
 
-/// Checks that `producer` (id, epoch) is `txn`'s current producer.
-fn check_producer(txn: Option<&Txn>, producer: (i64, i16), knows_fenced: bool) -> Result<(), i16> {
+/// Checks that `producer` (id, epoch) is `txn`'s current producer; `txn` if so.
+fn check_producer(txn: Option<Txn>, producer: (i64, i16), knows_fenced: bool) -> Result<Txn, i16> {
     let Some(txn) = txn else {
         return Err(code::INVALID_PRODUCER_ID_MAPPING);
     };
@@ -241,7 +241,7 @@ fn check_producer(txn: Option<&Txn>, producer: (i64, i16), knows_fenced: bool) -
     if txn.producer_epoch != producer.1 {
         return Err(fenced(knows_fenced));
     }
-    Ok(())
+    Ok(txn)
 }
 
 /// The next (producer id, epoch) of `txn`: the epoch bumped, or a new producer id when
@@ -347,11 +347,7 @@ pub async fn add_partitions(
     let Some(_busy) = broker.transactions.claim(id) else {
         return Err(code::CONCURRENT_TRANSACTIONS);
     };
-    let current = broker.transactions.get(id);
-    check_producer(current.as_ref(), producer, knows_fenced)?;
-    let Some(mut txn) = current else {
-        return Err(code::INVALID_PRODUCER_ID_MAPPING);
-    };
+    let mut txn = check_producer(broker.transactions.get(id), producer, knows_fenced)?;
     if txn.status.preparing() {
         return Err(code::CONCURRENT_TRANSACTIONS);
     }
@@ -383,15 +379,11 @@ pub async fn verify(
     let key = id.to_string();
     let checked = broker
         .on_transaction(id, move |owner, _| async move {
-            let txn = owner.transactions.get(&key);
-            check_producer(txn.as_ref(), producer, true)?;
-            match txn {
-                Some(txn)
-                    if txn.status == Status::Ongoing && txn.partitions.contains(&partition) =>
-                {
-                    Ok(())
-                }
-                _ => Err(code::INVALID_TXN_STATE),
+            let txn = check_producer(owner.transactions.get(&key), producer, true)?;
+            if txn.status == Status::Ongoing && txn.partitions.contains(&partition) {
+                Ok(())
+            } else {
+                Err(code::INVALID_TXN_STATE)
             }
         })
         .await
@@ -426,11 +418,7 @@ pub async fn end(
     let Some(_busy) = broker.transactions.claim(id) else {
         return Err(code::CONCURRENT_TRANSACTIONS);
     };
-    let current = broker.transactions.get(id);
-    check_producer(current.as_ref(), producer, knows_fenced)?;
-    let Some(txn) = current else {
-        return Err(code::INVALID_PRODUCER_ID_MAPPING);
-    };
+    let txn = check_producer(broker.transactions.get(id), producer, knows_fenced)?;
     match (txn.status, commit) {
         (Status::Ongoing, _) => {
             let prepared = Txn {
@@ -594,27 +582,18 @@ pub async fn check_once(broker: &Rc<Broker>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use spate_model::batch::{BatchBuilder, BuilderRecord};
+    use spate_model::batch::BatchBuilder;
 
     /// Appends one transactional record of producer `id` to `log`.
     fn append_transactional(log: &PartitionLog, id: i64) {
-        let mut builder = BatchBuilder::new(spate_model::Compression::None)
+        let builder = BatchBuilder::new(spate_model::Compression::None)
             .producer(
                 spate_model::ProducerId(id),
                 spate_model::ProducerEpoch(0),
                 spate_model::Sequence(0),
             )
             .transactional(true);
-        builder
-            .push(&BuilderRecord {
-                value: Some(b"in a transaction"),
-                ..Default::default()
-            })
-            .expect("push");
-        let bytes = builder.build().expect("build");
-        let batch = spate_model::RecordBatch::validate(&bytes).expect("valid");
-        log.append(&batch, spate_model::LeaderEpoch(0))
-            .expect("append");
+        crate::test_support::append_record(log, builder, b"in a transaction");
     }
 
     /// What a crash leaves behind, found at start-up: a transaction whose PrepareCommit was
