@@ -197,7 +197,14 @@ fn start_spate(binary: &Path, data_dir: &Path, shards: u32, log: &Path) -> Resul
     let log_file =
         std::fs::File::create(log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
     let mut child = std::process::Command::new(binary)
-        .args(["start", "--listen", "127.0.0.1:0", "--cores"])
+        .args([
+            "start",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "off",
+            "--cores",
+        ])
         .arg(shards.to_string())
         .arg("--data-dir")
         .arg(data_dir)

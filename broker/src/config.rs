@@ -11,6 +11,10 @@
 //! node_id = 1
 //! auto_create_topics = false
 //! num_partitions = 3
+//! admin_listen = "127.0.0.1:9644"   # or "off"
+//! slow_request_ms = 1000
+//! log_level = "info"
+//! log_format = "json"
 //! ```
 //!
 //! An unknown key, a value of the wrong type or out of range is refused with a message that
@@ -23,6 +27,10 @@ use std::path::{Path, PathBuf};
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:9092";
 const DEFAULT_DATA_DIR: &str = "./data";
+const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9644";
+const DEFAULT_SLOW_REQUEST_MS: u64 = 1_000;
+/// The longest slow-request threshold accepted.
+const MAX_SLOW_REQUEST_MS: u64 = 3_600_000;
 /// The longest offsets retention accepted.
 const MAX_OFFSETS_RETENTION_MINUTES: u64 = 5_256_000;
 /// The longest initial rebalance delay accepted.
@@ -74,6 +82,21 @@ pub struct StartArgs {
     /// (`group.consumer.heartbeat.interval.ms`) [default: 5000].
     #[arg(long, env = "SPATE_GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS")]
     pub group_consumer_heartbeat_interval_ms: Option<u64>,
+    /// Address of the admin HTTP listener (/metrics, /health, /ready, /v1/cluster), or
+    /// `off` [default: 127.0.0.1:9644].
+    #[arg(long, env = "SPATE_ADMIN_LISTEN")]
+    pub admin_listen: Option<String>,
+    /// Requests slower than this are logged (and counted in spate_slow_requests_total),
+    /// except the long polls (Fetch, JoinGroup, SyncGroup); 0 turns this off
+    /// [default: 1000].
+    #[arg(long, env = "SPATE_SLOW_REQUEST_MS")]
+    pub slow_request_ms: Option<u64>,
+    /// Log level: error, warn, info, debug or trace [default: info].
+    #[arg(long, env = "SPATE_LOG_LEVEL")]
+    pub log_level: Option<String>,
+    /// Log format: text, or json (one object per line) [default: text].
+    #[arg(long, env = "SPATE_LOG_FORMAT")]
+    pub log_format: Option<String>,
 }
 
 /// The TOML file's settings.
@@ -91,6 +114,19 @@ struct FileConfig {
     offsets_retention_minutes: Option<u64>,
     group_consumer_session_timeout_ms: Option<u64>,
     group_consumer_heartbeat_interval_ms: Option<u64>,
+    admin_listen: Option<String>,
+    slow_request_ms: Option<u64>,
+    log_level: Option<String>,
+    log_format: Option<String>,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// A validated configuration.
@@ -118,6 +154,14 @@ pub struct Config {
     pub group_consumer_session_timeout: std::time::Duration,
     /// `group.consumer.heartbeat.interval.ms`.
     pub group_consumer_heartbeat_interval: std::time::Duration,
+    /// Where the admin HTTP listener listens; `None`: it is off.
+    pub admin_listen: Option<SocketAddr>,
+    /// Requests at least this slow are logged; `None`: none are.
+    pub slow_request: Option<std::time::Duration>,
+    /// The most detailed log level written.
+    pub log_level: tracing::Level,
+    /// How log lines are written.
+    pub log_format: LogFormat,
 }
 
 /// What is wrong with a configuration.
@@ -255,7 +299,63 @@ impl StartArgs {
                 reason: "at least 100 and below the session timeout",
             });
         }
+        let admin_text = self
+            .admin_listen
+            .or(file.admin_listen)
+            .unwrap_or_else(|| DEFAULT_ADMIN_LISTEN.to_string());
+        let admin_listen = match admin_text.as_str() {
+            "off" => None,
+            address => Some(resolve("--admin-listen", address)?),
+        };
+        let slow_ms = self
+            .slow_request_ms
+            .or(file.slow_request_ms)
+            .unwrap_or(DEFAULT_SLOW_REQUEST_MS);
+        if slow_ms > MAX_SLOW_REQUEST_MS {
+            return Err(ConfigError::OutOfRange {
+                setting: "--slow-request-ms",
+                value: slow_ms.to_string(),
+                reason: "at most 3600000 (1 hour); 0 turns the log line off",
+            });
+        }
+        let level_text = self
+            .log_level
+            .or(file.log_level)
+            .unwrap_or_else(|| "info".to_string());
+        let log_level = match level_text.to_ascii_lowercase().as_str() {
+            "error" => tracing::Level::ERROR,
+            "warn" => tracing::Level::WARN,
+            "info" => tracing::Level::INFO,
+            "debug" => tracing::Level::DEBUG,
+            "trace" => tracing::Level::TRACE,
+            _ => {
+                return Err(ConfigError::OutOfRange {
+                    setting: "--log-level",
+                    value: level_text,
+                    reason: "one of error, warn, info, debug, trace",
+                })
+            }
+        };
+        let format_text = self
+            .log_format
+            .or(file.log_format)
+            .unwrap_or_else(|| "text".to_string());
+        let log_format = match format_text.as_str() {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            _ => {
+                return Err(ConfigError::OutOfRange {
+                    setting: "--log-format",
+                    value: format_text,
+                    reason: "text or json",
+                })
+            }
+        };
         Ok(Config {
+            admin_listen,
+            slow_request: (slow_ms > 0).then(|| std::time::Duration::from_millis(slow_ms)),
+            log_level,
+            log_format,
             listen,
             advertised,
             data_dir: self
@@ -329,6 +429,43 @@ mod tests {
         .validate()
         .expect("valid");
         assert_eq!(config.advertised, ("kafka.local".to_string(), 19092));
+    }
+
+    #[test]
+    fn admin_listener_slow_requests_and_logging() {
+        let config = args(&[]).validate().expect("defaults are valid");
+        assert_eq!(
+            config.admin_listen,
+            Some("127.0.0.1:9644".parse().expect("addr"))
+        );
+        assert_eq!(config.slow_request, Some(std::time::Duration::from_secs(1)));
+        assert_eq!(config.log_level, tracing::Level::INFO);
+        assert_eq!(config.log_format, LogFormat::Text);
+        let config = args(&[
+            "--admin-listen",
+            "off",
+            "--slow-request-ms",
+            "0",
+            "--log-level",
+            "DEBUG",
+            "--log-format",
+            "json",
+        ])
+        .validate()
+        .expect("valid");
+        assert_eq!(config.admin_listen, None);
+        assert_eq!(config.slow_request, None);
+        assert_eq!(config.log_level, tracing::Level::DEBUG);
+        assert_eq!(config.log_format, LogFormat::Json);
+        for (flag, value) in [
+            ("--admin-listen", "nowhere"),
+            ("--slow-request-ms", "3600001"),
+            ("--log-level", "loud"),
+            ("--log-format", "xml"),
+        ] {
+            let err = args(&[flag, value]).validate().expect_err("refused");
+            assert!(err.to_string().contains(flag), "{err}");
+        }
     }
 
     #[test]

@@ -340,6 +340,7 @@ impl Broker {
             .map(|shard| {
                 let name = name.to_string();
                 self.on_shard(shard, move |broker| async move {
+                    broker.metrics.forget_topic(id);
                     broker.logs.delete_topic(&name, id).await
                 })
             })

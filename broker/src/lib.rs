@@ -11,12 +11,14 @@
 //! touch another shard's partitions go there through the mesh (`runtime::mesh`), and topic
 //! changes go through shard 0 (`controller`).
 
+pub mod admin;
 pub mod api;
 pub mod config;
 pub mod controller;
 pub mod groups;
 pub mod maintenance;
 pub mod metadata_log;
+pub mod metrics;
 pub mod producers;
 pub mod runtime;
 pub mod server;

@@ -1,8 +1,9 @@
 //! The `spate` command: `spate` or `spate start` runs the broker.
 
 use clap::{Parser, Subcommand};
+use spate_broker::admin::{self, Admin};
 use spate_broker::api::Broker;
-use spate_broker::config::{Config, StartArgs};
+use spate_broker::config::{Config, LogFormat, StartArgs};
 use spate_broker::controller::Controller;
 use spate_broker::groups::{self, GroupTimes, Groups};
 use spate_broker::metadata_log::MetadataLog;
@@ -60,12 +61,6 @@ fn main() -> ExitCode {
         Some(Command::Start(args)) => args,
         None => cli.start,
     };
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt()
-        .with_target(false)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr)
-        .init();
     let config = match args.validate() {
         Ok(config) => config,
         Err(e) => {
@@ -73,6 +68,16 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let logs = tracing_subscriber::fmt()
+        .with_target(false)
+        .with_max_level(config.log_level)
+        .with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Json => logs.json().init(),
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         if let Err(e) = signal_hook::flag::register(signal, stop.clone()) {
@@ -203,7 +208,7 @@ async fn shard(
     inbox: Inbox<Broker>,
     life: Arc<Lifecycle>,
 ) -> Result<(), String> {
-    let outcome = run_shard(index, config, catalog, mesh, inbox, &life).await;
+    let outcome = run_shard(index, config, catalog, mesh, inbox, life.clone()).await;
     if let Err(message) = &outcome {
         life.fail(message.clone());
     }
@@ -216,9 +221,26 @@ async fn run_shard(
     catalog: Arc<Catalog>,
     mesh: Mesh<Broker>,
     inbox: Inbox<Broker>,
-    life: &Lifecycle,
+    life: Arc<Lifecycle>,
 ) -> Result<(), String> {
     let data_dir = &config.data_dir;
+    // Shard 0 serves the admin listener from the start: /health answers while the
+    // partitions recover, /ready once clients are served.
+    let admin = match config.admin_listen.filter(|_| index == 0) {
+        Some(address) => {
+            let listener = Listener::bind_exclusive(address)
+                .map_err(|e| format!("cannot listen on {address} (admin): {e}"))?;
+            let bound = listener.local_addr().map_err(|e| e.to_string())?;
+            let ready_life = life.clone();
+            let admin = Admin::new(Box::new(move || {
+                Lifecycle::count(&ready_life.listening) == ready_life.shards
+                    && !ready_life.stop.load(Ordering::Acquire)
+            }));
+            runtime::spawn_detached(admin::serve(listener, admin.clone()));
+            Some((admin, bound))
+        }
+        None => None,
+    };
     life.wait_for(|| Lifecycle::count(&life.probed) == index)
         .await?;
     let disk = GlommioDisk::new(data_dir)
@@ -309,6 +331,8 @@ async fn run_shard(
         request_budget: Budget::new(server::MAX_INFLIGHT_REQUEST_BYTES),
         auto_create_topics: config.auto_create_topics,
         num_partitions: config.num_partitions,
+        metrics: Default::default(),
+        slow_request: config.slow_request,
     });
     spate_broker::producers::restore(&broker)
         .await
@@ -328,6 +352,10 @@ async fn run_shard(
     runtime::spawn_detached(inbox.serve(broker.clone()));
     runtime::spawn_detached(groups::expire_sessions(broker.clone()));
     runtime::spawn_detached(spate_broker::transactions::check_timeouts(broker.clone()));
+    runtime::spawn_detached(spate_broker::metrics::sample(broker.clone()));
+    if let Some((admin, _)) = &admin {
+        admin.started(broker.clone(), bound.to_string());
+    }
     life.listening.fetch_add(1, Ordering::AcqRel);
     if index == 0 {
         life.wait_for(|| Lifecycle::count(&life.listening) == life.shards)
@@ -341,8 +369,11 @@ async fn run_shard(
                 let topic = spate_broker::transactions::STATE_TOPIC;
                 format!("cannot create {topic}: {e}")
             })?;
+        let admin = admin
+            .as_ref()
+            .map_or("off".to_string(), |(_, a)| format!("http://{a}"));
         println!(
-            "spate {} listening on {bound} (advertised {}:{}), {} shard{}, node {}, data {} ({} topics)",
+            "spate {} listening on {bound} (advertised {}:{}), {} shard{}, node {}, data {} ({} topics), admin {admin}",
             env!("CARGO_PKG_VERSION"),
             advertised.0,
             advertised.1,

@@ -3,6 +3,7 @@
 //! only.
 
 use crate::api::{self, Broker, Reply};
+use crate::metrics::CloseReason;
 use crate::runtime::{self, Listener, Stream};
 use bytes::BytesMut;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
@@ -52,17 +53,24 @@ pub async fn serve(broker: Rc<Broker>, listener: Listener, activity: Rc<Activity
                 "connection limit reached; closing a new connection"
             );
             drop(stream);
+            broker.metrics.connection_closed(CloseReason::Limit);
             continue;
         }
         let (broker, activity) = (broker.clone(), activity.clone());
         runtime::spawn_detached(async move {
             activity.connections.set(activity.connections.get() + 1);
+            broker.metrics.connection_opened();
             let peer = stream.peer_addr().ok();
             let host = peer.map(|a| a.ip().to_string()).unwrap_or_default();
             let peer = peer.map(|a| a.to_string()).unwrap_or_default();
-            if let Err(reason) = connection(&broker, stream, &activity, &host).await {
-                tracing::debug!(%peer, %reason, "connection closed");
-            }
+            let closed = match connection(&broker, stream, &activity, &host).await {
+                Ok(()) => CloseReason::Client,
+                Err((why, reason)) => {
+                    tracing::debug!(%peer, %reason, "connection closed");
+                    why
+                }
+            };
+            broker.metrics.connection_closed(closed);
             activity.connections.set(activity.connections.get() - 1);
         });
     }
@@ -95,12 +103,20 @@ impl Drop for Admission<'_> {
     }
 }
 
+fn bad(error: impl std::fmt::Display) -> (CloseReason, String) {
+    (CloseReason::BadRequest, error.to_string())
+}
+
+fn failed(error: std::io::Error) -> (CloseReason, String) {
+    (CloseReason::Error, error.to_string())
+}
+
 async fn connection(
     broker: &Rc<Broker>,
     mut stream: Stream,
     activity: &Activity,
     host: &str,
-) -> Result<(), String> {
+) -> Result<(), (CloseReason, String)> {
     let decoder = FrameDecoder::new(MAX_REQUEST_BYTES);
     let mut buffer = BytesMut::with_capacity(READ_CHUNK_BYTES);
     let mut chunk = vec![0_u8; READ_CHUNK_BYTES];
@@ -109,31 +125,31 @@ async fn connection(
         bytes: 0,
     };
     loop {
-        while let Some(frame) = decoder.decode(&mut buffer).map_err(|e| e.to_string())? {
+        while let Some(frame) = decoder.decode(&mut buffer).map_err(bad)? {
             activity.requests.set(activity.requests.get() + 1);
             let reply = api::handle(broker, frame, host).await;
             activity.requests.set(activity.requests.get() - 1);
             match reply {
-                Reply::Frame(bytes) => stream.write_all(&bytes).await.map_err(|e| e.to_string())?,
+                Reply::Frame(bytes) => stream.write_all(&bytes).await.map_err(failed)?,
                 Reply::Rope(rope) => {
                     for piece in rope.chunks() {
-                        stream.write_all(piece).await.map_err(|e| e.to_string())?;
+                        stream.write_all(piece).await.map_err(failed)?;
                     }
                 }
                 Reply::Nothing => {}
                 Reply::Close(reason) => {
                     tracing::info!(%reason, "closing a connection after a bad request");
-                    return Err(reason);
+                    return Err((CloseReason::BadRequest, reason));
                 }
             }
             admitted.release();
         }
         // Claim the next frame's size before buffering it (its prefix says how big it is).
-        let needed = decoder.needed(&buffer).map_err(|e| e.to_string())?;
+        let needed = decoder.needed(&buffer).map_err(bad)?;
         if buffer.len() >= 4 && admitted.bytes == 0 {
             admitted.claim(needed).await;
         }
-        let read = stream.read(&mut chunk).await.map_err(|e| e.to_string())?;
+        let read = stream.read(&mut chunk).await.map_err(failed)?;
         if read == 0 {
             return Ok(());
         }

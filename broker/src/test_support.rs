@@ -30,6 +30,20 @@ pub(crate) fn append_record(
         .expect("append");
 }
 
+/// An uncompressed batch with one record per value.
+pub(crate) fn batch_of(values: &[&[u8]]) -> Vec<u8> {
+    let mut builder = spate_model::BatchBuilder::new(spate_model::Compression::None);
+    for value in values {
+        builder
+            .push(&spate_model::BuilderRecord {
+                value: Some(value),
+                ..Default::default()
+            })
+            .expect("push");
+    }
+    builder.build().expect("build")
+}
+
 /// A one-shard broker on `path` (inside a running shard executor), serving its mesh inbox.
 pub(crate) async fn one_shard_broker(path: &Path) -> Rc<Broker> {
     let disk = GlommioDisk::new(path).await.expect("disk");
@@ -58,6 +72,8 @@ pub(crate) async fn one_shard_broker(path: &Path) -> Rc<Broker> {
         request_budget: spate_storage::budget::Budget::new(1 << 20),
         auto_create_topics: false,
         num_partitions: 1,
+        metrics: Default::default(),
+        slow_request: None,
     });
     let inbox = inboxes.pop().expect("inbox");
     runtime::spawn_detached(inbox.serve(broker.clone()));

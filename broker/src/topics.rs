@@ -288,6 +288,25 @@ impl ShardLogs {
         self.logs.borrow().values().cloned().collect()
     }
 
+    /// Every log on this shard with its (topic id, partition).
+    pub fn keyed(&self) -> Vec<((Uuid, i32), PartitionLog)> {
+        let logs = self.logs.borrow();
+        logs.iter().map(|(key, log)| (*key, log.clone())).collect()
+    }
+
+    /// The I/O counters and tail-cache budget the shard's logs share.
+    pub fn io(
+        &self,
+    ) -> (
+        &spate_storage::stats::IoStats,
+        Option<&spate_storage::budget::Budget>,
+    ) {
+        (
+            &self.log_config.stats,
+            self.log_config.tail_cache.as_deref(),
+        )
+    }
+
     /// Every log of topic `id` on this shard.
     pub fn of_topic(&self, id: Uuid) -> Vec<PartitionLog> {
         self.logs

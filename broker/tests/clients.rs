@@ -342,26 +342,38 @@ fn bad_configuration_is_refused_with_a_clear_message() {
     // A port in use, by another program or by another broker (its shards' listeners share
     // their port with SO_REUSEPORT, but a second broker must not).
     let data = tempfile::tempdir().expect("temp dir");
-    let refused = |address: &str, dir: &str| {
+    let refused = |address: &str, admin: &str, dir: &str| {
         let output = Command::new(env!("CARGO_BIN_EXE_spate"))
-            .args(["--listen", address, "--data-dir"])
+            .args(["--listen", address, "--admin-listen", admin, "--data-dir"])
             .arg(data.path().join(dir))
             .output()
             .expect("run");
         let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
         assert!(!output.status.success(), "{address} was accepted");
         assert!(stderr.contains("cannot listen"), "{stderr}");
+        stderr
     };
     let holder = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    refused(&holder.local_addr().expect("addr").to_string(), "held");
+    let held = holder.local_addr().expect("addr").to_string();
+    refused(&held, "off", "held");
     let first = Broker::start(&data.path().join("first"));
-    refused(&first.address, "second");
+    refused(&first.address, "off", "second");
+    // The admin listener's port is the broker's alone too.
+    let admin = first.admin.clone().expect("admin listener");
+    let stderr = refused("127.0.0.1:0", &admin, "third");
+    assert!(stderr.contains("(admin)"), "{stderr}");
     drop(first);
     // A data directory that cannot be created (its parent is a file).
     let blocker = data.path().join("a-file");
     std::fs::write(&blocker, b"not a directory").expect("write");
     let output = Command::new(env!("CARGO_BIN_EXE_spate"))
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "off",
+            "--data-dir",
+        ])
         .arg(blocker.join("data"))
         .output()
         .expect("run");

@@ -14,5 +14,6 @@ pub mod join;
 pub mod log;
 mod notify;
 pub mod segment;
+pub mod stats;
 
 pub use log::{Appended, FlushPolicy, Log, LogConfig, LogError, ReadBatches, Retention};

@@ -31,6 +31,7 @@ fn config() -> LogConfig {
         preallocate_bytes: 256 * 1024,
         tail_cache: Some(spate_storage::budget::Budget::new(1 << 20)),
         write_budget: None,
+        stats: Default::default(),
     }
 }
 

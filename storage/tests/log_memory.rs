@@ -33,6 +33,7 @@ fn small_config() -> LogConfig {
         // Every test also runs the tail cache: a small budget, so eviction happens too.
         tail_cache: Some(Budget::new(48 * 1024)),
         write_budget: None,
+        stats: Default::default(),
     }
 }
 
@@ -1129,4 +1130,37 @@ fn a_shared_write_budget_bounds_unflushed_bytes_across_logs() {
     drop(b);
     block_on(a.flush()).expect("flush a");
     assert_eq!(budget.used(), 0, "flushed and dropped logs hold nothing");
+}
+
+#[test]
+fn io_counters_tell_memory_reads_from_disk_reads_and_count_syncs() {
+    let disk = MemoryDisk::default();
+    let config = LogConfig {
+        tail_cache: None,
+        ..small_config()
+    };
+    let stats = config.stats.clone();
+    let log = open(&disk, config);
+    // Several pages, so that more than the carried last page goes to the file.
+    let first = batch(4, 1000, 1);
+    for _ in 0..5 {
+        append(&log, &first);
+    }
+    // Not flushed: the read is served from the write-behind buffer.
+    let read = block_on(log.read(Offset(0), 1, Offset(i64::MAX))).expect("read");
+    assert_eq!(read.bytes.len(), first.len());
+    assert_eq!(stats.read_disk_bytes.get(), 0);
+    assert!(stats.read_memory_bytes.get() >= first.len() as u64);
+    assert_eq!(stats.syncs.get(), 0);
+    block_on(log.flush()).expect("flush");
+    assert_eq!(stats.syncs.get(), 1);
+    assert_eq!(stats.sync_latency.snapshot().count(), 1);
+    assert!(stats.written_bytes.get() >= first.len() as u64);
+    // Flushed with no tail cache: the next read goes to the file.
+    let read = block_on(log.read(Offset(0), 1, Offset(i64::MAX))).expect("read");
+    assert_eq!(read.bytes.len(), first.len());
+    assert!(stats.read_disk_bytes.get() >= first.len() as u64);
+    // A flush with nothing to write syncs nothing.
+    block_on(log.flush()).expect("flush");
+    assert_eq!(stats.syncs.get(), 1);
 }

@@ -93,6 +93,7 @@ pub(super) async fn handle(
         let pass = assemble(&request, version, &slots, &mut found, max_bytes);
         let now = Instant::now();
         if pass.bytes >= min_bytes.max(1) || pass.errors || now >= deadline {
+            count_traffic(broker, &pass.response, &slots, &reads);
             return pass.response;
         }
         // Sleep until one of the partitions' high watermarks moves, or the deadline.
@@ -117,6 +118,32 @@ pub(super) async fn handle(
             runtime::sleep(deadline - now),
         )
         .await;
+    }
+}
+
+/// Counts what the response returns per partition (on this, the connection's shard).
+fn count_traffic(
+    broker: &Broker,
+    response: &FetchResponse,
+    slots: &[Vec<Slot>],
+    reads: &BTreeMap<usize, Vec<Read>>,
+) {
+    let partitions = response
+        .responses
+        .iter()
+        .zip(slots)
+        .flat_map(|(topic, slots)| topic.partitions.iter().zip(slots));
+    for (data, slot) in partitions {
+        let (Some(records), Slot::Read { shard, index }) = (&data.records, slot) else {
+            continue;
+        };
+        if let Some(read) = reads.get(shard).and_then(|list| list.get(*index)) {
+            if !records.is_empty() {
+                broker
+                    .metrics
+                    .fetched((read.topic, read.partition), records);
+            }
+        }
     }
 }
 

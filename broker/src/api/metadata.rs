@@ -15,7 +15,7 @@ use std::rc::Rc;
 const FIRST_INTERNAL_FLAG_VERSION: i16 = 1;
 
 /// The cluster id every Metadata answer carries.
-pub(super) const CLUSTER_ID: &str = "spate-single-node";
+pub(crate) const CLUSTER_ID: &str = "spate-single-node";
 
 pub(super) async fn handle(
     broker: &Rc<Broker>,

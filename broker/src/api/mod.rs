@@ -40,6 +40,7 @@ mod produce;
 mod sync_group;
 mod txn_offset_commit;
 
+pub(crate) use metadata::CLUSTER_ID;
 pub(crate) use produce::append_batch;
 
 use crate::controller::Controller;
@@ -89,6 +90,10 @@ pub struct Broker {
     pub auto_create_topics: bool,
     /// Partitions of auto-created topics.
     pub num_partitions: i32,
+    /// This shard's counters.
+    pub metrics: crate::metrics::ShardMetrics,
+    /// Requests that take longer are logged; `None`: none are.
+    pub slow_request: Option<std::time::Duration>,
 }
 
 impl Broker {
@@ -302,6 +307,32 @@ pub async fn handle(broker: &Rc<Broker>, mut frame: Bytes, peer: &str) -> Reply 
         Ok(header) => header,
         Err(e) => return Reply::Close(format!("bad request header: {e}")),
     };
+    let started = std::time::Instant::now();
+    let (key, version) = (header.api_key, header.api_version);
+    let client_id = header.client_id.clone();
+    let reply = dispatch(broker, header, frame, peer).await;
+    let took = started.elapsed();
+    broker.metrics.request(key, took);
+    // Fetch, JoinGroup and SyncGroup wait for data or other members by design.
+    let waits = [ApiKey::Fetch, ApiKey::JoinGroup, ApiKey::SyncGroup]
+        .iter()
+        .any(|api| *api as i16 == key);
+    if !waits && broker.slow_request.is_some_and(|slow| took >= slow) {
+        broker.metrics.slow_request();
+        let api = ApiKey::try_from(key).map_or_else(|()| key.to_string(), |a| format!("{a:?}"));
+        tracing::warn!(
+            api,
+            version,
+            client_id = client_id.as_deref().unwrap_or(""),
+            peer,
+            took_ms = took.as_millis() as u64,
+            "slow request"
+        );
+    }
+    reply
+}
+
+async fn dispatch(broker: &Rc<Broker>, header: RequestHeader, frame: Bytes, peer: &str) -> Reply {
     let Some(api) = header.api() else {
         return Reply::Close(format!("unknown API key {}", header.api_key));
     };
@@ -321,11 +352,24 @@ pub async fn handle(broker: &Rc<Broker>, mut frame: Bytes, peer: &str) -> Reply 
             ResponseKind::Metadata(metadata::handle(broker, request, version).await)
         }
         RequestKind::Produce(request) => match produce::handle(broker, request).await {
-            Some(response) => ResponseKind::Produce(response),
+            Some(response) => {
+                let codes = response
+                    .responses
+                    .iter()
+                    .flat_map(|t| &t.partition_responses);
+                for partition in codes {
+                    broker.metrics.error(api as i16, partition.error_code);
+                }
+                ResponseKind::Produce(response)
+            }
             None => return Reply::Nothing,
         },
         RequestKind::Fetch(request) => {
             let response = fetch::handle(broker, request, version).await;
+            broker.metrics.error(api as i16, response.error_code);
+            for partition in response.responses.iter().flat_map(|t| &t.partitions) {
+                broker.metrics.error(api as i16, partition.error_code);
+            }
             return match spate_protocol::encode_fetch_response(
                 header.correlation_id,
                 version,

@@ -165,8 +165,11 @@ async fn append_on_owner(
             transactional_id,
         )
         .await;
-        if result.is_ok() && !touched.iter().any(|t| Rc::ptr_eq(t, &log)) {
-            touched.push(log.clone());
+        if result.is_ok() {
+            broker.metrics.produced(partition, &append.records);
+            if !touched.iter().any(|t| Rc::ptr_eq(t, &log)) {
+                touched.push(log.clone());
+            }
         }
         answers.push(appended(append.partition, &log, result));
     }

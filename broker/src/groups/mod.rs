@@ -538,6 +538,35 @@ impl Groups {
         );
         listed
     }
+
+    /// Every group's state, member count and committed offsets, for the metrics.
+    pub fn metrics(&self) -> Vec<crate::metrics::GroupState> {
+        let consumer = self.consumer.borrow();
+        self.list()
+            .into_iter()
+            .map(|(name, _, state, kind)| {
+                let members = if kind == "consumer" {
+                    consumer.get(&name).map_or(0, |g| g.members.len())
+                } else {
+                    self.with(&name, |g| g.members.len()).unwrap_or(0)
+                };
+                let offsets = self
+                    .with(&name, |g| {
+                        g.offsets
+                            .iter()
+                            .map(|((topic, partition), c)| (topic.clone(), *partition, c.offset))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                crate::metrics::GroupState {
+                    name,
+                    state,
+                    members,
+                    offsets,
+                }
+            })
+            .collect()
+    }
 }
 
 fn apply(groups: &mut HashMap<String, Group>, entry: Entry) {

@@ -71,6 +71,18 @@ pub fn spawn_detached(future: impl Future<Output = ()> + 'static) {
     glommio::spawn_local(future).detach();
 }
 
+/// Time the current shard's executor spent running tasks and polling for I/O since the
+/// last call (the first call counts from the executor's start). Only the metrics sampler
+/// may call it: each call takes what the previous one left.
+pub fn busy_since_last_call() -> Duration {
+    glommio::executor().executor_stats().total_runtime()
+}
+
+/// Lets every other task that is ready run before this one continues.
+pub async fn yield_to_others() {
+    futures_lite::future::yield_now().await;
+}
+
 /// Sleeps on the current shard.
 pub async fn sleep(duration: Duration) {
     glommio::timer::sleep(duration).await;
@@ -90,6 +102,16 @@ impl Listener {
     /// its port by its predecessor's connections in TIME_WAIT. (A port another process
     /// listens on stays refused.)
     pub fn bind(address: SocketAddr) -> io::Result<Listener> {
+        Listener::bind_with(address, true)
+    }
+
+    /// Binds `address` for this shard alone (no SO_REUSEPORT: a second broker asking for
+    /// the same port is refused).
+    pub fn bind_exclusive(address: SocketAddr) -> io::Result<Listener> {
+        Listener::bind_with(address, false)
+    }
+
+    fn bind_with(address: SocketAddr, shared: bool) -> io::Result<Listener> {
         use socket2::{Domain, Protocol, Socket, Type};
         use std::os::fd::{FromRawFd, IntoRawFd};
         let domain = if address.is_ipv6() {
@@ -99,7 +121,7 @@ impl Listener {
         };
         let socket = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
         socket.set_reuse_address(true)?;
-        socket.set_reuse_port(true)?;
+        socket.set_reuse_port(shared)?;
         socket.bind(&address.into())?;
         socket.listen(LISTEN_BACKLOG)?;
         let fd = socket.into_raw_fd();

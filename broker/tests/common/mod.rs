@@ -73,6 +73,8 @@ pub(crate) fn kafkajs(script: &str, args: &[&str]) {
 pub(crate) struct Broker {
     child: Child,
     pub(crate) address: String,
+    /// The admin HTTP listener's host:port, unless it is off.
+    pub(crate) admin: Option<String>,
     data_dir: PathBuf,
 }
 
@@ -90,9 +92,16 @@ impl Broker {
 
     /// Starts `spate` on `data_dir` with `extra` flags.
     pub(crate) fn start_with(data_dir: &Path, extra: &[&str]) -> Broker {
+        // The admin listener on an ephemeral port too, unless the test chooses.
+        let admin: &[&str] = if extra.contains(&"--admin-listen") {
+            &[]
+        } else {
+            &["--admin-listen", "127.0.0.1:0"]
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_spate"))
             .args(["start", "--listen", "127.0.0.1:0", "--cores"])
             .arg(test_shards())
+            .args(admin)
             // New groups settle fast (Kafka's own tests use 0; the default is 3 s).
             .args(["--group-initial-rebalance-delay-ms", "100"])
             .args(extra)
@@ -112,9 +121,16 @@ impl Broker {
             .nth(1)
             .unwrap_or_else(|| panic!("no address in {line:?}"))
             .to_string();
+        let admin = line
+            .split_whitespace()
+            .skip_while(|word| *word != "admin")
+            .nth(1)
+            .and_then(|url| url.strip_prefix("http://"))
+            .map(str::to_string);
         Broker {
             child,
             address,
+            admin,
             data_dir: data_dir.to_path_buf(),
         }
     }

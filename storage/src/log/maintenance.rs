@@ -10,6 +10,7 @@ use crate::disk::{Disk, DiskBuffer, DiskFile};
 use crate::epochs::LEADER_EPOCH_FILE;
 use crate::segment;
 use spate_model::{LeaderEpoch, Offset};
+use std::cell::Cell;
 use std::rc::Rc;
 
 /// What [`Log::apply_retention`] is asked to enforce (Kafka's topic configs).
@@ -441,6 +442,8 @@ impl<F: DiskFile> ReadPlan<F> {
             start: 0,
             end: segment.end,
             upper,
+            memory_bytes: Cell::new(0),
+            disk_bytes: Cell::new(0),
         }
     }
 }

@@ -36,6 +36,7 @@ use crate::disk::{Disk, DiskBuffer, DiskFile};
 use crate::epochs::{EpochCache, LEADER_EPOCH_FILE};
 use crate::notify::Notify;
 use crate::segment::{self, SegmentIndex};
+use crate::stats::IoStats;
 use chunks::{close_open_chunk, write_into_chunks};
 pub use maintenance::Retention;
 use read::ReadPlan;
@@ -78,6 +79,8 @@ pub struct LogConfig {
     /// The shard's write-behind budget, shared with its other logs: appends beyond it get
     /// [`LogError::BufferFull`]. `None`: only `max_unflushed_bytes` bounds this log.
     pub write_budget: Option<Rc<Budget>>,
+    /// The shard's I/O counters, shared with its other logs.
+    pub stats: Rc<crate::stats::IoStats>,
 }
 
 impl Default for LogConfig {
@@ -91,6 +94,7 @@ impl Default for LogConfig {
             flush_policy: FlushPolicy::EveryCommit,
             tail_cache: None,
             write_budget: None,
+            stats: Rc::default(),
         }
     }
 }
@@ -847,6 +851,8 @@ impl<D: Disk> Log<D> {
         }
         self.flushed.notify_all();
         let files = written?;
+        let stats = &self.config.stats;
+        let sync_started = std::time::Instant::now();
         let sync_guard = PhaseGuard {
             log: self,
             phase: Phase::Sync(target),
@@ -862,6 +868,10 @@ impl<D: Disk> Log<D> {
                     // either order leave the durable offset right.
                     state.durable_offset = state.durable_offset.max(target);
                     state.flushes += u64::from(!jobs.is_empty());
+                    if !jobs.is_empty() {
+                        IoStats::add(&stats.syncs, 1);
+                        stats.sync_latency.observe(sync_started.elapsed());
+                    }
                 }
                 Err(_) => state.offline = true,
             }
@@ -963,7 +973,8 @@ impl<D: Disk> Log<D> {
             .iter()
             .map(|(buffer, pos)| file.write_at(buffer.clone(), *pos));
         for result in crate::join::join_all(writes.collect()).await {
-            result.map_err(io_error(context("writing")))?;
+            let written = result.map_err(io_error(context("writing")))?;
+            IoStats::add(&self.config.stats.written_bytes, written as u64);
         }
         if let Some((end, offsets, times)) = &job.finalise {
             file.truncate(*end)
@@ -1016,8 +1027,13 @@ impl<D: Disk> Log<D> {
             plan.start = segment.index.position_for(offset);
             plan
         };
-        plan.read(offset, max_bytes, self.config.index_interval_bytes)
-            .await
+        let read = plan
+            .read(offset, max_bytes, self.config.index_interval_bytes)
+            .await;
+        let stats = &self.config.stats;
+        IoStats::add(&stats.read_memory_bytes, plan.memory_bytes.get());
+        IoStats::add(&stats.read_disk_bytes, plan.disk_bytes.get());
+        read
     }
 
     /// Flushes, finalises the active segment (truncates its preallocated tail, writes its

@@ -10,6 +10,7 @@ const READ_PIECE_BYTES: usize = 256 * 1024;
 
 /// The most a batch may decompress to when a timestamp lookup has to look inside it.
 const MAX_DECOMPRESSED_BYTES: usize = 64 * 1024 * 1024;
+use std::cell::Cell;
 use std::path::PathBuf;
 use std::rc::Rc;
 
@@ -21,6 +22,9 @@ pub(super) struct ReadPlan<F: DiskFile> {
     pub(super) start: u64,
     pub(super) end: u64,
     pub(super) upper: Offset,
+    /// Bytes this plan's reads took from memory and from the file.
+    pub(super) memory_bytes: Cell<u64>,
+    pub(super) disk_bytes: Cell<u64>,
 }
 
 impl<F: DiskFile> ReadPlan<F> {
@@ -198,6 +202,10 @@ impl<F: DiskFile> ReadPlan<F> {
                 return Err(self.corrupt(pos, "segment file shorter than its recorded end"));
             }
         }
+        self.disk_bytes
+            .set(self.disk_bytes.get() + out.len() as u64);
+        self.memory_bytes
+            .set(self.memory_bytes.get() + (len - out.len()) as u64);
         out.resize(len, 0);
         // Later chunks overlap earlier ones by at most a carried page holding the same bytes.
         for (buffer, chunk_pos, chunk_len) in &self.chunks {
