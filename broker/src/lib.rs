@@ -13,6 +13,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod cli;
 pub mod config;
 pub mod controller;
 pub mod groups;

@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 use spate_broker::admin::{self, Admin};
 use spate_broker::api::Broker;
+use spate_broker::cli;
 use spate_broker::config::{Config, LogFormat, StartArgs};
 use spate_broker::controller::Controller;
 use spate_broker::groups::{self, GroupTimes, Groups};
@@ -41,6 +42,8 @@ enum Command {
     ///
     /// Example: spate start --listen 127.0.0.1:9092 --data-dir /var/lib/spate
     Start(StartArgs),
+    #[command(flatten)]
+    Operator(cli::Operator),
 }
 
 /// Written log data a shard keeps in memory for readers near the end of their partitions.
@@ -59,6 +62,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let args = match cli.command {
         Some(Command::Start(args)) => args,
+        Some(Command::Operator(command)) => return cli::run(command),
         None => cli.start,
     };
     let config = match args.validate() {

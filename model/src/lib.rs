@@ -10,6 +10,7 @@
 pub mod batch;
 pub mod compression;
 pub mod ids;
+pub mod partitioner;
 pub mod topic;
 pub mod varint;
 
