@@ -5,7 +5,7 @@
 //!   503 before that and while stopping (readiness).
 //! - `GET /metrics`: every shard's metrics, merged (OpenMetrics text, which Prometheus reads).
 //! - `GET /v1/cluster`: JSON: node, version, shards, listeners, topics and their partitions
-//!   per shard.
+//!   per shard, the Kafka API versions served.
 //!
 //! HTTP/1.1 with `Connection: close`, one request per connection. Limits: a request head
 //! of at most [`MAX_REQUEST_BYTES`], read within [`REQUEST_TIMEOUT`]; at most
@@ -256,6 +256,16 @@ struct ClusterView {
     shards: usize,
     partitions_per_shard: Vec<usize>,
     topics: Vec<TopicView>,
+    /// The Kafka APIs served: (name, min version, max version).
+    api_versions: Vec<ApiRange>,
+}
+
+#[derive(Serialize)]
+struct ApiRange {
+    api: String,
+    key: i16,
+    min: i16,
+    max: i16,
 }
 
 #[derive(Serialize)]
@@ -293,6 +303,15 @@ fn cluster_json(broker: &Broker, listener: String) -> Vec<u8> {
                 internal: crate::topics::is_internal(name),
                 partitions: topic.owners.len(),
                 shards: topic.owners.clone(),
+            })
+            .collect(),
+        api_versions: crate::api::SUPPORTED
+            .iter()
+            .map(|(api, min, max)| ApiRange {
+                api: format!("{api:?}"),
+                key: *api as i16,
+                min: *min,
+                max: *max,
             })
             .collect(),
     };

@@ -359,3 +359,123 @@ fn spate_model_now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
 }
+
+#[test]
+fn group_describe_shows_members_and_reset_refuses_an_active_group() {
+    use std::io::{BufRead, BufReader};
+    let data = tempfile::tempdir().expect("temp dir");
+    let broker = Broker::start(data.path());
+    let cli = Cli {
+        bootstrap: &broker.address,
+    };
+    cli.ok(&["topic", "create", "watched", "-p", "2"]);
+    let script = common::repo().join("broker/tests/clients/group_member.py");
+    let mut member = Command::new(common::repo().join(".venv/bin/python"))
+        .arg(&script)
+        .args([&broker.address, "watched", "live", "20"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the group member");
+    let mut line = String::new();
+    BufReader::new(member.stdout.as_mut().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read");
+    assert_eq!(line.trim(), "joined");
+
+    let described = cli.json(&["group", "describe", "live"]);
+    assert_eq!(described["state"], "Stable", "{described}");
+    let members = described["members"].as_array().expect("members");
+    assert_eq!(members.len(), 1, "{described}");
+    assert_eq!(members[0]["client_id"], "member-under-test");
+    let assigned = &members[0]["assignment"][0];
+    assert_eq!(assigned["topic"], "watched", "{described}");
+    assert_eq!(assigned["partitions"], serde_json::json!([0, 1]));
+    let text = cli.ok(&["group", "describe", "live"]);
+    assert!(
+        text.contains("member-under-test") && text.contains("watched[0, 1]"),
+        "{text}"
+    );
+    let err = cli.fails(
+        &[
+            "group",
+            "reset-offsets",
+            "live",
+            "--topic",
+            "watched",
+            "--to-latest",
+            "--execute",
+        ],
+        1,
+    );
+    assert!(err.contains("active member"), "{err}");
+    let _ = member.kill();
+    let _ = member.wait();
+}
+
+#[test]
+fn broker_logs_as_json_and_names_slow_requests() {
+    use std::io::{BufRead, BufReader, Read};
+    let data = tempfile::tempdir().expect("temp dir");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_spate"))
+        .args(["start", "--listen", "127.0.0.1:0", "--admin-listen", "off"])
+        .args([
+            "--log-format",
+            "json",
+            "--log-level",
+            "info",
+            "--slow-request-ms",
+            "1",
+        ])
+        .arg("--data-dir")
+        .arg(data.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start spate");
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().expect("stdout"))
+        .read_line(&mut line)
+        .expect("start-up line");
+    let address = line
+        .split_whitespace()
+        .skip_while(|w| *w != "on")
+        .nth(1)
+        .expect("address")
+        .to_string();
+    // Creating 64 partitions (directories, files, synced metadata) takes well over 1 ms.
+    let cli = Cli {
+        bootstrap: &address,
+    };
+    cli.ok(&["topic", "create", "wide", "-p", "64"]);
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("read stderr");
+    assert!(child.wait().expect("wait").success());
+    let events: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: not JSON: {l}")))
+        .collect();
+    assert!(events
+        .iter()
+        .all(|e| e["level"].is_string() && e["timestamp"].is_string()));
+    let slow = events
+        .iter()
+        .find(|e| e["fields"]["message"] == "slow request" && e["fields"]["api"] == "CreateTopics")
+        .unwrap_or_else(|| panic!("no slow CreateTopics line in {stderr}"));
+    assert_eq!(slow["level"], "WARN");
+    assert!(slow["fields"]["took_ms"].as_u64().is_some(), "{slow}");
+    let created = |e: &serde_json::Value| {
+        let topic = &e["fields"]["topic"];
+        e["fields"]["message"] == "topic created" && (topic == "wide" || topic == "\"wide\"")
+    };
+    assert!(events.iter().any(created), "{stderr}");
+}

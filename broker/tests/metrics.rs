@@ -143,6 +143,16 @@ fn admin_endpoints_and_metrics_after_a_known_workload() {
     let cluster: serde_json::Value = serde_json::from_str(&body).expect("cluster JSON");
     assert_eq!(cluster["node_id"], 0);
     assert_eq!(cluster["listener"], broker.address.as_str());
+    let produce = cluster["api_versions"]
+        .as_array()
+        .expect("api_versions")
+        .iter()
+        .find(|a| a["api"] == "Produce")
+        .expect("Produce is served");
+    assert_eq!(
+        (produce["key"].as_i64(), produce["max"].as_i64()),
+        (Some(0), Some(9))
+    );
     let shards = cluster["shards"].as_u64().expect("shards") as usize;
     assert_eq!(shards.to_string(), common::test_shards());
     let metered = cluster["topics"]
