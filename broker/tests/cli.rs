@@ -414,52 +414,29 @@ fn group_describe_shows_members_and_reset_refuses_an_active_group() {
 
 #[test]
 fn broker_logs_as_json_and_names_slow_requests() {
-    use std::io::{BufRead, BufReader, Read};
+    use std::io::Read;
     let data = tempfile::tempdir().expect("temp dir");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_spate"))
-        .args(["start", "--listen", "127.0.0.1:0", "--admin-listen", "off"])
-        .args([
+    let mut broker = Broker::start_logging(
+        data.path(),
+        &[
             "--log-format",
             "json",
             "--log-level",
             "info",
             "--slow-request-ms",
             "1",
-        ])
-        .arg("--data-dir")
-        .arg(data.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start spate");
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().expect("stdout"))
-        .read_line(&mut line)
-        .expect("start-up line");
-    let address = line
-        .split_whitespace()
-        .skip_while(|w| *w != "on")
-        .nth(1)
-        .expect("address")
-        .to_string();
+        ],
+        Stdio::piped(),
+    );
+    let mut log = broker.take_log().expect("the log is piped");
     // Creating 64 partitions (directories, files, synced metadata) takes well over 1 ms.
     let cli = Cli {
-        bootstrap: &address,
+        bootstrap: &broker.address,
     };
     cli.ok(&["topic", "create", "wide", "-p", "64"]);
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
+    assert!(broker.stop("-TERM").success(), "a clean stop");
     let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .expect("stderr")
-        .read_to_string(&mut stderr)
-        .expect("read stderr");
-    assert!(child.wait().expect("wait").success());
+    log.read_to_string(&mut stderr).expect("read the log");
     let events: Vec<serde_json::Value> = stderr
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: not JSON: {l}")))

@@ -92,6 +92,11 @@ impl Broker {
 
     /// Starts `spate` on `data_dir` with `extra` flags.
     pub(crate) fn start_with(data_dir: &Path, extra: &[&str]) -> Broker {
+        Broker::start_logging(data_dir, extra, Stdio::inherit())
+    }
+
+    /// Starts `spate` on `data_dir` with `extra` flags, its log (stderr) going to `log`.
+    pub(crate) fn start_logging(data_dir: &Path, extra: &[&str], log: Stdio) -> Broker {
         // The admin listener on an ephemeral port too, unless the test chooses.
         let admin: &[&str] = if extra.contains(&"--admin-listen") {
             &[]
@@ -108,7 +113,7 @@ impl Broker {
             .arg("--data-dir")
             .arg(data_dir)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(log)
             .spawn()
             .expect("start spate");
         let mut line = String::new();
@@ -133,6 +138,11 @@ impl Broker {
             admin,
             data_dir: data_dir.to_path_buf(),
         }
+    }
+
+    /// The broker's log, when it was started with a piped stderr.
+    pub(crate) fn take_log(&mut self) -> Option<std::process::ChildStderr> {
+        self.child.stderr.take()
     }
 
     /// The broker's process id.
