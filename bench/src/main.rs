@@ -10,6 +10,9 @@ use std::process::ExitCode;
 
 /// Registered I/O memory for the bench's executor (locked memory is scarce: `ulimit -l`).
 const IO_MEMORY_BYTES: usize = 4 << 20;
+/// The loopback TCP probe sends at most this much, for at most this long.
+const LOOPBACK_BYTES: u64 = 16 << 30;
+const LOOPBACK_TIME: std::time::Duration = std::time::Duration::from_secs(3);
 
 #[derive(Parser)]
 #[command(
@@ -24,7 +27,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Raw O_DIRECT write/read bandwidth and fdatasync latency in DIR, CRC32C and memcpy speed.
+    /// Raw O_DIRECT write/read bandwidth and fdatasync latency in DIR, CRC32C and memcpy
+    /// speed, loopback TCP bandwidth between two executors.
     ///
     /// Example: spate-bench limits --dir /var/lib/spate --runs 3 --json limits.json
     Limits(Common),
@@ -437,6 +441,14 @@ fn one_run(
     }
     report.record("limit.crc32c", "MiB/s", limits.crc32c_mib_s);
     report.record("limit.memcpy", "MiB/s", limits.memcpy_mib_s);
+    let loopback = spate_loadgen::probe::loopback_tcp(LOOPBACK_BYTES, LOOPBACK_TIME)?;
+    report.record("limit.loopback_tcp", "MiB/s", loopback);
+    // What a catch-up read can reach: the disk or the network, whichever is slower.
+    report.record(
+        "limit.catch_up_ceiling",
+        "MiB/s",
+        loopback.min(limits.read_mib_s),
+    );
     for (partitions, append, read) in storage_figures {
         let prefix = format!("storage.append.{partitions}p");
         report.record(

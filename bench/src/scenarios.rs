@@ -279,7 +279,7 @@ pub fn compare(report: &mut Report, config: &ScenarioConfig) {
     let max = format!("{p}produce_max.throughput");
     if p.is_empty() {
         report.compare(&max, "limit.disk.write");
-        report.compare("catch_up.throughput", "limit.disk.read");
+        report.compare("catch_up.throughput", "limit.catch_up_ceiling");
         report.compare("produce_latency.50pct.publish.p99", "limit.fdatasync.p99x2");
     } else {
         report.compare(&max, "produce_max.throughput");

@@ -58,6 +58,15 @@ fn storage_scenario_reports_every_figure_against_its_limit() {
         assert_eq!(figure["runs"].as_array().expect("runs").len(), 2, "{name}");
     }
     assert!(find("limit.fdatasync.p99")["value"].as_f64().expect("p99") > 0.0);
+    let value = |name: &str| find(name)["value"].as_f64().expect("value");
+    assert!(value("limit.loopback_tcp") > 0.0);
+    let ceiling = value("limit.catch_up_ceiling");
+    // Per run the slower of disk and network, so its median is at most either median.
+    let slower = value("limit.disk.read").min(value("limit.loopback_tcp"));
+    assert!(
+        ceiling > 0.0 && ceiling <= slower + 1e-9,
+        "{ceiling} > {slower}"
+    );
     // The scratch directory is removed afterwards.
     let left: Vec<_> = std::fs::read_dir(dir.path())
         .expect("dir")

@@ -22,6 +22,7 @@ pub mod client;
 pub mod consume;
 pub mod keys;
 pub mod plot;
+pub mod probe;
 pub mod report;
 pub mod run;
 pub mod workload;

@@ -37,14 +37,14 @@ impl<F: DiskFile> ReadPlan<F> {
         index_interval_bytes: u64,
     ) -> Result<ReadBatches, LogError> {
         const SLACK_BYTES: u64 = 64 * 1024;
-        let mut out = ReadBatches::default();
         let mut position = self.start;
         let first_read =
             (index_interval_bytes + max_bytes as u64 + SLACK_BYTES).min(self.end - position);
-        let mut window = WindowBytes {
-            pos: position,
-            bytes: self.bytes(position, first_read as usize).await?,
+        let mut out = ReadBatches {
+            bytes: Vec::with_capacity(max_bytes.min(first_read as usize)),
+            batches: 0,
         };
+        let mut window = self.window(position, first_read as usize).await?;
         while position + (LOG_OVERHEAD_BYTES as u64) <= self.end {
             let header_len = BATCH_HEADER_BYTES.min((self.end - position) as usize);
             let header = window.get(self, position, header_len).await?;
@@ -62,9 +62,13 @@ impl<F: DiskFile> ReadPlan<F> {
                 if out.batches > 0 && out.bytes.len() + size > max_bytes {
                     break;
                 }
-                let batch = window.get(self, position, size).await?;
-                if let Err(e) = RecordBatch::validate(batch) {
-                    return Err(self.corrupt(position, &e.to_string()));
+                let (batch, buffered) = window.get_with_source(self, position, size).await?;
+                // Buffered batches were validated when they were appended; what comes from
+                // the file is checked again (a corrupt batch is reported, never served).
+                if !buffered {
+                    if let Err(e) = RecordBatch::validate(batch) {
+                        return Err(self.corrupt(position, &e.to_string()));
+                    }
                 }
                 out.bytes.extend_from_slice(batch);
                 out.batches += 1;
@@ -87,6 +91,7 @@ impl<F: DiskFile> ReadPlan<F> {
         let mut window = WindowBytes {
             pos: position,
             bytes: Vec::new(),
+            in_memory: false,
         };
         let mut next = None;
         while position + LOG_OVERHEAD_BYTES as u64 <= self.end {
@@ -111,6 +116,7 @@ impl<F: DiskFile> ReadPlan<F> {
         let mut window = WindowBytes {
             pos: position,
             bytes: Vec::new(),
+            in_memory: false,
         };
         let mut scratch = Vec::new();
         while position + LOG_OVERHEAD_BYTES as u64 <= self.end {
@@ -202,21 +208,30 @@ impl<F: DiskFile> ReadPlan<F> {
                 return Err(self.corrupt(pos, "segment file shorter than its recorded end"));
             }
         }
-        self.disk_bytes
-            .set(self.disk_bytes.get() + out.len() as u64);
-        self.memory_bytes
-            .set(self.memory_bytes.get() + (len - out.len()) as u64);
-        out.resize(len, 0);
-        // Later chunks overlap earlier ones by at most a carried page holding the same bytes.
+        let from_disk = out.len();
+        // The rest from the chunks, in order; a later chunk may repeat the last page of the
+        // one before it (a carried page holding the same bytes), which is skipped.
         for (buffer, chunk_pos, chunk_len) in &self.chunks {
-            let from = pos.max(*chunk_pos);
+            let filled = pos + out.len() as u64;
+            let from = filled.max(*chunk_pos);
             let to = want_end.min(chunk_pos + *chunk_len as u64);
             if from < to {
+                if from != filled {
+                    return Err(self.corrupt(filled, "a gap in the buffered data"));
+                }
                 let source =
                     &buffer.bytes()[(from - chunk_pos) as usize..(to - chunk_pos) as usize];
-                out[(from - pos) as usize..(to - pos) as usize].copy_from_slice(source);
+                out.extend_from_slice(source);
             }
         }
+        if out.len() < len {
+            let filled = pos + out.len() as u64;
+            return Err(self.corrupt(filled, "data neither buffered nor on disk"));
+        }
+        self.disk_bytes
+            .set(self.disk_bytes.get() + from_disk as u64);
+        self.memory_bytes
+            .set(self.memory_bytes.get() + (len - from_disk) as u64);
         Ok(out)
     }
 }
@@ -225,9 +240,36 @@ impl<F: DiskFile> ReadPlan<F> {
 struct WindowBytes {
     pos: u64,
     bytes: Vec<u8>,
+    /// All of them came from the write-behind and tail-cache buffers.
+    in_memory: bool,
+}
+
+impl<F: DiskFile> ReadPlan<F> {
+    /// A window of `[pos, pos + len)`.
+    async fn window(&self, pos: u64, len: usize) -> Result<WindowBytes, LogError> {
+        let disk_before = self.disk_bytes.get();
+        let bytes = self.bytes(pos, len).await?;
+        Ok(WindowBytes {
+            pos,
+            bytes,
+            in_memory: self.disk_bytes.get() == disk_before,
+        })
+    }
 }
 
 impl WindowBytes {
+    /// Like [`WindowBytes::get`], and whether the bytes came from the buffers alone.
+    async fn get_with_source<F: DiskFile>(
+        &mut self,
+        plan: &ReadPlan<F>,
+        position: u64,
+        len: usize,
+    ) -> Result<(&[u8], bool), LogError> {
+        let _ = self.get(plan, position, len).await?;
+        let at = (position - self.pos) as usize;
+        Ok((&self.bytes[at..at + len], self.in_memory))
+    }
+
     /// `[position, position + len)`, reading it (and what follows, up to the segment end) if
     /// the window does not hold it.
     async fn get<F: DiskFile>(
@@ -240,8 +282,7 @@ impl WindowBytes {
             position >= self.pos && position + len as u64 <= self.pos + self.bytes.len() as u64;
         if !held {
             let want = (len as u64).max(256 * 1024).min(plan.end - position) as usize;
-            self.bytes = plan.bytes(position, want.max(len)).await?;
-            self.pos = position;
+            *self = plan.window(position, want.max(len)).await?;
         }
         let at = (position - self.pos) as usize;
         Ok(&self.bytes[at..at + len])
