@@ -128,10 +128,23 @@ fn main() -> ExitCode {
         Ok(report) => {
             print!("{}", report.table());
             let json = serde_json::to_string_pretty(&report).expect("figures serialise");
-            let outputs = [(&common.json, json), (&common.markdown, report.markdown())];
+            let mut markdown = report.markdown();
+            let mut outputs = vec![(common.json.clone(), json)];
+            if let Some(path) = &common.markdown {
+                // Each chart beside the report, named after it, and linked from it.
+                let stem = path
+                    .file_stem()
+                    .map_or("report".into(), |s| s.to_string_lossy().into_owned());
+                for (suffix, title, svg) in report.charts() {
+                    let file = format!("{stem}-{suffix}.svg");
+                    markdown.push_str(&format!("\n![{title}]({file})\n"));
+                    outputs.push((Some(path.with_file_name(&file)), svg));
+                }
+            }
+            outputs.push((common.markdown.clone(), markdown));
             for (path, contents) in outputs {
                 let Some(path) = path else { continue };
-                if let Err(e) = std::fs::write(path, contents) {
+                if let Err(e) = std::fs::write(&path, contents) {
                     eprintln!("spate-bench: cannot write {}: {e}", path.display());
                     return ExitCode::FAILURE;
                 }

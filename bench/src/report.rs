@@ -157,9 +157,147 @@ impl Report {
     }
 }
 
+/// The brokers a report has figures for: ("Spate", "") and (NAME, "peer.NAME.") per peer.
+fn brokers(report: &Report) -> Vec<(String, String)> {
+    let mut found = vec![("Spate".to_string(), String::new())];
+    for figure in &report.figures {
+        if let Some(rest) = figure.name.strip_prefix("peer.") {
+            if let Some((name, _)) = rest.split_once('.') {
+                let prefix = format!("peer.{name}.");
+                if !found.iter().any(|(_, p)| *p == prefix) {
+                    found.push((name.to_string(), prefix));
+                }
+            }
+        }
+    }
+    found
+}
+
+impl Report {
+    fn value(&self, name: &str) -> Option<f64> {
+        self.figures
+            .iter()
+            .find(|f| f.name == name)
+            .map(|f| f.value)
+    }
+
+    /// The line of `{prefix}{stem}{N}{suffix}` figures over N in `xs` (those present).
+    fn series(&self, prefix: &str, name: impl Fn(f64) -> String, xs: &[f64]) -> Vec<(f64, f64)> {
+        xs.iter()
+            .filter_map(|&x| Some((x, self.value(&format!("{prefix}{}", name(x)))?)))
+            .collect()
+    }
+
+    /// The scenario charts this report has data for, as (file suffix, title, SVG): publish
+    /// latency against load, and throughput against partitions and connections, every broker
+    /// as its own line.
+    pub fn charts(&self) -> Vec<(&'static str, &'static str, String)> {
+        use spate_loadgen::plot::{chart, Line, XAxis};
+        let numbered = |stem: &str| -> Vec<f64> {
+            let mut counts: Vec<f64> = self
+                .figures
+                .iter()
+                .filter_map(|f| f.name.strip_prefix(stem)?.strip_suffix(".throughput"))
+                .filter_map(|n| n.parse::<f64>().ok())
+                .collect();
+            counts.sort_by(f64::total_cmp);
+            counts.dedup();
+            counts
+        };
+        let mut charts = Vec::new();
+        let loads = [10.0, 50.0, 80.0];
+        let mut latency = Vec::new();
+        for (who, prefix) in brokers(self) {
+            for p in ["p50", "p99", "p999"] {
+                let points = self.series(
+                    &prefix,
+                    |x| format!("produce_latency.{x}pct.publish.{p}"),
+                    &loads,
+                );
+                if !points.is_empty() {
+                    latency.push(Line {
+                        name: format!("{who} {p}"),
+                        points,
+                    });
+                }
+            }
+        }
+        if !latency.is_empty() {
+            let unit = self
+                .figures
+                .iter()
+                .find(|f| f.name.ends_with("pct.publish.p99"))
+                .map_or("", |f| f.unit);
+            let svg = chart(
+                "Publish latency against load",
+                "load (% of produce-max)",
+                &format!("publish latency ({unit})"),
+                XAxis::Linear,
+                &latency,
+            );
+            charts.push(("latency", "Publish latency against load", svg));
+        }
+        for (suffix, title, stem, x_label) in [
+            (
+                "partitions",
+                "Throughput against partitions",
+                "partitions_",
+                "partitions",
+            ),
+            (
+                "connections",
+                "Throughput against connections",
+                "connections_",
+                "connections",
+            ),
+        ] {
+            let counts = numbered(stem);
+            let lines: Vec<Line> = brokers(self)
+                .into_iter()
+                .map(|(who, prefix)| Line {
+                    name: who,
+                    points: self.series(&prefix, |x| format!("{stem}{x}.throughput"), &counts),
+                })
+                .filter(|line| !line.points.is_empty())
+                .collect();
+            if !lines.is_empty() {
+                let svg = chart(title, x_label, "throughput (MiB/s)", XAxis::Log10, &lines);
+                charts.push((suffix, title, svg));
+            }
+        }
+        charts
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn charts_come_from_the_scenario_figures_of_every_broker() {
+        let mut report = Report::default();
+        assert!(report.charts().is_empty(), "no scenario, no chart");
+        for (name, value) in [
+            ("produce_latency.10pct.publish.p99", 2.0),
+            ("produce_latency.50pct.publish.p99", 3.0),
+            ("produce_latency.80pct.publish.p99", 9.0),
+            ("partitions_1.throughput", 100.0),
+            ("partitions_10.throughput", 90.0),
+            ("partitions_100.throughput", 60.0),
+            ("peer.kafka.partitions_1.throughput", 80.0),
+            ("peer.kafka.partitions_100.throughput", 70.0),
+        ] {
+            report.record(name, "ms", value);
+        }
+        report.finish();
+        let charts = report.charts();
+        let names: Vec<&str> = charts.iter().map(|(suffix, _, _)| *suffix).collect();
+        assert_eq!(names, ["latency", "partitions"]);
+        assert!(charts[0].2.contains("Spate p99") && charts[0].2.contains("publish latency (ms)"));
+        let partitions = &charts[1].2;
+        assert!(partitions.contains(">Spate<") && partitions.contains(">kafka<"));
+        assert_eq!(partitions.matches("<polyline").count(), 2);
+    }
 
     #[test]
     fn medians_and_ratios() {

@@ -425,4 +425,13 @@ fn bench_scenarios_measure_a_broker() {
         amplification > 0.5,
         "the broker wrote what it acknowledged: {amplification}"
     );
+    // The report's charts: latency against load (Spate), throughput against partitions
+    // and connections; the peer ran neither, so each chart has one line.
+    let charts = report.charts();
+    let names: Vec<&str> = charts.iter().map(|(name, _, _)| *name).collect();
+    assert_eq!(names, ["latency", "partitions", "connections"]);
+    for (name, _, svg) in &charts {
+        assert!(svg.starts_with("<svg") && svg.contains(">Spate"), "{name}");
+        assert!(!svg.contains(">other<"), "{name}: the peer ran no such scenario");
+    }
 }

@@ -25,6 +25,9 @@ pub enum XAxis {
     Linear,
     /// Percentiles (0-100) spread by their nines: 90% at 1, 99% at 2, 99.9% at 3.
     Nines,
+    /// Positive values on a log-10 scale, ticks at the powers of ten (counts of partitions
+    /// or connections).
+    Log10,
 }
 
 /// One line of a chart.
@@ -80,6 +83,7 @@ pub fn chart(title: &str, x_label: &str, y_label: &str, x_axis: XAxis, lines: &[
     let map_x = |x: f64| match x_axis {
         XAxis::Linear => x,
         XAxis::Nines => nines(x),
+        XAxis::Log10 => x.max(f64::MIN_POSITIVE).log10(),
     };
     let points = lines.iter().flat_map(|l| l.points.iter());
     let (mut x_min, mut x_max, mut y_max) = (f64::MAX, f64::MIN, 0.0_f64);
@@ -92,6 +96,7 @@ pub fn chart(title: &str, x_label: &str, y_label: &str, x_axis: XAxis, lines: &[
         XAxis::Nines => (x_min, x_max) = (0.0, x_max.max(2.0).ceil().min(MAX_NINES)),
         // Throughputs and times: from zero.
         XAxis::Linear => x_min = x_min.min(0.0),
+        XAxis::Log10 => (x_min, x_max) = (x_min.floor(), x_max.ceil()),
     }
     if x_min > x_max {
         (x_min, x_max) = (0.0, 1.0);
@@ -141,6 +146,9 @@ pub fn chart(title: &str, x_label: &str, y_label: &str, x_axis: XAxis, lines: &[
                 };
                 (f64::from(n), name)
             })
+            .collect(),
+        XAxis::Log10 => (x_min as i32..=x_max as i32)
+            .map(|power| (f64::from(power), label(10_f64.powi(power))))
             .collect(),
         XAxis::Linear => {
             let step = tick_step(x_max - x_min);
@@ -388,6 +396,25 @@ mod tests {
         );
         assert!(nines_svg.contains(">99.99%<") && nines_svg.contains(">90%<"));
         assert!((nines(99.9) - 3.0).abs() < 1e-9);
+        let log_svg = chart(
+            "counts",
+            "partitions",
+            "MiB/s",
+            XAxis::Log10,
+            &[Line {
+                name: "l".into(),
+                points: vec![(1.0, 100.0), (10.0, 90.0), (1000.0, 60.0)],
+            }],
+        );
+        for tick in [">1<", ">10<", ">100<", ">1000<"] {
+            assert!(log_svg.contains(tick), "{tick} in {log_svg}");
+        }
+        // 1 at the left edge, 1000 at the right edge of the plot.
+        assert!(log_svg.contains(&format!("{LEFT:.1},")), "{log_svg}");
+        assert!(
+            log_svg.contains(&format!("{:.1},", WIDTH - RIGHT)),
+            "{log_svg}"
+        );
         assert_eq!(tick_step(9.0), 2.0);
         assert_eq!(tick_step(1234.0), 500.0);
     }
