@@ -432,6 +432,9 @@ fn bench_scenarios_measure_a_broker() {
     assert_eq!(names, ["latency", "partitions", "connections"]);
     for (name, _, svg) in &charts {
         assert!(svg.starts_with("<svg") && svg.contains(">Spate"), "{name}");
-        assert!(!svg.contains(">other<"), "{name}: the peer ran no such scenario");
+        assert!(
+            !svg.contains(">other<"),
+            "{name}: the peer ran no such scenario"
+        );
     }
 }

@@ -14,8 +14,10 @@
 //! Chunks stay readable until their write completes; after that reads go to the disk.
 //!
 //! On disk. `<dir>/<base offset:020>.log` holds the batches; it is preallocated ahead of the
-//! appends (the file's size is not the log's end until a segment is sealed or the log is
-//! closed, when the file is truncated to its end). `.index` holds the sparse offset index; the
+//! appends, by a step that starts at [`MIN_PREALLOCATE_BYTES`] and doubles with each
+//! extension up to `preallocate_bytes` (so a busy segment grows in large steps while an idle
+//! partition holds little disk), and the file's size is not the log's end until a segment is
+//! sealed or the log is closed, when the file is truncated to its end. `.index` holds the sparse offset index; the
 //! active segment's index is written when it is sealed or the log is closed cleanly, and
 //! rebuilt by scanning after a crash. `.clean-shutdown` says the last close was clean.
 //!
@@ -69,7 +71,8 @@ pub struct LogConfig {
     /// Appends are refused with [`LogError::BufferFull`] while this many bytes wait for a
     /// flush: the bound on a log's write-behind memory.
     pub max_unflushed_bytes: usize,
-    /// The file is extended (fallocate) this far ahead of the appends.
+    /// The most a file is extended (fallocate) ahead of the appends at once; the step starts
+    /// at [`MIN_PREALLOCATE_BYTES`] (or this, if smaller) and doubles per extension.
     pub preallocate_bytes: u64,
     /// When the owner flushes this log (see [`FlushPolicy`]).
     pub flush_policy: FlushPolicy,
@@ -202,6 +205,17 @@ fn io_error(context: impl FnOnce() -> String) -> impl FnOnce(io::Error) -> LogEr
         context: context(),
         source,
     }
+}
+
+/// A segment file's first preallocation step.
+pub const MIN_PREALLOCATE_BYTES: u64 = 1 << 20;
+
+/// How far beyond `end` a segment file with `allocated` bytes is extended: the step doubles
+/// the allocation, from [`MIN_PREALLOCATE_BYTES`] up to `most` (never past `segment_bytes`,
+/// unless `end` already is).
+fn allocation_target(end: u64, allocated: u64, most: u64, segment_bytes: u64) -> u64 {
+    let step = allocated.max(MIN_PREALLOCATE_BYTES).min(most);
+    (end + step).min(segment_bytes.max(end))
 }
 
 /// What [`Log::append`] assigned.
@@ -926,7 +940,12 @@ impl<D: Disk> Log<D> {
                 )
             });
             let allocate_to = (!segment.sealed && segment.end > segment.allocated).then(|| {
-                (segment.end + preallocate).min(self.segment_bytes.get().max(segment.end))
+                allocation_target(
+                    segment.end,
+                    segment.allocated,
+                    preallocate,
+                    self.segment_bytes.get(),
+                )
             });
             jobs.push(FlushJob {
                 base: segment.base,
@@ -1060,5 +1079,60 @@ impl<D: Disk> Log<D> {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn preallocation_doubles_from_one_mib_to_the_configured_step() {
+        const MIB: u64 = 1 << 20;
+        const GIB: u64 = 1 << 30;
+        // A fresh segment: 1 MiB ahead.
+        assert_eq!(allocation_target(4096, 0, 64 * MIB, GIB), 4096 + MIB);
+        // Then the step follows the allocation: 1, 2, 4 ... MiB, capped at 64 MiB.
+        let mut allocated = 0;
+        let mut steps = Vec::new();
+        for _ in 0..9 {
+            let end = allocated + 1;
+            let target = allocation_target(end, allocated, 64 * MIB, GIB);
+            steps.push((target - end) / MIB);
+            allocated = target;
+        }
+        assert_eq!(steps, [1, 1, 2, 4, 8, 16, 32, 64, 64]);
+        // Never past the segment size, unless the end already is.
+        assert_eq!(allocation_target(GIB - 10, 512 * MIB, 64 * MIB, GIB), GIB);
+        assert_eq!(allocation_target(GIB + 5, GIB, 64 * MIB, GIB), GIB + 5);
+        // A configured step below 1 MiB (tests) is used as it is.
+        assert_eq!(allocation_target(100, 0, 32 * 1024, GIB), 100 + 32 * 1024);
+    }
+
+    #[test]
+    fn an_idle_partition_holds_little_disk() {
+        let disk = crate::disk::memory::MemoryDisk::default();
+        let dir = std::path::Path::new("/data/idle-0");
+        let log =
+            futures_lite::future::block_on(Log::open(disk.clone(), dir, LogConfig::default()))
+                .expect("open");
+        let mut builder = spate_model::BatchBuilder::new(spate_model::Compression::None);
+        builder
+            .push(&spate_model::BuilderRecord {
+                value: Some(b"one record"),
+                ..Default::default()
+            })
+            .expect("push");
+        let bytes = builder.build().expect("build");
+        let batch = RecordBatch::validate(&bytes).expect("valid");
+        log.append(&batch, LeaderEpoch(0)).expect("append");
+        futures_lite::future::block_on(log.flush()).expect("flush");
+        let file = dir.join(segment::log_file_name(Offset(0)));
+        let size = disk.contents(&file).expect("the segment file").len() as u64;
+        assert!(
+            size <= MIN_PREALLOCATE_BYTES + 4096,
+            "{size} bytes on disk for one record"
+        );
+        assert!(size >= bytes.len() as u64);
     }
 }
