@@ -1059,6 +1059,55 @@ fn fetch_of(topic: &str, offsets: &[(i32, i64)], max_wait_ms: i32, max_bytes: i3
     )
 }
 
+/// One acks=all Produce touching 512 partitions: each shard flushes hundreds of logs for
+/// it at once. (Polling every pending flush on every wake-up once overflowed glommio's
+/// waker count and panicked the shard.)
+#[test]
+fn a_produce_spanning_hundreds_of_partitions_is_answered() {
+    const PARTITIONS: i32 = 512;
+    let data = tempfile::tempdir().expect("temp dir");
+    let broker = Broker::start(data.path());
+    let mut raw = Raw::connect(&broker.address);
+    let request = CreateTopicsRequest::default()
+        .with_timeout_ms(30_000)
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("wide")))
+            .with_num_partitions(PARTITIONS)
+            .with_replication_factor(1)]);
+    let ResponseKind::CreateTopics(created) =
+        raw.call(ApiKey::CreateTopics, 5, RequestKind::CreateTopics(request))
+    else {
+        panic!("not a CreateTopics response")
+    };
+    assert_eq!(created.topics[0].error_code, 0);
+    for round in 0..3 {
+        let partitions = (0..PARTITIONS)
+            .map(|p| {
+                PartitionProduceData::default()
+                    .with_index(p)
+                    .with_records(Some(batch_with(format!("r{round}p{p}").as_bytes())))
+            })
+            .collect();
+        let request = ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(30_000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_static_str("wide")))
+                .with_partition_data(partitions)]);
+        let ResponseKind::Produce(produced) =
+            raw.call(ApiKey::Produce, 9, RequestKind::Produce(request))
+        else {
+            panic!("not a Produce response")
+        };
+        let answers = &produced.responses[0].partition_responses;
+        assert_eq!(answers.len(), PARTITIONS as usize);
+        for answer in answers {
+            assert_eq!(answer.error_code, 0, "partition {}", answer.index);
+            assert_eq!(answer.base_offset, round);
+        }
+    }
+}
+
 /// With two shards a topic's partitions live on both: one Produce, Fetch or ListOffsets
 /// naming partitions in a scrambled order gets every partition's answer, in request order,
 /// and a long poll wakes for an append on either shard.
