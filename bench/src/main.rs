@@ -349,11 +349,18 @@ fn run_scenarios(args: &ScenarioArgs, command: String) -> Result<Report, String>
                 // What the started broker logged as going wrong, to say why.
                 let log = std::fs::read_to_string(work.join(format!("broker-{run}.log")))
                     .unwrap_or_default();
-                let problems: Vec<&str> = log
-                    .lines()
-                    .filter(|l| l.contains("ERROR") || l.contains("WARN"))
-                    .take(5)
+                // A panic first (it ends the broker), then errors, then warnings.
+                let lines: Vec<&str> = log.lines().collect();
+                let mut problems: Vec<&str> = lines
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, l)| l.contains("panicked at"))
+                    .flat_map(|(i, _)| lines[i..(i + 2).min(lines.len())].iter().copied())
+                    .take(4)
                     .collect();
+                for level in ["ERROR", "WARN"] {
+                    problems.extend(lines.iter().filter(|l| l.contains(level)).take(3));
+                }
                 if problems.is_empty() {
                     error
                 } else {

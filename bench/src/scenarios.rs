@@ -171,7 +171,53 @@ fn measure(
             (written1 - written0) / produced_bytes.max(1.0),
         );
     }
+    delete_topics(load)?;
     Ok(result)
+}
+
+/// Deletes a load's topics once it is measured, so a run's scenarios do not fill the disk
+/// (their data is not read again).
+fn delete_topics(load: &RunConfig) -> Result<(), String> {
+    use spate_loadgen::client::Connection;
+    use spate_protocol::kafka_protocol::messages::delete_topics_request::DeleteTopicsRequest;
+    use spate_protocol::kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind, TopicName};
+    use spate_protocol::kafka_protocol::protocol::StrBytes;
+    let bootstrap = load.bootstrap.clone();
+    let names = load.topic_names();
+    spate_loadgen::run::on_executor("bench-cleanup", move || async move {
+        let mut connection = Connection::connect(&bootstrap)
+            .await
+            .map_err(|e| e.to_string())?;
+        let version = connection
+            .version(ApiKey::DeleteTopics, (1, 5))
+            .map_err(|e| e.to_string())?;
+        let request = DeleteTopicsRequest::default()
+            .with_timeout_ms(30_000)
+            .with_topic_names(
+                names
+                    .iter()
+                    .map(|n| TopicName(StrBytes::from_string(n.clone())))
+                    .collect(),
+            );
+        let response = connection
+            .call(
+                ApiKey::DeleteTopics,
+                version,
+                RequestKind::DeleteTopics(request),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        let ResponseKind::DeleteTopics(deleted) = response else {
+            return Err("unexpected DeleteTopics response".to_string());
+        };
+        match deleted.responses.iter().find(|r| r.error_code != 0) {
+            Some(failed) => Err(format!(
+                "deleting {:?} after the scenario: error {}",
+                failed.name, failed.error_code
+            )),
+            None => Ok(()),
+        }
+    })?
 }
 
 /// Runs the named scenarios once (run number `run` names the topics), recording figures.
@@ -192,6 +238,7 @@ pub fn run_once(
     if let Some(reason) = warmed.aborted {
         return Err(format!("warm-up: the load ended early: {reason}"));
     }
+    delete_topics(&warm)?;
     // Every other scenario is relative to produce-max, so it always runs.
     let max = measure(
         report,
@@ -270,6 +317,7 @@ pub fn run_once(
             report.record(&format!("{prefix}catch_up.broker.cpu"), "s", cpu1 - cpu0);
             report.record(&format!("{prefix}catch_up.broker.peak_rss"), "MiB", peak);
         }
+        delete_topics(&load)?;
     }
     Ok(())
 }

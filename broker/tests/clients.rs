@@ -1068,18 +1068,7 @@ fn a_produce_spanning_hundreds_of_partitions_is_answered() {
     let data = tempfile::tempdir().expect("temp dir");
     let broker = Broker::start(data.path());
     let mut raw = Raw::connect(&broker.address);
-    let request = CreateTopicsRequest::default()
-        .with_timeout_ms(30_000)
-        .with_topics(vec![CreatableTopic::default()
-            .with_name(TopicName(StrBytes::from_static_str("wide")))
-            .with_num_partitions(PARTITIONS)
-            .with_replication_factor(1)]);
-    let ResponseKind::CreateTopics(created) =
-        raw.call(ApiKey::CreateTopics, 5, RequestKind::CreateTopics(request))
-    else {
-        panic!("not a CreateTopics response")
-    };
-    assert_eq!(created.topics[0].error_code, 0);
+    raw.create_topic("wide", PARTITIONS);
     for round in 0..3 {
         let partitions = (0..PARTITIONS)
             .map(|p| {
@@ -1116,18 +1105,7 @@ fn requests_spanning_shards_are_answered_in_request_order() {
     let data = tempfile::tempdir().expect("temp dir");
     let broker = Broker::start(data.path());
     let mut raw = Raw::connect(&broker.address);
-    let request = CreateTopicsRequest::default()
-        .with_timeout_ms(5000)
-        .with_topics(vec![CreatableTopic::default()
-            .with_name(TopicName(StrBytes::from_static_str("spread")))
-            .with_num_partitions(6)
-            .with_replication_factor(1)]);
-    let ResponseKind::CreateTopics(created) =
-        raw.call(ApiKey::CreateTopics, 5, RequestKind::CreateTopics(request))
-    else {
-        panic!()
-    };
-    assert_eq!(created.topics[0].error_code, 0);
+    raw.create_topic("spread", 6);
 
     let order = [5, 0, 3, 2, 4, 1];
     for round in 0..2_i64 {

@@ -6,11 +6,7 @@ mod common;
 
 use bytes::Bytes;
 use common::{produce_request, python, repo, run_client, Broker, Raw};
-use spate_protocol::kafka_protocol::messages::create_topics_request::{
-    CreatableTopic, CreateTopicsRequest,
-};
-use spate_protocol::kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind, TopicName};
-use spate_protocol::kafka_protocol::protocol::StrBytes;
+use spate_protocol::kafka_protocol::messages::{ApiKey, ResponseKind};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -125,18 +121,7 @@ fn admin_endpoints_and_metrics_after_a_known_workload() {
 
     let topic = "metered";
     let mut raw = Raw::connect(&broker.address);
-    let request = CreateTopicsRequest::default()
-        .with_timeout_ms(5000)
-        .with_topics(vec![CreatableTopic::default()
-            .with_name(TopicName(StrBytes::from_static_str(topic)))
-            .with_num_partitions(2)
-            .with_replication_factor(1)]);
-    let ResponseKind::CreateTopics(created) =
-        raw.call(ApiKey::CreateTopics, 5, RequestKind::CreateTopics(request))
-    else {
-        panic!("not a CreateTopics response")
-    };
-    assert_eq!(created.topics[0].error_code, 0);
+    raw.create_topic(topic, 2);
 
     let (status, body) = get(&admin, "/v1/cluster");
     assert_eq!(status, 200, "{body}");

@@ -234,6 +234,28 @@ impl Raw {
         Some(Bytes::from(body))
     }
 
+    /// Creates topic `name` with `partitions` partitions (CreateTopics v5) and checks that
+    /// it worked.
+    pub(crate) fn create_topic(&mut self, name: &str, partitions: i32) {
+        use spate_protocol::kafka_protocol::messages::create_topics_request::{
+            CreatableTopic, CreateTopicsRequest,
+        };
+        use spate_protocol::kafka_protocol::messages::TopicName;
+        use spate_protocol::kafka_protocol::protocol::StrBytes;
+        let request = CreateTopicsRequest::default()
+            .with_timeout_ms(30_000)
+            .with_topics(vec![CreatableTopic::default()
+                .with_name(TopicName(StrBytes::from_string(name.to_string())))
+                .with_num_partitions(partitions)
+                .with_replication_factor(1)]);
+        let ResponseKind::CreateTopics(created) =
+            self.call(ApiKey::CreateTopics, 5, RequestKind::CreateTopics(request))
+        else {
+            panic!("not a CreateTopics response")
+        };
+        assert_eq!(created.topics[0].error_code, 0, "creating {name}");
+    }
+
     pub(crate) fn call(&mut self, api: ApiKey, version: i16, body: RequestKind) -> ResponseKind {
         self.correlation += 1;
         let header = RequestHeader::new(api, version, self.correlation, Some("raw-test"));

@@ -1086,6 +1086,18 @@ impl<D: Disk> Log<D> {
 mod tests {
     use super::*;
 
+    /// An uncompressed batch of one record holding `value`.
+    fn one_record(value: &[u8]) -> Vec<u8> {
+        let mut builder = spate_model::BatchBuilder::new(spate_model::Compression::None);
+        builder
+            .push(&spate_model::BuilderRecord {
+                value: Some(value),
+                ..Default::default()
+            })
+            .expect("push");
+        builder.build().expect("build")
+    }
+
     #[test]
     fn preallocation_doubles_from_one_mib_to_the_configured_step() {
         const MIB: u64 = 1 << 20;
@@ -1110,20 +1122,49 @@ mod tests {
     }
 
     #[test]
+    fn an_idle_partition_holds_one_page_of_buffer_until_it_is_written() {
+        let disk = crate::disk::memory::MemoryDisk::default();
+        let dir = std::path::Path::new("/data/quiet-0");
+        let config = LogConfig::default();
+        let log = futures_lite::future::block_on(Log::open(disk.clone(), dir, config.clone()))
+            .expect("open");
+        let buffered = |log: &Log<crate::disk::memory::MemoryDisk>| -> Vec<usize> {
+            let state = log.state.borrow();
+            let segment = state.segments.values().next_back().expect("a segment");
+            segment
+                .chunks
+                .iter()
+                .map(|c| c.buffer.bytes().len())
+                .collect()
+        };
+        assert_eq!(
+            buffered(&log),
+            [disk.alignment()],
+            "one page, not a whole chunk"
+        );
+        // Appends beyond it open full-size chunks.
+        let bytes = one_record(&[7_u8; 10_000]);
+        let batch = RecordBatch::validate(&bytes).expect("valid");
+        log.append(&batch, LeaderEpoch(0)).expect("append");
+        assert_eq!(buffered(&log), [disk.alignment(), config.chunk_bytes]);
+        futures_lite::future::block_on(log.flush()).expect("flush");
+        let read = futures_lite::future::block_on(log.read(Offset(0), 1 << 20, Offset(i64::MAX)))
+            .expect("read");
+        assert_eq!(
+            read.bytes.len(),
+            bytes.len(),
+            "the batch spans both chunks intact"
+        );
+    }
+
+    #[test]
     fn an_idle_partition_holds_little_disk() {
         let disk = crate::disk::memory::MemoryDisk::default();
         let dir = std::path::Path::new("/data/idle-0");
         let log =
             futures_lite::future::block_on(Log::open(disk.clone(), dir, LogConfig::default()))
                 .expect("open");
-        let mut builder = spate_model::BatchBuilder::new(spate_model::Compression::None);
-        builder
-            .push(&spate_model::BuilderRecord {
-                value: Some(b"one record"),
-                ..Default::default()
-            })
-            .expect("push");
-        let bytes = builder.build().expect("build");
+        let bytes = one_record(b"one record");
         let batch = RecordBatch::validate(&bytes).expect("valid");
         log.append(&batch, LeaderEpoch(0)).expect("append");
         futures_lite::future::block_on(log.flush()).expect("flush");

@@ -82,7 +82,9 @@ pub(super) async fn recover_segment<D: Disk>(
     segment.sealed = !active;
     let file = Rc::new(file);
     if active {
-        // The next append continues the partial last page, so carry it in an open chunk.
+        // The next append continues the partial last page, so carry it in an open chunk —
+        // of one page: an idle partition holds no more (appends open full-size chunks after
+        // it as they need them).
         let alignment = disk.alignment();
         assert_eq!(
             alignment % file.alignment(),
@@ -91,7 +93,7 @@ pub(super) async fn recover_segment<D: Disk>(
         );
         let pos = align_down(segment.end, alignment);
         let partial = (segment.end - pos) as usize;
-        let mut buffer = disk.alloc_buffer(config.chunk_bytes);
+        let mut buffer = disk.alloc_buffer(alignment.min(config.chunk_bytes));
         if partial > 0 {
             let bytes = file
                 .read_at(pos, partial)
