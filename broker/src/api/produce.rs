@@ -177,7 +177,9 @@ async fn append_on_owner(
         // Durable before answering.
         let results = join_all(touched.iter().map(|log| log.flush()).collect()).await;
         if let Some(error) = results.into_iter().find_map(Result::err) {
-            tracing::error!(%error, "flush failed; the partition is offline");
+            if !matches!(error, LogError::Offline(_)) {
+                tracing::error!(%error, "flush failed; the partition is offline");
+            }
             for answer in &mut answers {
                 if answer.error_code == error_code::NONE {
                     answer.error_code = error_code::KAFKA_STORAGE_ERROR;
@@ -188,8 +190,11 @@ async fn append_on_owner(
     } else {
         for log in touched {
             runtime::spawn_detached(async move {
-                if let Err(error) = log.flush().await {
-                    tracing::error!(%error, "background flush failed; the partition is offline");
+                match log.flush().await {
+                    Err(LogError::Offline(_)) | Ok(_) => {}
+                    Err(error) => {
+                        tracing::error!(%error, "background flush failed; the partition is offline");
+                    }
                 }
             });
         }
@@ -357,7 +362,10 @@ pub(crate) async fn append_batch(
         }
     };
     appended.map_err(|e| {
-        tracing::error!(dir = %log.dir().display(), error = %e, "append failed");
+        // An offline partition was logged when its I/O failed; not again for every append.
+        if !matches!(e, LogError::Offline(_)) {
+            tracing::error!(dir = %log.dir().display(), error = %e, "append failed");
+        }
         (error_code::KAFKA_STORAGE_ERROR, e.to_string())
     })
 }
