@@ -77,6 +77,21 @@ impl Cli<'_> {
     }
 }
 
+/// A broker on a fresh data directory (kept as long as the returned guard).
+fn started() -> (tempfile::TempDir, Broker) {
+    let data = tempfile::tempdir().expect("temp dir");
+    let broker = Broker::start(data.path());
+    (data, broker)
+}
+
+impl<'a> Cli<'a> {
+    fn of(broker: &'a Broker) -> Cli<'a> {
+        Cli {
+            bootstrap: &broker.address,
+        }
+    }
+}
+
 fn total_lag(cli: &Cli<'_>, group: &str) -> i64 {
     cli.json(&["group", "describe", group])["total_lag"]
         .as_i64()
@@ -85,11 +100,8 @@ fn total_lag(cli: &Cli<'_>, group: &str) -> i64 {
 
 #[test]
 fn topic_subcommands_and_their_errors() {
-    let data = tempfile::tempdir().expect("temp dir");
-    let broker = Broker::start(data.path());
-    let cli = Cli {
-        bootstrap: &broker.address,
-    };
+    let (_data, broker) = started();
+    let cli = Cli::of(&broker);
     let out = cli.ok(&[
         "topic",
         "create",
@@ -192,11 +204,8 @@ fn topic_subcommands_and_their_errors() {
 
 #[test]
 fn produce_consume_and_group_offsets() {
-    let data = tempfile::tempdir().expect("temp dir");
-    let broker = Broker::start(data.path());
-    let cli = Cli {
-        bootstrap: &broker.address,
-    };
+    let (_data, broker) = started();
+    let cli = Cli::of(&broker);
     cli.ok(&["topic", "create", "events", "-p", "3"]);
     let lines: String = (0..20).map(|i| format!("user-{i}:clicked {i}\n")).collect();
     let (code, _, stderr) = cli.with_stdin(
@@ -363,11 +372,8 @@ fn spate_model_now_ms() -> i64 {
 #[test]
 fn group_describe_shows_members_and_reset_refuses_an_active_group() {
     use std::io::{BufRead, BufReader};
-    let data = tempfile::tempdir().expect("temp dir");
-    let broker = Broker::start(data.path());
-    let cli = Cli {
-        bootstrap: &broker.address,
-    };
+    let (_data, broker) = started();
+    let cli = Cli::of(&broker);
     cli.ok(&["topic", "create", "watched", "-p", "2"]);
     let script = common::repo().join("broker/tests/clients/group_member.py");
     let mut member = Command::new(common::repo().join(".venv/bin/python"))
@@ -430,9 +436,7 @@ fn broker_logs_as_json_and_names_slow_requests() {
     );
     let mut log = broker.take_log().expect("the log is piped");
     // Creating 64 partitions (directories, files, synced metadata) takes well over 1 ms.
-    let cli = Cli {
-        bootstrap: &broker.address,
-    };
+    let cli = Cli::of(&broker);
     cli.ok(&["topic", "create", "wide", "-p", "64"]);
     assert!(broker.stop("-TERM").success(), "a clean stop");
     let mut stderr = String::new();
