@@ -4,6 +4,27 @@
 //! version is outside the advertised range closes its connection (as Kafka does) — except
 //! ApiVersions, which always answers with the ranges (KIP-511).
 
+/// The (topic, partition, offset, leader epoch, metadata) entries of an OffsetCommit or
+/// TxnOffsetCommit request's topics (their partition types differ, their fields do not).
+macro_rules! offsets_to_commit {
+    ($topics:expr) => {
+        $topics
+            .iter()
+            .flat_map(|topic| {
+                topic.partitions.iter().map(|p| {
+                    (
+                        topic.name.0.to_string(),
+                        p.partition_index,
+                        p.committed_offset,
+                        p.committed_leader_epoch,
+                        p.committed_metadata.as_ref().map(|m| m.to_string()),
+                    )
+                })
+            })
+            .collect()
+    };
+}
+
 mod add_offsets_to_txn;
 mod add_partitions_to_txn;
 mod api_versions;

@@ -21,21 +21,7 @@ pub(super) async fn handle(
     version: i16,
 ) -> TxnOffsetCommitResponse {
     let group = request.group_id.0.to_string();
-    let offsets: Vec<OffsetToCommit> = request
-        .topics
-        .iter()
-        .flat_map(|topic| {
-            topic.partitions.iter().map(|p| {
-                (
-                    topic.name.0.to_string(),
-                    p.partition_index,
-                    p.committed_offset,
-                    p.committed_leader_epoch,
-                    p.committed_metadata.as_ref().map(|m| m.to_string()),
-                )
-            })
-        })
-        .collect();
+    let offsets: Vec<OffsetToCommit> = offsets_to_commit!(request.topics);
     let count = offsets.len();
     let generation = request.generation_id;
     let member_id = request.member_id.to_string();
