@@ -44,8 +44,12 @@ pub struct Limits {
     /// Sequential O_DIRECT write bandwidth, fdatasync at the end included (MiB/s).
     pub write_mib_s: f64,
     /// Sequential O_DIRECT writes made durable every MiB: 1 MiB (four blocks in flight),
-    /// then fdatasync, repeated (MiB/s). The ceiling for group commit with 1 MiB rounds.
+    /// then fdatasync, repeated (MiB/s), over blocks written before. The ceiling for group
+    /// commit with 1 MiB rounds that overwrite.
     pub durable_rounds_mib_s: f64,
+    /// The same rounds into freshly preallocated (unwritten) extents, as the log writes: each
+    /// write converts extents and each fdatasync persists that metadata (MiB/s).
+    pub durable_rounds_fresh_mib_s: f64,
     /// Sequential O_DIRECT read bandwidth (MiB/s).
     pub read_mib_s: f64,
     /// fdatasync after one 4 KiB write: p50, p99, p99.9, max (µs).
@@ -70,9 +74,15 @@ pub async fn measure(disk: &GlommioDisk, dir: &Path, config: LimitsConfig) -> io
     let fsync_us = fsync_latency(disk, &file, config.fsync_samples).await?;
     drop(file);
     disk.remove(&path).await?;
+    let fresh = Rc::new(disk.open(&path, true).await?);
+    fresh.allocate(config.bytes / 4).await?;
+    let durable_rounds_fresh_mib_s = durable_rounds(disk, &fresh, config).await?;
+    drop(fresh);
+    disk.remove(&path).await?;
     Ok(Limits {
         write_mib_s,
         durable_rounds_mib_s,
+        durable_rounds_fresh_mib_s,
         read_mib_s,
         fsync_us,
         crc32c_mib_s: crc32c_speed(),

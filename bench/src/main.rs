@@ -455,6 +455,11 @@ fn one_run(
         "MiB/s",
         limits.durable_rounds_mib_s,
     );
+    report.record(
+        "limit.disk.write_durable_1MiB_rounds_fresh",
+        "MiB/s",
+        limits.durable_rounds_fresh_mib_s,
+    );
     report.record("limit.disk.read", "MiB/s", limits.read_mib_s);
     for (name, value) in ["p50", "p99", "p999", "max"].iter().zip(limits.fsync_us) {
         report.record(&format!("limit.fdatasync.{name}"), "us", value);
