@@ -150,7 +150,8 @@ async fn durable_rounds(
     ))
 }
 
-async fn sequential_read(file: &Rc<GlommioFile>, config: LimitsConfig) -> io::Result<f64> {
+/// Reads `config.bytes` of `file` from its start, `config.depth` blocks in flight (MiB/s).
+pub async fn sequential_read(file: &Rc<GlommioFile>, config: LimitsConfig) -> io::Result<f64> {
     let blocks = config.bytes / config.block_bytes as u64;
     let started = Instant::now();
     let mut next = 0_u64;

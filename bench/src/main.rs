@@ -105,9 +105,10 @@ struct Common {
     #[arg(long, default_value_t = 512)]
     mib: u64,
     /// Concurrent producers per partition in the storage scenario (each appends a 16 KiB
-    /// batch and waits until it is durable).
-    #[arg(long, default_value_t = 16)]
-    producers: usize,
+    /// batch and waits until it is durable), one series per count. 128 keeps 2 MiB in
+    /// flight per partition, what the raw write probe keeps (8 writes of 256 KiB).
+    #[arg(long, value_delimiter = ',', default_value = "16,128")]
+    producers: Vec<usize>,
     /// Also write the figures as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -183,12 +184,14 @@ fn run(common: &Common, with_storage: bool, command: String) -> Result<Report, S
     result?;
     if with_storage {
         for partitions in [1, 8] {
-            report.compare(
-                &format!("storage.append.{partitions}p.throughput"),
-                "limit.disk.write",
-            );
+            for &producers in &common.producers {
+                report.compare(
+                    &format!("storage.append.{partitions}p.{producers}w.throughput"),
+                    "limit.disk.write",
+                );
+            }
         }
-        report.compare("storage.read.throughput", "limit.disk.read");
+        report.compare("storage.read.throughput", "limit.disk.read_same_file");
     }
     report.finish();
     Ok(report)
@@ -411,7 +414,7 @@ fn one_run(
 ) -> Result<(), String> {
     let dir = work.join(format!("run-{run}"));
     let mib = common.mib;
-    let producers = common.producers.max(1);
+    let producer_counts: Vec<usize> = common.producers.iter().map(|&p| p.max(1)).collect();
     let figures = run_executor("spate-bench", IO_MEMORY_BYTES, move || async move {
         let disk = GlommioDisk::new(&dir).await.map_err(|e| e.to_string())?;
         let config = LimitsConfig {
@@ -423,17 +426,21 @@ fn one_run(
             .map_err(|e| e.to_string())?;
         let mut storage_figures = Vec::new();
         if with_storage {
-            let scenario = StorageConfig {
-                bytes: mib << 20,
-                producers_per_partition: producers,
-                ..StorageConfig::default()
-            };
-            for partitions in [1, 8] {
-                let data = dir.join(format!("{partitions}p"));
+            for (partitions, producers) in [1, 8]
+                .into_iter()
+                .flat_map(|p| producer_counts.iter().map(move |&w| (p, w)))
+            {
+                let scenario = StorageConfig {
+                    bytes: mib << 20,
+                    producers_per_partition: producers,
+                    ..StorageConfig::default()
+                };
+                let data = dir.join(format!("{partitions}p-{producers}w"));
                 let append = storage::append(&disk, &data, partitions, scenario)
                     .await
                     .map_err(|e| e.to_string())?;
-                let read = if partitions == 1 {
+                let first = producers == producer_counts[0];
+                let read = if partitions == 1 && first {
                     Some(
                         storage::read(&disk, &data)
                             .await
@@ -442,7 +449,8 @@ fn one_run(
                 } else {
                     None
                 };
-                storage_figures.push((partitions, append, read));
+                storage_figures.push((partitions, producers, append, read));
+                std::fs::remove_dir_all(&data).map_err(|e| e.to_string())?;
             }
         }
         Ok::<_, String>((limits, storage_figures))
@@ -474,8 +482,8 @@ fn one_run(
         "MiB/s",
         loopback.min(limits.read_mib_s),
     );
-    for (partitions, append, read) in storage_figures {
-        let prefix = format!("storage.append.{partitions}p");
+    for (partitions, producers, append, read) in storage_figures {
+        let prefix = format!("storage.append.{partitions}p.{producers}w");
         report.record(
             &format!("{prefix}.throughput"),
             "MiB/s",
@@ -490,7 +498,12 @@ fn one_run(
             append.batches_per_flush,
         );
         if let Some(read) = read {
-            report.record("storage.read.throughput", "MiB/s", read);
+            report.record("storage.read.throughput", "MiB/s", read.log_mib_s);
+            report.record(
+                "limit.disk.read_same_file",
+                "MiB/s",
+                read.raw_same_file_mib_s,
+            );
         }
     }
     Ok(())

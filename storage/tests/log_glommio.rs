@@ -52,7 +52,7 @@ async fn read_all(log: &Log<GlommioDisk>) -> Vec<Vec<u8>> {
             .header()
             .last_offset();
         offset = Offset(header_last.get() + 1);
-        out.push(read.bytes);
+        out.push(read.bytes.to_vec());
     }
 }
 

@@ -62,7 +62,7 @@ fn read_all(log: &Log<MemoryDisk>, from: Offset) -> Vec<Vec<u8>> {
         }
         let batch = RecordBatch::validate(&read.bytes).expect("one whole valid batch");
         offset = Offset(batch.header().last_offset().get() + 1);
-        out.push(read.bytes);
+        out.push(read.bytes.to_vec());
     }
 }
 
@@ -1163,4 +1163,76 @@ fn io_counters_tell_memory_reads_from_disk_reads_and_count_syncs() {
     // A flush with nothing to write syncs nothing.
     block_on(log.flush()).expect("flush");
     assert_eq!(stats.syncs.get(), 1);
+}
+
+/// A log of `batches` 16 KiB batches, flushed and reopened (nothing buffered), with a tail
+/// cache of `tail_bytes`.
+fn reopened_log(
+    disk: &MemoryDisk,
+    batches: u8,
+    tail_bytes: usize,
+) -> (Log<MemoryDisk>, Vec<Vec<u8>>) {
+    let config = LogConfig {
+        segment_bytes: 64 << 20,
+        chunk_bytes: 256 * 1024,
+        tail_cache: Some(Budget::new(tail_bytes)),
+        ..LogConfig::default()
+    };
+    let log = open(disk, config.clone());
+    let mut expected = Vec::new();
+    for tag in 0..batches {
+        let bytes = batch(16, 1000, tag);
+        let (base, _) = append(&log, &bytes);
+        expected.push(stamped(&bytes, base));
+    }
+    block_on(log.close()).expect("close");
+    (open(disk, config), expected)
+}
+
+/// Reads everything from offset 0 with `max_bytes` per read; counts the reads that did no
+/// disk I/O.
+fn read_sequentially(
+    disk: &MemoryDisk,
+    log: &Log<MemoryDisk>,
+    max_bytes: usize,
+) -> (Vec<Vec<u8>>, usize, usize) {
+    let (mut out, mut calls, mut without_io) = (Vec::new(), 0, 0);
+    let mut offset = Offset(0);
+    loop {
+        let reads = disk.read_count();
+        let read = block_on(log.read(offset, max_bytes, Offset(i64::MAX))).expect("read");
+        if read.batches == 0 {
+            return (out, calls, without_io);
+        }
+        calls += 1;
+        without_io += usize::from(disk.read_count() == reads);
+        let mut rest = &read.bytes[..];
+        while !rest.is_empty() {
+            let len = i32::from_be_bytes(rest[8..12].try_into().expect("4 bytes")) as usize + 12;
+            let batch = RecordBatch::validate(&rest[..len]).expect("whole valid batches");
+            offset = Offset(batch.header().last_offset().get() + 1);
+            out.push(rest[..len].to_vec());
+            rest = &rest[len..];
+        }
+    }
+}
+
+/// A consumer reading a log from disk in order is served partly from the read-ahead: after
+/// its first reads, some reads make no disk request at all, and every batch is right.
+#[test]
+fn a_sequential_reader_is_served_from_the_read_ahead() {
+    let disk = MemoryDisk::default();
+    let (log, expected) = reopened_log(&disk, 200, 16 << 20);
+    let (got, calls, without_io) = read_sequentially(&disk, &log, 256 * 1024);
+    assert_eq!(got, expected);
+    assert!(
+        without_io * 2 >= calls,
+        "{without_io} of {calls} reads came from the read-ahead"
+    );
+    // Without room in the tail-cache budget nothing is read ahead.
+    let disk = MemoryDisk::default();
+    let (log, expected) = reopened_log(&disk, 200, 64 * 1024);
+    let (got, _, without_io) = read_sequentially(&disk, &log, 256 * 1024);
+    assert_eq!(got, expected);
+    assert_eq!(without_io, 0, "every read went to the disk");
 }

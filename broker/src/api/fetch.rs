@@ -276,7 +276,7 @@ async fn read_on_owner(
                                 .collect(),
                         );
                     }
-                    data.records = Some(Bytes::from(batches.bytes));
+                    data.records = Some(batches.bytes);
                 }
                 Err(error) => {
                     tracing::error!(%error, "fetch read failed");

@@ -185,6 +185,13 @@ impl DiskFile for GlommioFile {
         Ok(read.to_vec())
     }
 
+    async fn read_into(&self, pos: u64, out: &mut [u8]) -> io::Result<usize> {
+        let read = self.file.read_at(pos, out.len()).await?;
+        let len = read.len().min(out.len());
+        out[..len].copy_from_slice(&read[..len]);
+        Ok(len)
+    }
+
     async fn fdatasync(&self) -> io::Result<()> {
         self.file.fdatasync().await.map_err(io::Error::from)
     }

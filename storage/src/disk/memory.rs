@@ -317,6 +317,12 @@ impl DiskFile for MemoryFile {
         Ok(file.data[start..end].to_vec())
     }
 
+    async fn read_into(&self, pos: u64, out: &mut [u8]) -> io::Result<usize> {
+        let read = self.read_at(pos, out.len()).await?;
+        out[..read.len()].copy_from_slice(&read);
+        Ok(read.len())
+    }
+
     async fn fdatasync(&self) -> io::Result<()> {
         if self.fs.borrow().fdatasync_stalled {
             std::future::pending::<()>().await;

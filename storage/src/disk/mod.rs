@@ -114,6 +114,10 @@ pub trait DiskFile: std::fmt::Debug + 'static {
     /// Reads up to `len` bytes at `pos` (any alignment); fewer at the end of the file.
     async fn read_at(&self, pos: u64, len: usize) -> io::Result<Vec<u8>>;
 
+    /// Reads up to `out.len()` bytes at `pos` into `out` (any alignment); returns how many,
+    /// fewer at the end of the file. One copy out of the disk's buffer.
+    async fn read_into(&self, pos: u64, out: &mut [u8]) -> io::Result<usize>;
+
     /// Makes everything written so far durable.
     async fn fdatasync(&self) -> io::Result<()>;
 

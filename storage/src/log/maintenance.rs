@@ -89,6 +89,7 @@ impl<D: Disk> Log<D> {
             if state.offline {
                 return Err(LogError::Offline(self.dir.clone()));
             }
+            self.forget_read_buffers(&mut state);
             if offset > state.next_offset {
                 return Err(LogError::OffsetOutOfRange {
                     offset,
@@ -230,6 +231,9 @@ impl<D: Disk> Log<D> {
             if offset >= state.next_offset {
                 return Ok(state.next_offset);
             }
+            // The file's bytes past the cut will be rewritten: no read may keep them.
+            state.truncations += 1;
+            self.forget_read_buffers(&mut state);
             if offset < state.log_start {
                 return Err(LogError::OffsetOutOfRange {
                     offset,
@@ -261,6 +265,9 @@ impl<D: Disk> Log<D> {
             let mut state = self.state.borrow_mut();
             state.next_offset = end;
             state.durable_offset = end;
+            // Reads that ran during the cut may have kept bytes from before it.
+            state.truncations += 1;
+            self.forget_read_buffers(&mut state);
             state.high_watermark = state.high_watermark.min(end);
             state.epochs.truncate_from_end(end);
         }
@@ -444,6 +451,13 @@ impl<F: DiskFile> ReadPlan<F> {
             upper,
             memory_bytes: Cell::new(0),
             disk_bytes: Cell::new(0),
+            ahead: None,
+            last_read_end: None,
+            ahead_bytes: 0,
+            read_back: Default::default(),
+            spare: Default::default(),
+            served_end: Cell::new(None),
+            segment_base: segment.base.get(),
         }
     }
 }

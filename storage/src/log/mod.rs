@@ -13,6 +13,13 @@
 //! page is copied into the next chunk and rewritten there, so every write is aligned.
 //! Chunks stay readable until their write completes; after that reads go to the disk.
 //!
+//! Read path. A read finds the segment, starts at the index entry at or below the offset, and
+//! returns whole batches as a slice of the bytes read (one copy, out of the disk's buffer; a
+//! large read goes out as several requests at once). A read that continues the previous one
+//! (a consumer catching up) reads [`READ_AHEAD_BYTES`] further and keeps them for the next
+//! read, and reuses the buffer of the read-ahead before; both are held within the shard's
+//! tail-cache budget, and dropped when the log is cut.
+//!
 //! On disk. `<dir>/<base offset:020>.log` holds the batches; it is preallocated ahead of the
 //! appends, by a step that starts at [`MIN_PREALLOCATE_BYTES`] and doubles with each
 //! extension up to `preallocate_bytes` (so a busy segment grows in large steps while an idle
@@ -76,8 +83,9 @@ pub struct LogConfig {
     pub preallocate_bytes: u64,
     /// When the owner flushes this log (see [`FlushPolicy`]).
     pub flush_policy: FlushPolicy,
-    /// The shard's tail-cache budget: written chunks are kept for reads while it allows.
-    /// `None` keeps nothing once written.
+    /// The shard's tail-cache budget: written chunks are kept for reads while it allows, and
+    /// each log's read-ahead with its spare buffer (see the module notes). `None` keeps
+    /// nothing once written and reads nothing ahead.
     pub tail_cache: Option<Rc<Budget>>,
     /// The shard's write-behind budget, shared with its other logs: appends beyond it get
     /// [`LogError::BufferFull`]. `None`: only `max_unflushed_bytes` bounds this log.
@@ -231,7 +239,7 @@ pub struct Appended {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReadBatches {
     /// Back-to-back batches, the first one containing (or following) the offset asked for.
-    pub bytes: Vec<u8>,
+    pub bytes: bytes::Bytes,
     /// Number of batches in `bytes`.
     pub batches: usize,
 }
@@ -265,7 +273,29 @@ struct State<F: DiskFile> {
     /// The targets of the flushes whose sync is in flight.
     syncing: Vec<Offset>,
     offline: bool,
+    /// Bytes read ahead of a sequential reader, from the tail-cache budget.
+    read_ahead: Option<ReadAhead>,
+    /// Suffix truncations so far: a read that began before one keeps no read-ahead.
+    truncations: u64,
+    /// A buffer of an earlier read-ahead, reused by the next disk read (its length is what
+    /// the tail-cache budget counts).
+    spare_read: Option<bytes::BytesMut>,
 }
+
+/// A log's read-ahead: the last disk read of a segment, with what it read past the request.
+#[derive(Debug)]
+struct ReadAhead {
+    segment: i64,
+    /// File position of `bytes`.
+    pos: u64,
+    bytes: bytes::Bytes,
+    /// Where the last read of the segment ended (the next sequential read starts near it).
+    last_end: u64,
+}
+
+/// How far a sequential disk read reads past what was asked for, kept for the next read (one
+/// per log, from the shard's tail-cache budget; none when the budget is spent or absent).
+pub const READ_AHEAD_BYTES: usize = 1024 * 1024;
 
 #[derive(Debug)]
 struct Segment<F: DiskFile> {
@@ -418,6 +448,11 @@ impl<D: Disk> Drop for Log<D> {
             }
             for segment in state.segments.values_mut() {
                 release_all_chunks(segment, tail.as_deref());
+            }
+            if let Some(budget) = tail.as_deref() {
+                let ahead = state.read_ahead.take().map_or(0, |a| a.bytes.len());
+                let spare = state.spare_read.take().map_or(0, |s| s.len());
+                budget.give_back(ahead + spare);
             }
         }
     }
@@ -617,6 +652,9 @@ impl<D: Disk> Log<D> {
             writing: false,
             syncing: Vec::new(),
             offline: false,
+            read_ahead: None,
+            truncations: 0,
+            spare_read: None,
         };
         Ok(Log {
             segment_bytes: Cell::new(config.segment_bytes),
@@ -1044,15 +1082,120 @@ impl<D: Disk> Log<D> {
             let path = self.dir.join(segment::log_file_name(segment.base));
             let mut plan = ReadPlan::for_segment(segment, path, upper);
             plan.start = segment.index.position_for(offset);
-            plan
+            if let Some(ahead) = &state.read_ahead {
+                if ahead.segment == segment.base.get() {
+                    plan.ahead = Some((ahead.pos, ahead.bytes.clone()));
+                    plan.last_read_end = Some(ahead.last_end);
+                }
+            }
+            // Read ahead only what the budget could keep, the read itself counted.
+            let room = self
+                .config
+                .tail_cache
+                .as_ref()
+                .map_or(0, |budget| budget.capacity().saturating_sub(budget.used()));
+            if room >= READ_AHEAD_BYTES + max_bytes {
+                plan.ahead_bytes = READ_AHEAD_BYTES;
+            }
+            (plan, state.truncations)
         };
+        let (mut plan, truncations) = plan;
+        if plan.ahead_bytes > 0 {
+            // A disk read fills the spare buffer (no zeroing) if there is one.
+            let spare = self.state.borrow_mut().spare_read.take();
+            if let (Some(spare), Some(budget)) = (&spare, &self.config.tail_cache) {
+                budget.give_back(spare.len());
+            }
+            plan.spare = RefCell::new(spare);
+        }
         let read = plan
             .read(offset, max_bytes, self.config.index_interval_bytes)
             .await;
+        plan.ahead = None;
+        let truncated = self.state.borrow().truncations != truncations;
+        if let (Some(end), false) = (plan.served_end.get(), truncated) {
+            self.keep_read_ahead(plan.segment_base, end, plan.read_back.take());
+        }
+        if let Some(spare) = plan.spare.take() {
+            self.keep_spare(&mut self.state.borrow_mut(), spare);
+        }
         let stats = &self.config.stats;
         IoStats::add(&stats.read_memory_bytes, plan.memory_bytes.get());
         IoStats::add(&stats.read_disk_bytes, plan.disk_bytes.get());
         read
+    }
+
+    /// Remembers where a disk read of segment `base` ended and, if it read ahead, keeps those
+    /// bytes (while the tail-cache budget allows) in place of the log's earlier read-ahead.
+    fn keep_read_ahead(&self, base: i64, end: u64, read: Option<(u64, bytes::Bytes, u64)>) {
+        let mut state = self.state.borrow_mut();
+        let same_segment = state.read_ahead.as_ref().is_some_and(|a| a.segment == base);
+        match read {
+            Some((pos, bytes, asked_end)) if bytes.len() as u64 > asked_end - pos => {
+                self.drop_read_ahead(&mut state);
+                let kept = self
+                    .config
+                    .tail_cache
+                    .as_ref()
+                    .is_some_and(|budget| budget.try_take(bytes.len()));
+                state.read_ahead = Some(ReadAhead {
+                    segment: base,
+                    pos,
+                    bytes: if kept { bytes } else { bytes::Bytes::new() },
+                    last_end: end,
+                });
+            }
+            _ if same_segment => {
+                if let Some(ahead) = state.read_ahead.as_mut() {
+                    ahead.last_end = end;
+                }
+            }
+            _ => {
+                self.drop_read_ahead(&mut state);
+                state.read_ahead = Some(ReadAhead {
+                    segment: base,
+                    pos: end,
+                    bytes: bytes::Bytes::new(),
+                    last_end: end,
+                });
+            }
+        }
+    }
+
+    /// Forgets the read-ahead (its bytes may no longer match the file), returning its budget;
+    /// its buffer becomes the spare for the next disk read if nothing else holds it.
+    fn drop_read_ahead(&self, state: &mut State<D::File>) {
+        let Some(ahead) = state.read_ahead.take() else {
+            return;
+        };
+        if let Some(budget) = &self.config.tail_cache {
+            budget.give_back(ahead.bytes.len());
+        }
+        if let Ok(buffer) = ahead.bytes.try_into_mut() {
+            self.keep_spare(state, buffer);
+        }
+    }
+
+    /// Keeps a read buffer for the next disk read while the tail-cache budget allows.
+    fn keep_spare(&self, state: &mut State<D::File>, buffer: bytes::BytesMut) {
+        if state.spare_read.is_none()
+            && !buffer.is_empty()
+            && self
+                .config
+                .tail_cache
+                .as_ref()
+                .is_some_and(|budget| budget.try_take(buffer.len()))
+        {
+            state.spare_read = Some(buffer);
+        }
+    }
+
+    /// Forgets the read-ahead and the spare read buffer, returning their budget.
+    fn forget_read_buffers(&self, state: &mut State<D::File>) {
+        self.drop_read_ahead(state);
+        if let (Some(spare), Some(budget)) = (state.spare_read.take(), &self.config.tail_cache) {
+            budget.give_back(spare.len());
+        }
     }
 
     /// Flushes, finalises the active segment (truncates its preallocated tail, writes its
@@ -1175,5 +1318,54 @@ mod tests {
             "{size} bytes on disk for one record"
         );
         assert!(size >= bytes.len() as u64);
+    }
+
+    /// Cutting the log's tail (or its head) forgets the read-ahead and returns its budget:
+    /// the file's bytes past a cut are rewritten by later appends.
+    #[test]
+    fn truncation_drops_the_read_ahead() {
+        use futures_lite::future::block_on;
+        let disk = crate::disk::memory::MemoryDisk::default();
+        let dir = std::path::Path::new("/data/ahead-0");
+        let budget = Budget::new(16 << 20);
+        let config = LogConfig {
+            tail_cache: Some(budget.clone()),
+            ..LogConfig::default()
+        };
+        let log = block_on(Log::open(disk.clone(), dir, config.clone())).expect("open");
+        let bytes = one_record(&[7; 16 * 1024]);
+        let batch = RecordBatch::validate(&bytes).expect("valid");
+        for _ in 0..300 {
+            log.append(&batch, LeaderEpoch(0)).expect("append");
+        }
+        block_on(log.close()).expect("close");
+        let log = block_on(Log::open(disk.clone(), dir, config)).expect("reopen");
+        let holds = |log: &Log<_>| {
+            log.state
+                .borrow()
+                .read_ahead
+                .as_ref()
+                .map(|a| a.bytes.len())
+        };
+        let first = block_on(log.read(Offset(0), 256 * 1024, Offset(i64::MAX))).expect("read");
+        assert_eq!(
+            holds(&log),
+            Some(0),
+            "a first read only notes where it ended"
+        );
+        let next = Offset(i64::try_from(first.batches).expect("small"));
+        block_on(log.read(next, 256 * 1024, Offset(i64::MAX))).expect("read");
+        let held = holds(&log).expect("a read-ahead");
+        assert!(held > READ_AHEAD_BYTES, "{held} bytes read ahead");
+        assert_eq!(budget.used(), held, "claimed from the tail-cache budget");
+        block_on(log.truncate_suffix(Offset(200))).expect("truncate");
+        assert!(log.state.borrow().read_ahead.is_none());
+        assert_eq!(budget.used(), 0, "the budget is returned");
+        block_on(log.read(Offset(0), 256 * 1024, Offset(i64::MAX))).expect("read");
+        block_on(log.read(next, 256 * 1024, Offset(i64::MAX))).expect("read");
+        assert!(holds(&log).is_some_and(|held| held > 0));
+        block_on(log.truncate_prefix(Offset(10))).expect("truncate");
+        assert!(log.state.borrow().read_ahead.is_none());
+        assert_eq!(budget.used(), 0);
     }
 }

@@ -2,15 +2,21 @@
 
 use super::{io_error, LogError, ReadBatches};
 use crate::disk::{DiskBuffer, DiskFile};
+use bytes::{Bytes, BytesMut};
 use spate_model::batch::{BATCH_HEADER_BYTES, LOG_OVERHEAD_BYTES};
 use spate_model::{BatchHeader, Offset, RecordBatch, TimestampType};
 
 /// Size of each concurrent request a large disk read is split into.
 const READ_PIECE_BYTES: usize = 256 * 1024;
 
+/// A read starting this far before where the last one ended (or at it) continues it: a
+/// consumer resumes at the batch after the last one it got, which the index places at most
+/// an index interval plus the slack of a read before that end.
+const SEQUENTIAL_SLACK_BYTES: u64 = 256 * 1024;
+
 /// The most a batch may decompress to when a timestamp lookup has to look inside it.
 const MAX_DECOMPRESSED_BYTES: usize = 64 * 1024 * 1024;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::path::PathBuf;
 use std::rc::Rc;
 
@@ -25,11 +31,29 @@ pub(super) struct ReadPlan<F: DiskFile> {
     /// Bytes this plan's reads took from memory and from the file.
     pub(super) memory_bytes: Cell<u64>,
     pub(super) disk_bytes: Cell<u64>,
+    /// The segment's read-ahead when the read began: bytes of the file from a position.
+    pub(super) ahead: Option<(u64, Bytes)>,
+    /// Where the last disk read of this segment ended (a read starting near it is
+    /// sequential).
+    pub(super) last_read_end: Option<u64>,
+    /// How far past a sequential read to read ahead (0: never).
+    pub(super) ahead_bytes: usize,
+    /// What this plan read from the file: its start, the bytes (read-ahead included), and
+    /// where the part the read asked for ended.
+    pub(super) read_back: RefCell<Option<(u64, Bytes, u64)>>,
+    /// A buffer to read into instead of a new one (its bytes are overwritten, not zeroed);
+    /// given back when the plan did not use it.
+    pub(super) spare: RefCell<Option<BytesMut>>,
+    /// Where this plan's last read below the buffered chunks ended, if it made one.
+    pub(super) served_end: Cell<Option<u64>>,
+    /// The segment's base offset.
+    pub(super) segment_base: i64,
 }
 
 impl<F: DiskFile> ReadPlan<F> {
     /// Walks batches from the index position; one read covers the usual case (the skip from
     /// the index entry plus `max_bytes`), more are made only for a batch that runs past it.
+    /// The batches are returned as a slice of the bytes read, not copied again.
     pub(super) async fn read(
         &self,
         offset: Offset,
@@ -40,10 +64,7 @@ impl<F: DiskFile> ReadPlan<F> {
         let mut position = self.start;
         let first_read =
             (index_interval_bytes + max_bytes as u64 + SLACK_BYTES).min(self.end - position);
-        let mut out = ReadBatches {
-            bytes: Vec::with_capacity(max_bytes.min(first_read as usize)),
-            batches: 0,
-        };
+        let mut batches = 0;
         let mut window = self.window(position, first_read as usize).await?;
         while position + (LOG_OVERHEAD_BYTES as u64) <= self.end {
             let header_len = BATCH_HEADER_BYTES.min((self.end - position) as usize);
@@ -59,7 +80,7 @@ impl<F: DiskFile> ReadPlan<F> {
                 break;
             }
             if view.last_offset() >= offset {
-                if out.batches > 0 && out.bytes.len() + size > max_bytes {
+                if batches > 0 && window.collected() + size > max_bytes {
                     break;
                 }
                 let (batch, buffered) = window.get_with_source(self, position, size).await?;
@@ -70,15 +91,18 @@ impl<F: DiskFile> ReadPlan<F> {
                         return Err(self.corrupt(position, &e.to_string()));
                     }
                 }
-                out.bytes.extend_from_slice(batch);
-                out.batches += 1;
-                if out.bytes.len() >= max_bytes {
+                window.collect(position, size);
+                batches += 1;
+                if window.collected() >= max_bytes {
                     break;
                 }
             }
             position += size as u64;
         }
-        Ok(out)
+        Ok(ReadBatches {
+            bytes: window.into_collected(),
+            batches,
+        })
     }
 
     /// The position and base offset of the batch holding `offset` (or the first after it;
@@ -88,11 +112,7 @@ impl<F: DiskFile> ReadPlan<F> {
         offset: Offset,
     ) -> Result<(u64, Offset), LogError> {
         let mut position = self.start;
-        let mut window = WindowBytes {
-            pos: position,
-            bytes: Vec::new(),
-            in_memory: false,
-        };
+        let mut window = WindowBytes::empty(position);
         let mut next = None;
         while position + LOG_OVERHEAD_BYTES as u64 <= self.end {
             let (base, last, size) = self.header_at(&mut window, position).await?;
@@ -113,11 +133,7 @@ impl<F: DiskFile> ReadPlan<F> {
         from: Offset,
     ) -> Result<Option<(Offset, i64)>, LogError> {
         let mut position = self.start;
-        let mut window = WindowBytes {
-            pos: position,
-            bytes: Vec::new(),
-            in_memory: false,
-        };
+        let mut window = WindowBytes::empty(position);
         let mut scratch = Vec::new();
         while position + LOG_OVERHEAD_BYTES as u64 <= self.end {
             let (base, _, size) = self.header_at(&mut window, position).await?;
@@ -177,47 +193,41 @@ impl<F: DiskFile> ReadPlan<F> {
     }
 
     /// Bytes `[pos, pos + len)` of the segment. The write-behind chunks cover a suffix of
-    /// the segment (`[first chunk's pos, end)`, contiguous); what lies below it is on disk.
-    async fn bytes(&self, pos: u64, len: usize) -> Result<Vec<u8>, LogError> {
+    /// the segment (`[first chunk's pos, end)`, contiguous); what lies below it is on disk,
+    /// or in the read-ahead of an earlier sequential read.
+    async fn bytes(&self, pos: u64, len: usize) -> Result<Bytes, LogError> {
         let want_end = pos + len as u64;
         let memory_start = self
             .chunks
             .first()
             .map_or(self.end, |(_, chunk_pos, _)| *chunk_pos);
-        let mut out = Vec::with_capacity(len);
+        let mut from_disk = Bytes::new();
         if pos < memory_start {
-            let disk_len = (want_end.min(memory_start) - pos) as usize;
-            let file = self
-                .file
-                .as_ref()
-                .ok_or_else(|| self.corrupt(pos, "data neither buffered nor on disk"))?;
-            // Large reads go out as several requests at once: the device serves a queue
-            // faster than one long request.
-            let pieces: Vec<_> = (0..disk_len.div_ceil(READ_PIECE_BYTES))
-                .map(|i| {
-                    let offset = i * READ_PIECE_BYTES;
-                    file.read_at(pos + offset as u64, READ_PIECE_BYTES.min(disk_len - offset))
-                })
-                .collect();
-            for piece in crate::join::join_all(pieces).await {
-                let piece =
-                    piece.map_err(io_error(|| format!("reading {}", self.path.display())))?;
-                out.extend_from_slice(&piece);
-            }
-            if out.len() < disk_len {
-                return Err(self.corrupt(pos, "segment file shorter than its recorded end"));
-            }
+            let disk_end = want_end.min(memory_start);
+            self.served_end.set(Some(disk_end));
+            from_disk = match &self.ahead {
+                Some((at, ahead)) if *at <= pos && disk_end <= at + ahead.len() as u64 => {
+                    ahead.slice((pos - at) as usize..(disk_end - at) as usize)
+                }
+                _ => self.read_file(pos, disk_end, memory_start).await?,
+            };
         }
-        let from_disk = out.len();
+        let disk_len = from_disk.len();
+        self.disk_bytes.set(self.disk_bytes.get() + disk_len as u64);
+        if disk_len == len {
+            return Ok(from_disk);
+        }
+        let mut out = Vec::with_capacity(len);
+        out.extend_from_slice(&from_disk);
         // The rest from the chunks, in order; a later chunk may repeat the last page of the
         // one before it (a carried page holding the same bytes), which is skipped.
         for (buffer, chunk_pos, chunk_len) in &self.chunks {
-            let filled = pos + out.len() as u64;
-            let from = filled.max(*chunk_pos);
+            let at = pos + out.len() as u64;
+            let from = at.max(*chunk_pos);
             let to = want_end.min(chunk_pos + *chunk_len as u64);
             if from < to {
-                if from != filled {
-                    return Err(self.corrupt(filled, "a gap in the buffered data"));
+                if from != at {
+                    return Err(self.corrupt(at, "a gap in the buffered data"));
                 }
                 let source =
                     &buffer.bytes()[(from - chunk_pos) as usize..(to - chunk_pos) as usize];
@@ -225,23 +235,104 @@ impl<F: DiskFile> ReadPlan<F> {
             }
         }
         if out.len() < len {
-            let filled = pos + out.len() as u64;
-            return Err(self.corrupt(filled, "data neither buffered nor on disk"));
+            let at = pos + out.len() as u64;
+            return Err(self.corrupt(at, "data neither buffered nor on disk"));
         }
-        self.disk_bytes
-            .set(self.disk_bytes.get() + from_disk as u64);
         self.memory_bytes
-            .set(self.memory_bytes.get() + (len - from_disk) as u64);
-        Ok(out)
+            .set(self.memory_bytes.get() + (len - disk_len) as u64);
+        Ok(Bytes::from(out))
+    }
+
+    /// Reads `[pos, end)` from the file, and when the read continues an earlier one (a
+    /// consumer catching up), up to `ahead_bytes` more below `limit`, kept for the next read.
+    async fn read_file(&self, pos: u64, end: u64, limit: u64) -> Result<Bytes, LogError> {
+        let file = self
+            .file
+            .as_ref()
+            .ok_or_else(|| self.corrupt(pos, "data neither buffered nor on disk"))?;
+        let sequential = self
+            .last_read_end
+            .is_some_and(|last| pos <= last && last - pos <= SEQUENTIAL_SLACK_BYTES);
+        let read_end = if sequential {
+            (end + self.ahead_bytes as u64).min(limit)
+        } else {
+            end
+        };
+        let read_len = (read_end - pos) as usize;
+        let mut out = self.spare.take().unwrap_or_default();
+        if out.len() >= read_len {
+            out.truncate(read_len);
+        } else {
+            out.resize(read_len, 0);
+        }
+        // Large reads go out as several requests at once (the device serves a queue faster
+        // than one long request), each straight into its part of the result.
+        let pieces: Vec<_> = out
+            .chunks_mut(READ_PIECE_BYTES)
+            .enumerate()
+            .map(|(i, piece)| file.read_into(pos + (i * READ_PIECE_BYTES) as u64, piece))
+            .collect();
+        for (i, piece) in crate::join::join_all(pieces).await.into_iter().enumerate() {
+            let read = piece.map_err(io_error(|| format!("reading {}", self.path.display())))?;
+            if read < READ_PIECE_BYTES.min(read_len - i * READ_PIECE_BYTES) {
+                return Err(self.corrupt(pos, "segment file shorter than its recorded end"));
+            }
+        }
+        let all = out.freeze();
+        *self.read_back.borrow_mut() = Some((pos, all.clone(), end));
+        Ok(all.slice(..(end - pos) as usize))
     }
 }
 
-/// Bytes of a segment read ahead for [`ReadPlan::read`].
+/// Bytes of a segment read ahead for [`ReadPlan::read`], and the batches collected from
+/// them: a run of the window's bytes (returned without copying) after whatever earlier
+/// windows contributed (copied, when a batch ran past the first window).
 struct WindowBytes {
     pos: u64,
-    bytes: Vec<u8>,
+    bytes: Bytes,
     /// All of them came from the write-behind and tail-cache buffers.
     in_memory: bool,
+    /// Collected batches in this window: `[start, end)` of `bytes`.
+    run: Option<(usize, usize)>,
+    /// Collected batches from earlier windows.
+    spilled: Vec<u8>,
+}
+
+impl WindowBytes {
+    fn empty(pos: u64) -> WindowBytes {
+        WindowBytes {
+            pos,
+            bytes: Bytes::new(),
+            in_memory: false,
+            run: None,
+            spilled: Vec::new(),
+        }
+    }
+
+    /// Adds the batch at `[position, position + len)` (held by the window, right after the
+    /// batches collected so far) to the result.
+    fn collect(&mut self, position: u64, len: usize) {
+        let at = (position - self.pos) as usize;
+        self.run = Some(match self.run {
+            Some((start, end)) if end == at => (start, at + len),
+            Some(_) | None => (at, at + len),
+        });
+    }
+
+    fn collected(&self) -> usize {
+        self.spilled.len() + self.run.map_or(0, |(start, end)| end - start)
+    }
+
+    fn into_collected(mut self) -> Bytes {
+        let Some((start, end)) = self.run else {
+            return Bytes::from(self.spilled);
+        };
+        if self.spilled.is_empty() {
+            return self.bytes.slice(start..end);
+        }
+        self.spilled.extend_from_slice(&self.bytes[start..end]);
+        Bytes::from(self.spilled)
+    }
 }
 
 impl<F: DiskFile> ReadPlan<F> {
@@ -253,6 +344,8 @@ impl<F: DiskFile> ReadPlan<F> {
             pos,
             bytes,
             in_memory: self.disk_bytes.get() == disk_before,
+            run: None,
+            spilled: Vec::new(),
         })
     }
 }
@@ -271,7 +364,7 @@ impl WindowBytes {
     }
 
     /// `[position, position + len)`, reading it (and what follows, up to the segment end) if
-    /// the window does not hold it.
+    /// the window does not hold it; batches collected from the old window are kept.
     async fn get<F: DiskFile>(
         &mut self,
         plan: &ReadPlan<F>,
@@ -282,7 +375,12 @@ impl WindowBytes {
             position >= self.pos && position + len as u64 <= self.pos + self.bytes.len() as u64;
         if !held {
             let want = (len as u64).max(256 * 1024).min(plan.end - position) as usize;
-            *self = plan.window(position, want.max(len)).await?;
+            let mut next = plan.window(position, want.max(len)).await?;
+            if let Some((start, end)) = self.run.take() {
+                self.spilled.extend_from_slice(&self.bytes[start..end]);
+            }
+            next.spilled = std::mem::take(&mut self.spilled);
+            *self = next;
         }
         let at = (position - self.pos) as usize;
         Ok(&self.bytes[at..at + len])
