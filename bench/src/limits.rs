@@ -6,7 +6,7 @@
 //! reads similar or faster; fdatasync of one 4 KiB write somewhere between 50 µs (write cache
 //! honoured by the host) and a few ms; CRC32C with SSE4.2 ~20–30 GiB/s.
 
-use spate_storage::disk::glommio::{GlommioDisk, GlommioFile};
+use spate_storage::disk::glommio::{spawn_local, GlommioDisk, GlommioFile};
 use spate_storage::disk::{Disk, DiskBuffer, DiskFile};
 use spate_storage::join::join_all;
 use std::io;
@@ -41,8 +41,12 @@ impl Default for LimitsConfig {
 /// What one probe run measured.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// Sequential O_DIRECT write bandwidth, fdatasync at the end included (MiB/s).
+    /// Sequential O_DIRECT write bandwidth into freshly preallocated extents, fdatasync at
+    /// the end included (MiB/s).
     pub write_mib_s: f64,
+    /// The same writes over blocks already written (MiB/s): the ceiling for appends into a
+    /// recycled segment file.
+    pub overwrite_mib_s: f64,
     /// Sequential O_DIRECT writes made durable every MiB: 1 MiB (four blocks in flight),
     /// then fdatasync, repeated (MiB/s), over blocks written before. The ceiling for group
     /// commit with 1 MiB rounds that overwrite.
@@ -50,6 +54,9 @@ pub struct Limits {
     /// The same rounds into freshly preallocated (unwritten) extents, as the log writes: each
     /// write converts extents and each fdatasync persists that metadata (MiB/s).
     pub durable_rounds_fresh_mib_s: f64,
+    /// Fresh-extent rounds with each round's fdatasync overlapping the next round's writes,
+    /// as the log's group commit does (MiB/s).
+    pub durable_rounds_fresh_pipelined_mib_s: f64,
     /// Sequential O_DIRECT read bandwidth (MiB/s).
     pub read_mib_s: f64,
     /// fdatasync after one 4 KiB write: p50, p99, p99.9, max (µs).
@@ -70,19 +77,28 @@ pub async fn measure(disk: &GlommioDisk, dir: &Path, config: LimitsConfig) -> io
     file.allocate(config.bytes).await?;
     let write_mib_s = sequential_write(disk, &file, config).await?;
     let read_mib_s = sequential_read(&file, config).await?;
-    let durable_rounds_mib_s = durable_rounds(disk, &file, config).await?;
+    // Again over the blocks just written: no extent conversion, as in a recycled segment.
+    let overwrite_mib_s = sequential_write(disk, &file, config).await?;
+    let durable_rounds_mib_s = durable_rounds(disk, &file, config, false).await?;
     let fsync_us = fsync_latency(disk, &file, config.fsync_samples).await?;
     drop(file);
     disk.remove(&path).await?;
     let fresh = Rc::new(disk.open(&path, true).await?);
     fresh.allocate(config.bytes / 4).await?;
-    let durable_rounds_fresh_mib_s = durable_rounds(disk, &fresh, config).await?;
+    let durable_rounds_fresh_mib_s = durable_rounds(disk, &fresh, config, false).await?;
+    drop(fresh);
+    disk.remove(&path).await?;
+    let fresh = Rc::new(disk.open(&path, true).await?);
+    fresh.allocate(config.bytes / 4).await?;
+    let durable_rounds_fresh_pipelined_mib_s = durable_rounds(disk, &fresh, config, true).await?;
     drop(fresh);
     disk.remove(&path).await?;
     Ok(Limits {
         write_mib_s,
+        overwrite_mib_s,
         durable_rounds_mib_s,
         durable_rounds_fresh_mib_s,
+        durable_rounds_fresh_pipelined_mib_s,
         read_mib_s,
         fsync_us,
         crc32c_mib_s: crc32c_speed(),
@@ -122,15 +138,20 @@ async fn sequential_write(
     ))
 }
 
+/// Rounds of 1 MiB made durable. Serial: each round's fdatasync completes before the next
+/// round's writes. Pipelined (as the log's group commit): a round's fdatasync runs while the
+/// next round is written, and fdatasyncs may overlap.
 async fn durable_rounds(
     disk: &GlommioDisk,
     file: &Rc<GlommioFile>,
     config: LimitsConfig,
+    pipelined: bool,
 ) -> io::Result<f64> {
     const ROUND_BYTES: u64 = 1 << 20;
     let block = config.block_bytes as u64;
     let rounds = (config.bytes / 4 / ROUND_BYTES).max(1);
     let started = Instant::now();
+    let mut syncs = Vec::new();
     for round in 0..rounds {
         let writes: Vec<_> = (0..ROUND_BYTES / block)
             .map(|i| {
@@ -142,7 +163,15 @@ async fn durable_rounds(
         for result in join_all(writes).await {
             result?;
         }
-        file.fdatasync().await?;
+        if pipelined {
+            let file = file.clone();
+            syncs.push(spawn_local(async move { file.fdatasync().await }));
+        } else {
+            file.fdatasync().await?;
+        }
+    }
+    for result in join_all(syncs).await {
+        result?;
     }
     Ok(mib_per_s(
         rounds * ROUND_BYTES,

@@ -185,10 +185,17 @@ fn run(common: &Common, with_storage: bool, command: String) -> Result<Report, S
     if with_storage {
         for partitions in [1, 8] {
             for &producers in &common.producers {
-                report.compare(
-                    &format!("storage.append.{partitions}p.{producers}w.throughput"),
-                    "limit.disk.write",
-                );
+                // Fresh segments against writes into fresh extents, recycled ones against
+                // overwrites.
+                for (series, limit) in [
+                    ("", "limit.disk.write"),
+                    (".recycled", "limit.disk.overwrite"),
+                ] {
+                    report.compare(
+                        &format!("storage.append.{partitions}p.{producers}w{series}.throughput"),
+                        limit,
+                    );
+                }
             }
         }
         report.compare("storage.read.throughput", "limit.disk.read_same_file");
@@ -426,21 +433,24 @@ fn one_run(
             .map_err(|e| e.to_string())?;
         let mut storage_figures = Vec::new();
         if with_storage {
-            for (partitions, producers) in [1, 8]
-                .into_iter()
-                .flat_map(|p| producer_counts.iter().map(move |&w| (p, w)))
-            {
+            let series = [1, 8].into_iter().flat_map(|p| {
+                let counts = producer_counts.clone();
+                counts
+                    .into_iter()
+                    .flat_map(move |w| [(p, w, false), (p, w, true)])
+            });
+            for (partitions, producers, recycled) in series {
                 let scenario = StorageConfig {
                     bytes: mib << 20,
                     producers_per_partition: producers,
                     ..StorageConfig::default()
                 };
-                let data = dir.join(format!("{partitions}p-{producers}w"));
-                let append = storage::append(&disk, &data, partitions, scenario)
+                let data = dir.join(format!("{partitions}p-{producers}w-{recycled}"));
+                let append = storage::append(&disk, &data, partitions, scenario, recycled)
                     .await
                     .map_err(|e| e.to_string())?;
                 let first = producers == producer_counts[0];
-                let read = if partitions == 1 && first {
+                let read = if partitions == 1 && first && !recycled {
                     Some(
                         storage::read(&disk, &data)
                             .await
@@ -449,7 +459,7 @@ fn one_run(
                 } else {
                     None
                 };
-                storage_figures.push((partitions, producers, append, read));
+                storage_figures.push((partitions, producers, recycled, append, read));
                 std::fs::remove_dir_all(&data).map_err(|e| e.to_string())?;
             }
         }
@@ -458,6 +468,7 @@ fn one_run(
     .map_err(|e| format!("executor: {e}"))??;
     let (limits, storage_figures) = figures;
     report.record("limit.disk.write", "MiB/s", limits.write_mib_s);
+    report.record("limit.disk.overwrite", "MiB/s", limits.overwrite_mib_s);
     report.record(
         "limit.disk.write_durable_1MiB_rounds",
         "MiB/s",
@@ -467,6 +478,11 @@ fn one_run(
         "limit.disk.write_durable_1MiB_rounds_fresh",
         "MiB/s",
         limits.durable_rounds_fresh_mib_s,
+    );
+    report.record(
+        "limit.disk.write_durable_1MiB_rounds_fresh_pipelined",
+        "MiB/s",
+        limits.durable_rounds_fresh_pipelined_mib_s,
     );
     report.record("limit.disk.read", "MiB/s", limits.read_mib_s);
     for (name, value) in ["p50", "p99", "p999", "max"].iter().zip(limits.fsync_us) {
@@ -482,8 +498,9 @@ fn one_run(
         "MiB/s",
         loopback.min(limits.read_mib_s),
     );
-    for (partitions, producers, append, read) in storage_figures {
-        let prefix = format!("storage.append.{partitions}p.{producers}w");
+    for (partitions, producers, recycled, append, read) in storage_figures {
+        let series = if recycled { ".recycled" } else { "" };
+        let prefix = format!("storage.append.{partitions}p.{producers}w{series}");
         report.record(
             &format!("{prefix}.throughput"),
             "MiB/s",

@@ -93,14 +93,19 @@ fn log_config() -> LogConfig {
     }
 }
 
-/// Appends `config.bytes` over `partitions` logs in `dir` with durable waits.
+/// Appends `config.bytes` over `partitions` logs in `dir` with durable waits. With
+/// `recycled`, what a log under retention does once it reuses removed segment files: an
+/// unmeasured first pass of the same size fills each log's first segment, which is then
+/// rolled and removed by retention (so kept as a recycled file), and the measured pass
+/// appends into the next segment, made from that file.
 pub async fn append(
     disk: &GlommioDisk,
     dir: &Path,
     partitions: usize,
     config: StorageConfig,
+    recycled: bool,
 ) -> Result<AppendFigures, LogError> {
-    let batch_bytes = make_batch(&config);
+    let batch_bytes = Rc::new(make_batch(&config));
     let mut logs = Vec::new();
     let shard = log_config();
     for partition in 0..partitions {
@@ -116,54 +121,35 @@ pub async fn append(
         / batch_bytes.len() as u64
         / (partitions * config.producers_per_partition) as u64)
         .max(1);
-    let histogram = Rc::new(RefCell::new(
-        hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
-            .expect("valid histogram bounds"),
-    ));
-    let batch_bytes = Rc::new(batch_bytes);
-    let started = Instant::now();
-    // One task per producer, so each wakes on its own, as independent clients would.
-    let mut producers = Vec::new();
-    for log in &logs {
-        for _ in 0..config.producers_per_partition {
-            let (log, histogram, batch_bytes) =
-                (log.clone(), histogram.clone(), batch_bytes.clone());
-            producers.push(spawn_local(async move {
-                let batch =
-                    RecordBatch::validate(&batch_bytes).expect("the bench's own batch is valid");
-                for _ in 0..batches_per_producer {
-                    let appended = Instant::now();
-                    loop {
-                        match log.append(&batch, LeaderEpoch(0)) {
-                            Ok(_) => break,
-                            Err(LogError::BufferFull { .. }) => {
-                                log.flush().await?;
-                            }
-                            Err(e) => return Err(e),
-                        }
-                    }
-                    log.flush().await?;
-                    let micros = appended.elapsed().as_micros().max(1) as u64;
-                    histogram.borrow_mut().saturating_record(micros);
-                }
-                Ok::<(), LogError>(())
-            }));
+    let pass = Pass {
+        logs: &logs,
+        producers_per_partition: config.producers_per_partition,
+        batches_per_producer,
+        batch_bytes: &batch_bytes,
+    };
+    if recycled {
+        pass.run().await?;
+        let everything_sealed = spate_storage::Retention {
+            retention_ms: None,
+            retention_bytes: Some(0),
+        };
+        for log in &logs {
+            log.roll_if_older(i64::MAX / 2, 0);
+            log.flush().await?;
+            log.apply_retention(everything_sealed, 0).await?;
         }
     }
-    for result in join_all(producers).await {
-        result?;
-    }
+    let flushes_before: u64 = logs.iter().map(|log| log.flush_count()).sum();
+    let started = Instant::now();
+    let histogram = pass.run().await?;
     let elapsed = started.elapsed();
     let total_batches = batches_per_producer * (partitions * config.producers_per_partition) as u64;
     let total_bytes = total_batches * batch_bytes.len() as u64;
-    let flushes: u64 = logs.iter().map(|log| log.flush_count()).sum();
+    let flushes = logs.iter().map(|log| log.flush_count()).sum::<u64>() - flushes_before;
     for log in logs {
         let log = Rc::try_unwrap(log).expect("producers are done with the log");
         log.close().await?;
     }
-    let histogram = Rc::try_unwrap(histogram)
-        .expect("producers are done")
-        .into_inner();
     Ok(AppendFigures {
         throughput_mib_s: total_bytes as f64 / (1024.0 * 1024.0) / elapsed.as_secs_f64(),
         latency_us: [
@@ -174,6 +160,59 @@ pub async fn append(
         ],
         batches_per_flush: total_batches as f64 / flushes.max(1) as f64,
     })
+}
+
+/// One pass of producers over the logs.
+struct Pass<'a> {
+    logs: &'a [Rc<Log<GlommioDisk>>],
+    producers_per_partition: usize,
+    batches_per_producer: u64,
+    batch_bytes: &'a Rc<Vec<u8>>,
+}
+
+impl Pass<'_> {
+    /// Runs the producers to the end; returns their append-to-durable latencies (µs).
+    async fn run(&self) -> Result<hdrhistogram::Histogram<u64>, LogError> {
+        let histogram = Rc::new(RefCell::new(
+            hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
+                .expect("valid histogram bounds"),
+        ));
+        // One task per producer, so each wakes on its own, as independent clients would.
+        let mut producers = Vec::new();
+        for log in self.logs {
+            for _ in 0..self.producers_per_partition {
+                let (log, histogram, batch_bytes) =
+                    (log.clone(), histogram.clone(), self.batch_bytes.clone());
+                let batches = self.batches_per_producer;
+                producers.push(spawn_local(async move {
+                    let batch = RecordBatch::validate(&batch_bytes)
+                        .expect("the bench's own batch is valid");
+                    for _ in 0..batches {
+                        let appended = Instant::now();
+                        loop {
+                            match log.append(&batch, LeaderEpoch(0)) {
+                                Ok(_) => break,
+                                Err(LogError::BufferFull { .. }) => {
+                                    log.flush().await?;
+                                }
+                                Err(e) => return Err(e),
+                            }
+                        }
+                        log.flush().await?;
+                        let micros = appended.elapsed().as_micros().max(1) as u64;
+                        histogram.borrow_mut().saturating_record(micros);
+                    }
+                    Ok::<(), LogError>(())
+                }));
+            }
+        }
+        for result in join_all(producers).await {
+            result?;
+        }
+        Ok(Rc::try_unwrap(histogram)
+            .expect("producers are done")
+            .into_inner())
+    }
 }
 
 /// Read throughputs (MiB/s): the log's, and the same segment file's read raw around it.

@@ -48,7 +48,10 @@ fn storage_scenario_reports_every_figure_against_its_limit() {
         "storage.append.1p.8w.throughput",
         "storage.append.8p.4w.throughput",
         "storage.append.8p.8w.throughput",
+        "storage.append.1p.4w.recycled.throughput",
+        "storage.append.8p.8w.recycled.throughput",
         "storage.read.throughput",
+        "limit.disk.overwrite",
         "limit.disk.write_durable_1MiB_rounds_fresh",
         "limit.disk.read_same_file",
     ] {

@@ -273,6 +273,7 @@ async fn run_shard(
     let log_config = LogConfig {
         tail_cache: Some(Budget::new(TAIL_CACHE_BYTES)),
         write_budget: Some(Budget::new(WRITE_BEHIND_BYTES)),
+        recycle_segments: config.recycle_segments,
         ..LogConfig::default()
     };
     let logs = ShardLogs::new(disk, data_dir, log_config);

@@ -32,6 +32,19 @@ pub fn index_file_name(base: Offset) -> String {
     format!("{:020}.index", base.get())
 }
 
+/// Name of the `n`th recycled segment file in a log directory (not a segment: recovery
+/// ignores it; a new segment is renamed from it).
+pub fn recycled_file_name(n: usize) -> String {
+    format!("recycled-{n}.segment")
+}
+
+/// Whether `name` is a recycled segment file's name.
+pub fn is_recycled_file_name(name: &str) -> bool {
+    name.strip_prefix("recycled-")
+        .and_then(|rest| rest.strip_suffix(".segment"))
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// The base offset named by a `.log` file name, if it is one.
 pub fn parse_log_file_name(name: &str) -> Option<Offset> {
     let digits = name.strip_suffix(".log")?;

@@ -1,7 +1,8 @@
 //! Crash test: a child process appends batches through glommio as fast as it can, reporting
 //! each durable offset as its flush returns; the parent SIGKILLs it at a random moment,
 //! reopens the log (running recovery) and checks that every batch acknowledged as durable is
-//! present, byte-identical and CRC-valid, and that whatever follows is only whole, valid
+//! present (from the log start: the child applies retention, which recycles segment files),
+//! byte-identical and CRC-valid, and that whatever follows is only whole, valid
 //! batches. 60 cycles on one directory, so later cycles recover logs that earlier crashes and
 //! recoveries left behind.
 //!
@@ -31,6 +32,7 @@ fn config() -> LogConfig {
         preallocate_bytes: 256 * 1024,
         tail_cache: Some(spate_storage::budget::Budget::new(1 << 20)),
         write_budget: None,
+        recycle_segments: 2,
         stats: Default::default(),
     }
 }
@@ -66,7 +68,18 @@ async fn child(dir: PathBuf) {
     let log = Log::open(disk, &dir, config()).await.expect("open");
     let started = Instant::now();
     let mut out = std::io::stdout();
+    // Retention keeps about 1 MiB: removed segments are recycled into new ones, so crashes
+    // also hit logs whose active segment holds an older segment's batches past its end.
+    let retention = spate_storage::Retention {
+        retention_ms: None,
+        retention_bytes: Some(1 << 20),
+    };
+    let mut rounds = 0_u64;
     while started.elapsed() < CHILD_MAX_RUN && log.next_offset().get() < CHILD_MAX_OFFSETS {
+        rounds += 1;
+        if rounds % 64 == 0 {
+            log.apply_retention(retention, 0).await.expect("retention");
+        }
         for _ in 0..4 {
             let bytes = batch_for(log.next_offset());
             let batch = RecordBatch::validate(&bytes).expect("valid");
@@ -118,7 +131,7 @@ fn verify(dir: &Path, acked: i64) -> i64 {
             "log ends at {} but {acked} was acknowledged",
             log.next_offset()
         );
-        let mut offset = Offset(0);
+        let mut offset = log.log_start_offset();
         while offset < log.next_offset() {
             let read = log
                 .read(offset, 1 << 20, Offset(i64::MAX))
@@ -165,6 +178,7 @@ fn main() {
     let mut rng = 0x2545_f491_4f6c_dd1d_u64;
     let mut acked_total = 0;
     let mut end = 0;
+    let mut recycled_seen = 0;
     let started = Instant::now();
     for cycle in 0..CYCLES {
         rng ^= rng << 13;
@@ -173,6 +187,13 @@ fn main() {
         let run_for = Duration::from_millis(20 + rng % 130);
         let acked = run_child(&dir, run_for);
         let new_end = verify(&dir, acked);
+        let names = std::fs::read_dir(&dir).expect("log dir");
+        recycled_seen += names
+            .filter_map(Result::ok)
+            .filter(|e| {
+                spate_storage::segment::is_recycled_file_name(&e.file_name().to_string_lossy())
+            })
+            .count();
         assert!(
             new_end >= end,
             "cycle {cycle}: the log shrank below what an earlier cycle verified"
@@ -180,6 +201,7 @@ fn main() {
         acked_total += i64::from(acked > end);
         end = new_end;
     }
+    assert!(recycled_seen > 0, "retention recycled segment files");
     assert!(
         acked_total > CYCLES as i64 / 2,
         "most cycles acknowledged new data ({acked_total})"

@@ -35,6 +35,7 @@ fn config() -> LogConfig {
         preallocate_bytes: 128 * 1024,
         tail_cache: None,
         write_budget: None,
+        recycle_segments: 2,
         stats: Default::default(),
     }
 }

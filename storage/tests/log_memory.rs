@@ -34,6 +34,7 @@ fn small_config() -> LogConfig {
         tail_cache: Some(Budget::new(48 * 1024)),
         write_budget: None,
         stats: Default::default(),
+        recycle_segments: 2,
     }
 }
 
@@ -1235,4 +1236,115 @@ fn a_sequential_reader_is_served_from_the_read_ahead() {
     let (got, _, without_io) = read_sequentially(&disk, &log, 256 * 1024);
     assert_eq!(got, expected);
     assert_eq!(without_io, 0, "every read went to the disk");
+}
+
+fn recycled_files(disk: &MemoryDisk) -> Vec<String> {
+    let mut names: Vec<String> = block_on(spate_storage::disk::Disk::list(disk, &dir()))
+        .expect("list")
+        .into_iter()
+        .filter(|name| spate_storage::segment::is_recycled_file_name(name))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Retention keeps up to `recycle_segments` removed segment files, and new segments are made
+/// from them: their old batches (past the new segment's end, at lower offsets) are never
+/// read, not after a crash either; a cut off the end recycles nothing.
+#[test]
+fn removed_segments_are_recycled_into_new_ones() {
+    let disk = MemoryDisk::default();
+    let config = LogConfig {
+        recycle_segments: 2,
+        ..small_config()
+    };
+    let log = open(&disk, config.clone());
+    let mut expected = Vec::new();
+    let append_flushed = |log: &Log<MemoryDisk>, tag: u8, expected: &mut Vec<Vec<u8>>| {
+        let bytes = batch(4, 2000, tag);
+        let (base, _) = append(log, &bytes);
+        expected.push(stamped(&bytes, base));
+        block_on(log.flush()).expect("flush");
+    };
+    for tag in 0..60 {
+        append_flushed(&log, tag, &mut expected);
+    }
+    let segments = log.segment_bases().len();
+    assert!(segments >= 5, "{segments} segments");
+    let retention = spate_storage::Retention {
+        retention_ms: None,
+        retention_bytes: Some(100 * 1024),
+    };
+    let deleted = block_on(log.apply_retention(retention, 0)).expect("retention");
+    assert!(deleted.len() >= 3, "{deleted:?}");
+    assert_eq!(
+        recycled_files(&disk),
+        vec!["recycled-0.segment", "recycled-1.segment"],
+        "two kept, the rest deleted"
+    );
+    let start = log.log_start_offset();
+    let kept: Vec<Vec<u8>> = expected.split_off(expected.len() - read_all(&log, start).len());
+    // New segments take the recycled files: no new file is needed until both are used.
+    for tag in 60..120 {
+        append_flushed(&log, tag, &mut Vec::new());
+    }
+    assert!(recycled_files(&disk).is_empty(), "both reused");
+    let all = read_all(&log, start);
+    assert_eq!(&all[..kept.len()], &kept[..]);
+    assert_eq!(all.len(), kept.len() + 60, "only the new batches follow");
+    // A crash leaves the recycled files' old batches past the end of the active segment;
+    // recovery stops at them.
+    let end = log.next_offset();
+    drop(log);
+    disk.crash(11);
+    let log = open(&disk, config.clone());
+    assert_eq!(log.next_offset(), end, "every flushed batch, nothing more");
+    assert_eq!(read_all(&log, start), all);
+    // Cutting the end deletes, never recycles: those offsets will be assigned again.
+    let retention_all = spate_storage::Retention {
+        retention_ms: None,
+        retention_bytes: Some(0),
+    };
+    let mid = Offset((start.get() + end.get()) / 2);
+    block_on(log.truncate_suffix(mid)).expect("truncate");
+    assert!(recycled_files(&disk).is_empty());
+    block_on(log.apply_retention(retention_all, 0)).expect("retention");
+    assert!(recycled_files(&disk).len() <= 2);
+    // Off: nothing is kept.
+    let disk = MemoryDisk::default();
+    let config = LogConfig {
+        recycle_segments: 0,
+        ..small_config()
+    };
+    let log = open(&disk, config);
+    for tag in 0..60 {
+        append_flushed(&log, tag, &mut Vec::new());
+    }
+    block_on(log.apply_retention(retention, 0)).expect("retention");
+    assert!(recycled_files(&disk).is_empty());
+}
+
+/// A segment rolled by time is finalised (trimmed, indexed) by the next flush even when
+/// nothing was appended since, so retention can remove it.
+#[test]
+fn a_flush_finalises_a_segment_rolled_by_time() {
+    let disk = MemoryDisk::default();
+    let log = open(&disk, small_config());
+    append(&log, &batch(2, 100, 1));
+    block_on(log.flush()).expect("flush");
+    let index = dir().join(spate_storage::segment::index_file_name(Offset(0)));
+    assert!(
+        disk.contents(&index).is_none(),
+        "the active segment has no index file"
+    );
+    assert!(log.roll_if_older(i64::MAX / 2, 0));
+    block_on(log.flush()).expect("flush");
+    assert!(disk.contents(&index).is_some(), "finalised");
+    let everything_sealed = spate_storage::Retention {
+        retention_ms: None,
+        retention_bytes: Some(0),
+    };
+    let removed = block_on(log.apply_retention(everything_sealed, 0)).expect("retention");
+    assert_eq!(removed, vec![Offset(0)]);
+    assert_eq!(log.log_start_offset(), Offset(2));
 }

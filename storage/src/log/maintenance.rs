@@ -117,8 +117,10 @@ impl<D: Disk> Log<D> {
         // The new start goes to disk before any segment goes away.
         self.write_partition_checkpoint().await?;
         self.write_epochs_if_changed().await?;
-        for segment in doomed {
-            self.delete_segment_files(segment).await?;
+        // The newest removed segments are kept for reuse (they are the fullest); their
+        // offsets are all below the new log start, so no later batch can be taken for theirs.
+        for segment in doomed.into_iter().rev() {
+            self.delete_segment_files(segment, true).await?;
         }
         self.disk
             .sync_dir(&self.dir)
@@ -126,12 +128,42 @@ impl<D: Disk> Log<D> {
             .map_err(io_error(|| format!("syncing {}", self.dir.display())))
     }
 
-    async fn delete_segment_files(&self, mut segment: Segment<D::File>) -> Result<(), LogError> {
+    /// Removes a segment's files; with `recycle`, its `.log` file is kept for a new segment
+    /// while the log holds fewer than `recycle_segments` (only for segments wholly below the
+    /// log start: a segment cut off the end holds offsets the log will assign again).
+    async fn delete_segment_files(
+        &self,
+        mut segment: Segment<D::File>,
+        recycle: bool,
+    ) -> Result<(), LogError> {
         super::release_all_chunks(&mut segment, self.config.tail_cache.as_deref());
         if let Some(file) = segment.file.and_then(|file| Rc::try_unwrap(file).ok()) {
             file.close().await.map_err(io_error(|| {
                 format!("closing a segment of {}", self.dir.display())
             }))?;
+        }
+        let slot = {
+            let state = self.state.borrow();
+            (recycle && state.recycled.len() < self.config.recycle_segments)
+                .then(|| {
+                    (0..self.config.recycle_segments)
+                        .map(|n| self.dir.join(segment::recycled_file_name(n)))
+                        .find(|path| !state.recycled.contains(path))
+                })
+                .flatten()
+        };
+        if let Some(slot) = slot {
+            let from = self.dir.join(segment::log_file_name(segment.base));
+            match self.disk.rename(&from, &slot).await {
+                Ok(()) => self.state.borrow_mut().recycled.push(slot),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(LogError::Io {
+                        context: format!("recycling {}", from.display()),
+                        source: e,
+                    })
+                }
+            }
         }
         for name in [
             segment::log_file_name(segment.base),
@@ -258,7 +290,7 @@ impl<D: Disk> Log<D> {
             (keep_base, doomed)
         };
         for segment in doomed {
-            self.delete_segment_files(segment).await?;
+            self.delete_segment_files(segment, false).await?;
         }
         let end = self.truncate_segment_at(keep_base, offset).await?;
         {

@@ -92,6 +92,11 @@ pub struct LogConfig {
     pub write_budget: Option<Rc<Budget>>,
     /// The shard's I/O counters, shared with its other logs.
     pub stats: Rc<crate::stats::IoStats>,
+    /// Segment files that retention (or DeleteRecords) removes are kept for reuse, up to this
+    /// many per log, instead of deleted: a new segment renamed from one overwrites blocks
+    /// already written, so its writes convert no extents and its fdatasyncs persist no
+    /// metadata. 0 deletes them. Disk held: up to this many old segments per partition.
+    pub recycle_segments: usize,
 }
 
 impl Default for LogConfig {
@@ -106,6 +111,7 @@ impl Default for LogConfig {
             tail_cache: None,
             write_budget: None,
             stats: Rc::default(),
+            recycle_segments: 2,
         }
     }
 }
@@ -280,6 +286,8 @@ struct State<F: DiskFile> {
     /// A buffer of an earlier read-ahead, reused by the next disk read (its length is what
     /// the tail-cache budget counts).
     spare_read: Option<bytes::BytesMut>,
+    /// Removed segment files kept for new segments (see [`LogConfig::recycle_segments`]).
+    recycled: Vec<PathBuf>,
 }
 
 /// A log's read-ahead: the last disk read of a segment, with what it read past the request.
@@ -604,6 +612,12 @@ impl<D: Disk> Log<D> {
             .await
             .map_err(io_error(|| format!("listing {}", dir.display())))?;
         let clean = names.iter().any(|name| name == CLEAN_SHUTDOWN_FILE);
+        let mut recycled: Vec<PathBuf> = names
+            .iter()
+            .filter(|name| segment::is_recycled_file_name(name))
+            .map(|name| dir.join(name))
+            .collect();
+        recycled.sort();
         let mut bases: Vec<Offset> = names
             .iter()
             .filter_map(|name| segment::parse_log_file_name(name))
@@ -655,6 +669,7 @@ impl<D: Disk> Log<D> {
             read_ahead: None,
             truncations: 0,
             spare_read: None,
+            recycled,
         };
         Ok(Log {
             segment_bytes: Cell::new(config.segment_bytes),
@@ -865,7 +880,15 @@ impl<D: Disk> Log<D> {
                 if state.offline {
                     return Err(LogError::Offline(self.dir.clone()));
                 }
-                if state.durable_offset >= target {
+                // A segment rolled by time (`segment.ms`) is finalised by the next flush,
+                // even with nothing new to write.
+                let unfinalised = state
+                    .segments
+                    .values()
+                    .rev()
+                    .take_while(|s| !s.finalised)
+                    .any(|s| s.sealed);
+                if state.durable_offset >= target && !unfinalised {
                     return Ok(state.durable_offset);
                 }
                 state.writing || state.syncing.iter().any(|&syncing| syncing >= target)
@@ -1006,6 +1029,15 @@ impl<D: Disk> Log<D> {
         let file = match &job.file {
             Some(file) => file.clone(),
             None => {
+                // A recycled segment file becomes the new segment: its old batches lie past
+                // the new segment's end, below its base offset, so recovery stops at them.
+                let recycled = self.state.borrow_mut().recycled.pop();
+                if let Some(recycled) = recycled {
+                    self.disk
+                        .rename(&recycled, &log_path)
+                        .await
+                        .map_err(io_error(context("reusing a recycled file as")))?;
+                }
                 let file = self
                     .disk
                     .open(&log_path, true)
