@@ -17,9 +17,10 @@
 //! there is the device's bandwidth the bound. 8 partitions on one shard sync separately (one
 //! fdatasync per partition per round).
 //!
-//! Reads: 1 MiB per read, sequential, so after the first the log reads ahead; what a read
-//! costs beyond the device is one copy out of the DMA buffers and the CRC of every batch
-//! (~15 GiB/s), so ≈ the raw read of the same file.
+//! Reads: 1 MiB per read, sequential, so after the first the log fills 2 MiB read-ahead
+//! buffers in the background (8 requests of 256 KiB each, the raw probe's depth) while the
+//! reader checks the CRC of every batch (~15 GiB/s) and moves on; what a read costs beyond
+//! the device is one copy out of the DMA buffers, so ≈ the raw read of the same file.
 
 use crate::limits::LimitsConfig;
 use spate_model::{BatchBuilder, BuilderRecord, Compression, LeaderEpoch, Offset, RecordBatch};

@@ -122,6 +122,20 @@ pub async fn first_of<F: Future>(futures: Vec<F>) -> (usize, F::Output) {
     .await
 }
 
+/// Lets every other ready task of the executor run once before the caller goes on.
+pub async fn yield_now() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            return Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    })
+    .await;
+}
+
 struct FirstOf<F: Future> {
     futures: Vec<Pin<Box<F>>>,
 }

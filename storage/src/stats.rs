@@ -86,6 +86,8 @@ pub struct IoStats {
     pub read_memory_bytes: Cell<u64>,
     /// Bytes reads took from segment files.
     pub read_disk_bytes: Cell<u64>,
+    /// Of those, bytes the read-ahead had already read.
+    pub read_ahead_bytes: Cell<u64>,
     /// Bytes flushes wrote to segment files (whole aligned pages: a partly filled page is
     /// written again by the next flush).
     pub written_bytes: Cell<u64>,
@@ -102,6 +104,8 @@ pub struct IoSnapshot {
     pub read_memory_bytes: u64,
     /// See [`IoStats::read_disk_bytes`].
     pub read_disk_bytes: u64,
+    /// See [`IoStats::read_ahead_bytes`].
+    pub read_ahead_bytes: u64,
     /// See [`IoStats::written_bytes`].
     pub written_bytes: u64,
     /// See [`IoStats::syncs`].
@@ -120,6 +124,7 @@ impl IoStats {
         IoSnapshot {
             read_memory_bytes: self.read_memory_bytes.get(),
             read_disk_bytes: self.read_disk_bytes.get(),
+            read_ahead_bytes: self.read_ahead_bytes.get(),
             written_bytes: self.written_bytes.get(),
             syncs: self.syncs.get(),
             sync_latency: self.sync_latency.snapshot(),
@@ -132,6 +137,7 @@ impl IoSnapshot {
     pub fn add(&mut self, other: &IoSnapshot) {
         self.read_memory_bytes += other.read_memory_bytes;
         self.read_disk_bytes += other.read_disk_bytes;
+        self.read_ahead_bytes += other.read_ahead_bytes;
         self.written_bytes += other.written_bytes;
         self.syncs += other.syncs;
         self.sync_latency.add(&other.sync_latency);

@@ -1167,12 +1167,16 @@ fn io_counters_tell_memory_reads_from_disk_reads_and_count_syncs() {
 }
 
 /// A log of `batches` 16 KiB batches, flushed and reopened (nothing buffered), with a tail
-/// cache of `tail_bytes`.
+/// cache of `tail_bytes`; and the I/O counters of the reopened log.
 fn reopened_log(
     disk: &MemoryDisk,
     batches: u8,
     tail_bytes: usize,
-) -> (Log<MemoryDisk>, Vec<Vec<u8>>) {
+) -> (
+    Log<MemoryDisk>,
+    Vec<Vec<u8>>,
+    std::rc::Rc<spate_storage::stats::IoStats>,
+) {
     let config = LogConfig {
         segment_bytes: 64 << 20,
         chunk_bytes: 256 * 1024,
@@ -1187,26 +1191,23 @@ fn reopened_log(
         expected.push(stamped(&bytes, base));
     }
     block_on(log.close()).expect("close");
-    (open(disk, config), expected)
+    let stats = std::rc::Rc::new(spate_storage::stats::IoStats::default());
+    let config = LogConfig {
+        stats: stats.clone(),
+        ..config
+    };
+    (open(disk, config), expected, stats)
 }
 
-/// Reads everything from offset 0 with `max_bytes` per read; counts the reads that did no
-/// disk I/O.
-fn read_sequentially(
-    disk: &MemoryDisk,
-    log: &Log<MemoryDisk>,
-    max_bytes: usize,
-) -> (Vec<Vec<u8>>, usize, usize) {
-    let (mut out, mut calls, mut without_io) = (Vec::new(), 0, 0);
+/// Reads everything from offset 0 with `max_bytes` per read.
+fn read_sequentially(log: &Log<MemoryDisk>, max_bytes: usize) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
     let mut offset = Offset(0);
     loop {
-        let reads = disk.read_count();
         let read = block_on(log.read(offset, max_bytes, Offset(i64::MAX))).expect("read");
         if read.batches == 0 {
-            return (out, calls, without_io);
+            return out;
         }
-        calls += 1;
-        without_io += usize::from(disk.read_count() == reads);
         let mut rest = &read.bytes[..];
         while !rest.is_empty() {
             let len = i32::from_be_bytes(rest[8..12].try_into().expect("4 bytes")) as usize + 12;
@@ -1218,24 +1219,32 @@ fn read_sequentially(
     }
 }
 
-/// A consumer reading a log from disk in order is served partly from the read-ahead: after
-/// its first reads, some reads make no disk request at all, and every batch is right.
+/// A consumer reading a log from disk in order is served from the read-ahead: after its
+/// first reads, what it reads was already read ahead, and every batch is right.
 #[test]
 fn a_sequential_reader_is_served_from_the_read_ahead() {
     let disk = MemoryDisk::default();
-    let (log, expected) = reopened_log(&disk, 200, 16 << 20);
-    let (got, calls, without_io) = read_sequentially(&disk, &log, 256 * 1024);
+    let (log, expected, stats) = reopened_log(&disk, 200, 16 << 20);
+    let got = read_sequentially(&log, 256 * 1024);
     assert_eq!(got, expected);
+    let ahead = stats.read_ahead_bytes.get();
+    let from_disk = stats.read_disk_bytes.get();
     assert!(
-        without_io * 2 >= calls,
-        "{without_io} of {calls} reads came from the read-ahead"
+        ahead * 10 >= from_disk * 8,
+        "{ahead} of {from_disk} bytes came from the read-ahead"
     );
     // Without room in the tail-cache budget nothing is read ahead.
     let disk = MemoryDisk::default();
-    let (log, expected) = reopened_log(&disk, 200, 64 * 1024);
-    let (got, _, without_io) = read_sequentially(&disk, &log, 256 * 1024);
-    assert_eq!(got, expected);
-    assert_eq!(without_io, 0, "every read went to the disk");
+    let (log, expected, stats) = reopened_log(&disk, 200, 64 * 1024);
+    assert_eq!(read_sequentially(&log, 256 * 1024), expected);
+    assert_eq!(stats.read_ahead_bytes.get(), 0);
+    // A reader that jumps around gets no read-ahead either.
+    let disk = MemoryDisk::default();
+    let (log, _, stats) = reopened_log(&disk, 200, 16 << 20);
+    for offset in [3000, 100, 2500, 50, 1800] {
+        block_on(log.read(Offset(offset), 256 * 1024, Offset(i64::MAX))).expect("read");
+    }
+    assert_eq!(stats.read_ahead_bytes.get(), 0);
 }
 
 fn recycled_files(disk: &MemoryDisk) -> Vec<String> {

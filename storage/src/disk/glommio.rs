@@ -152,6 +152,10 @@ impl Disk for GlommioDisk {
         glommio::io::rename(from, to).await.map_err(io::Error::from)
     }
 
+    fn spawn(&self, task: std::pin::Pin<Box<dyn Future<Output = ()>>>) {
+        glommio::spawn_local(task).detach();
+    }
+
     async fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         let directory = glommio::io::Directory::open(dir).await?;
         directory.sync().await?;

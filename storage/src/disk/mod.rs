@@ -61,6 +61,10 @@ pub trait Disk: Clone + std::fmt::Debug + 'static {
     /// Makes the directory's entries (creates, renames, removes) durable.
     async fn sync_dir(&self, dir: &Path) -> io::Result<()>;
 
+    /// Runs `task` in the background on the current thread's executor; a disk that has none
+    /// polls it once and drops it if it is not done.
+    fn spawn(&self, task: std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>);
+
     /// Writes a small file durably and atomically: a temporary file, fdatasync, rename over
     /// `path`, then a directory sync. For checkpoints and markers, never on the data path.
     async fn write_atomically(&self, path: &Path, contents: &[u8]) -> io::Result<()> {

@@ -483,12 +483,9 @@ impl<F: DiskFile> ReadPlan<F> {
             upper,
             memory_bytes: Cell::new(0),
             disk_bytes: Cell::new(0),
-            ahead: None,
-            last_read_end: None,
-            ahead_bytes: 0,
-            read_back: Default::default(),
-            spare: Default::default(),
-            served_end: Cell::new(None),
+            ahead: Vec::new(),
+            ahead_bytes: Cell::new(0),
+            disk_range: Cell::new(None),
             segment_base: segment.base.get(),
         }
     }

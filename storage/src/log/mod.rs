@@ -15,10 +15,10 @@
 //!
 //! Read path. A read finds the segment, starts at the index entry at or below the offset, and
 //! returns whole batches as a slice of the bytes read (one copy, out of the disk's buffer; a
-//! large read goes out as several requests at once). A read that continues the previous one
-//! (a consumer catching up) reads [`READ_AHEAD_BYTES`] further and keeps them for the next
-//! read, and reuses the buffer of the read-ahead before; both are held within the shard's
-//! tail-cache budget, and dropped when the log is cut.
+//! large read goes out as several requests at once). After a read that continues the previous
+//! one (a consumer catching up), background tasks fill up to [`READ_AHEAD_BUFFERS`] buffers of
+//! [`READ_AHEAD_BYTES`] ahead of it, so the device reads on while the reader works; they are
+//! held within the shard's tail-cache budget and dropped when the log is cut.
 //!
 //! On disk. `<dir>/<base offset:020>.log` holds the batches; it is preallocated ahead of the
 //! appends, by a step that starts at [`MIN_PREALLOCATE_BYTES`] and doubles with each
@@ -35,6 +35,7 @@
 //! missing or damaged index is rebuilt by scanning. Batches read from disk are CRC-checked
 //! on every read, so a corrupt batch in a sealed segment is reported, never served.
 
+mod ahead;
 mod chunks;
 mod maintenance;
 mod read;
@@ -46,6 +47,7 @@ use crate::epochs::{EpochCache, LEADER_EPOCH_FILE};
 use crate::notify::Notify;
 use crate::segment::{self, SegmentIndex};
 use crate::stats::IoStats;
+pub use ahead::{READ_AHEAD_BUFFERS, READ_AHEAD_BYTES};
 use chunks::{close_open_chunk, write_into_chunks};
 pub use maintenance::Retention;
 use read::ReadPlan;
@@ -280,7 +282,7 @@ struct State<F: DiskFile> {
     syncing: Vec<Offset>,
     offline: bool,
     /// Bytes read ahead of a sequential reader, from the tail-cache budget.
-    read_ahead: Option<ReadAhead>,
+    read_ahead: Option<ahead::ReadAhead>,
     /// Suffix truncations so far: a read that began before one keeps no read-ahead.
     truncations: u64,
     /// A buffer of an earlier read-ahead, reused by the next disk read (its length is what
@@ -289,21 +291,6 @@ struct State<F: DiskFile> {
     /// Removed segment files kept for new segments (see [`LogConfig::recycle_segments`]).
     recycled: Vec<PathBuf>,
 }
-
-/// A log's read-ahead: the last disk read of a segment, with what it read past the request.
-#[derive(Debug)]
-struct ReadAhead {
-    segment: i64,
-    /// File position of `bytes`.
-    pos: u64,
-    bytes: bytes::Bytes,
-    /// Where the last read of the segment ended (the next sequential read starts near it).
-    last_end: u64,
-}
-
-/// How far a sequential disk read reads past what was asked for, kept for the next read (one
-/// per log, from the shard's tail-cache budget; none when the budget is spent or absent).
-pub const READ_AHEAD_BYTES: usize = 1024 * 1024;
 
 #[derive(Debug)]
 struct Segment<F: DiskFile> {
@@ -458,9 +445,9 @@ impl<D: Disk> Drop for Log<D> {
                 release_all_chunks(segment, tail.as_deref());
             }
             if let Some(budget) = tail.as_deref() {
-                let ahead = state.read_ahead.take().map_or(0, |a| a.bytes.len());
-                let spare = state.spare_read.take().map_or(0, |s| s.len());
-                budget.give_back(ahead + spare);
+                budget.give_back(Self::read_ahead_claims(&state));
+                state.read_ahead = None;
+                state.spare_read = None;
             }
         }
     }
@@ -1116,118 +1103,34 @@ impl<D: Disk> Log<D> {
             plan.start = segment.index.position_for(offset);
             if let Some(ahead) = &state.read_ahead {
                 if ahead.segment == segment.base.get() {
-                    plan.ahead = Some((ahead.pos, ahead.bytes.clone()));
-                    plan.last_read_end = Some(ahead.last_end);
+                    plan.ahead = ahead.buffers.iter().cloned().collect();
                 }
-            }
-            // Read ahead only what the budget could keep, the read itself counted.
-            let room = self
-                .config
-                .tail_cache
-                .as_ref()
-                .map_or(0, |budget| budget.capacity().saturating_sub(budget.used()));
-            if room >= READ_AHEAD_BYTES + max_bytes {
-                plan.ahead_bytes = READ_AHEAD_BYTES;
             }
             (plan, state.truncations)
         };
-        let (mut plan, truncations) = plan;
-        if plan.ahead_bytes > 0 {
-            // A disk read fills the spare buffer (no zeroing) if there is one.
-            let spare = self.state.borrow_mut().spare_read.take();
-            if let (Some(spare), Some(budget)) = (&spare, &self.config.tail_cache) {
-                budget.give_back(spare.len());
-            }
-            plan.spare = RefCell::new(spare);
-        }
+        let (plan, truncations) = plan;
         let read = plan
             .read(offset, max_bytes, self.config.index_interval_bytes)
             .await;
-        plan.ahead = None;
         let truncated = self.state.borrow().truncations != truncations;
-        if let (Some(end), false) = (plan.served_end.get(), truncated) {
-            self.keep_read_ahead(plan.segment_base, end, plan.read_back.take());
-        }
-        if let Some(spare) = plan.spare.take() {
-            self.keep_spare(&mut self.state.borrow_mut(), spare);
+        if let (Some((start, end)), false, true) = (plan.disk_range.get(), truncated, read.is_ok())
+        {
+            let on_disk = plan.chunks.first().map_or(plan.end, |(_, pos, _)| *pos);
+            let disk_read = ahead::DiskRead {
+                segment: plan.segment_base,
+                start,
+                end,
+                on_disk,
+            };
+            if self.follow_read(disk_read, plan.file.clone()) {
+                crate::join::yield_now().await;
+            }
         }
         let stats = &self.config.stats;
         IoStats::add(&stats.read_memory_bytes, plan.memory_bytes.get());
         IoStats::add(&stats.read_disk_bytes, plan.disk_bytes.get());
+        IoStats::add(&stats.read_ahead_bytes, plan.ahead_bytes.get());
         read
-    }
-
-    /// Remembers where a disk read of segment `base` ended and, if it read ahead, keeps those
-    /// bytes (while the tail-cache budget allows) in place of the log's earlier read-ahead.
-    fn keep_read_ahead(&self, base: i64, end: u64, read: Option<(u64, bytes::Bytes, u64)>) {
-        let mut state = self.state.borrow_mut();
-        let same_segment = state.read_ahead.as_ref().is_some_and(|a| a.segment == base);
-        match read {
-            Some((pos, bytes, asked_end)) if bytes.len() as u64 > asked_end - pos => {
-                self.drop_read_ahead(&mut state);
-                let kept = self
-                    .config
-                    .tail_cache
-                    .as_ref()
-                    .is_some_and(|budget| budget.try_take(bytes.len()));
-                state.read_ahead = Some(ReadAhead {
-                    segment: base,
-                    pos,
-                    bytes: if kept { bytes } else { bytes::Bytes::new() },
-                    last_end: end,
-                });
-            }
-            _ if same_segment => {
-                if let Some(ahead) = state.read_ahead.as_mut() {
-                    ahead.last_end = end;
-                }
-            }
-            _ => {
-                self.drop_read_ahead(&mut state);
-                state.read_ahead = Some(ReadAhead {
-                    segment: base,
-                    pos: end,
-                    bytes: bytes::Bytes::new(),
-                    last_end: end,
-                });
-            }
-        }
-    }
-
-    /// Forgets the read-ahead (its bytes may no longer match the file), returning its budget;
-    /// its buffer becomes the spare for the next disk read if nothing else holds it.
-    fn drop_read_ahead(&self, state: &mut State<D::File>) {
-        let Some(ahead) = state.read_ahead.take() else {
-            return;
-        };
-        if let Some(budget) = &self.config.tail_cache {
-            budget.give_back(ahead.bytes.len());
-        }
-        if let Ok(buffer) = ahead.bytes.try_into_mut() {
-            self.keep_spare(state, buffer);
-        }
-    }
-
-    /// Keeps a read buffer for the next disk read while the tail-cache budget allows.
-    fn keep_spare(&self, state: &mut State<D::File>, buffer: bytes::BytesMut) {
-        if state.spare_read.is_none()
-            && !buffer.is_empty()
-            && self
-                .config
-                .tail_cache
-                .as_ref()
-                .is_some_and(|budget| budget.try_take(buffer.len()))
-        {
-            state.spare_read = Some(buffer);
-        }
-    }
-
-    /// Forgets the read-ahead and the spare read buffer, returning their budget.
-    fn forget_read_buffers(&self, state: &mut State<D::File>) {
-        self.drop_read_ahead(state);
-        if let (Some(spare), Some(budget)) = (state.spare_read.take(), &self.config.tail_cache) {
-            budget.give_back(spare.len());
-        }
     }
 
     /// Flushes, finalises the active segment (truncates its preallocated tail, writes its
@@ -1377,7 +1280,7 @@ mod tests {
                 .borrow()
                 .read_ahead
                 .as_ref()
-                .map(|a| a.bytes.len())
+                .map(|a| a.buffers.iter().map(|b| b.len).sum::<usize>())
         };
         let first = block_on(log.read(Offset(0), 256 * 1024, Offset(i64::MAX))).expect("read");
         assert_eq!(
@@ -1388,7 +1291,7 @@ mod tests {
         let next = Offset(i64::try_from(first.batches).expect("small"));
         block_on(log.read(next, 256 * 1024, Offset(i64::MAX))).expect("read");
         let held = holds(&log).expect("a read-ahead");
-        assert!(held > READ_AHEAD_BYTES, "{held} bytes read ahead");
+        assert!(held >= READ_AHEAD_BYTES, "{held} bytes read ahead");
         assert_eq!(budget.used(), held, "claimed from the tail-cache budget");
         block_on(log.truncate_suffix(Offset(200))).expect("truncate");
         assert!(log.state.borrow().read_ahead.is_none());

@@ -7,16 +7,12 @@ use spate_model::batch::{BATCH_HEADER_BYTES, LOG_OVERHEAD_BYTES};
 use spate_model::{BatchHeader, Offset, RecordBatch, TimestampType};
 
 /// Size of each concurrent request a large disk read is split into.
-const READ_PIECE_BYTES: usize = 256 * 1024;
-
-/// A read starting this far before where the last one ended (or at it) continues it: a
-/// consumer resumes at the batch after the last one it got, which the index places at most
-/// an index interval plus the slack of a read before that end.
-const SEQUENTIAL_SLACK_BYTES: u64 = 256 * 1024;
+pub(super) const READ_PIECE_BYTES: usize = 256 * 1024;
 
 /// The most a batch may decompress to when a timestamp lookup has to look inside it.
 const MAX_DECOMPRESSED_BYTES: usize = 64 * 1024 * 1024;
-use std::cell::{Cell, RefCell};
+use super::ahead::AheadBuffer;
+use std::cell::Cell;
 use std::path::PathBuf;
 use std::rc::Rc;
 
@@ -31,21 +27,12 @@ pub(super) struct ReadPlan<F: DiskFile> {
     /// Bytes this plan's reads took from memory and from the file.
     pub(super) memory_bytes: Cell<u64>,
     pub(super) disk_bytes: Cell<u64>,
-    /// The segment's read-ahead when the read began: bytes of the file from a position.
-    pub(super) ahead: Option<(u64, Bytes)>,
-    /// Where the last disk read of this segment ended (a read starting near it is
-    /// sequential).
-    pub(super) last_read_end: Option<u64>,
-    /// How far past a sequential read to read ahead (0: never).
-    pub(super) ahead_bytes: usize,
-    /// What this plan read from the file: its start, the bytes (read-ahead included), and
-    /// where the part the read asked for ended.
-    pub(super) read_back: RefCell<Option<(u64, Bytes, u64)>>,
-    /// A buffer to read into instead of a new one (its bytes are overwritten, not zeroed);
-    /// given back when the plan did not use it.
-    pub(super) spare: RefCell<Option<BytesMut>>,
-    /// Where this plan's last read below the buffered chunks ended, if it made one.
-    pub(super) served_end: Cell<Option<u64>>,
+    /// The segment's read-ahead buffers when the read began.
+    pub(super) ahead: Vec<AheadBuffer>,
+    /// Bytes served from them.
+    pub(super) ahead_bytes: Cell<u64>,
+    /// The range of the segment file this plan's reads covered below the buffered chunks.
+    pub(super) disk_range: Cell<Option<(u64, u64)>>,
     /// The segment's base offset.
     pub(super) segment_base: i64,
 }
@@ -204,12 +191,13 @@ impl<F: DiskFile> ReadPlan<F> {
         let mut from_disk = Bytes::new();
         if pos < memory_start {
             let disk_end = want_end.min(memory_start);
-            self.served_end.set(Some(disk_end));
-            from_disk = match &self.ahead {
-                Some((at, ahead)) if *at <= pos && disk_end <= at + ahead.len() as u64 => {
-                    ahead.slice((pos - at) as usize..(disk_end - at) as usize)
-                }
-                _ => self.read_file(pos, disk_end, memory_start).await?,
+            let range = self.disk_range.get();
+            self.disk_range.set(Some(
+                range.map_or((pos, disk_end), |(start, end)| (start, end.max(disk_end))),
+            ));
+            from_disk = match self.read_ahead_bytes(pos, disk_end).await {
+                Some(bytes) => bytes,
+                None => self.read_file(pos, disk_end).await?,
             };
         }
         let disk_len = from_disk.len();
@@ -243,45 +231,74 @@ impl<F: DiskFile> ReadPlan<F> {
         Ok(Bytes::from(out))
     }
 
-    /// Reads `[pos, end)` from the file, and when the read continues an earlier one (a
-    /// consumer catching up), up to `ahead_bytes` more below `limit`, kept for the next read.
-    async fn read_file(&self, pos: u64, end: u64, limit: u64) -> Result<Bytes, LogError> {
+    /// `[pos, end)` of the file from the read-ahead buffers, if they hold all of it (waiting
+    /// for a buffer still being filled); without a copy when one buffer holds it.
+    async fn read_ahead_bytes(&self, pos: u64, end: u64) -> Option<Bytes> {
+        let mut parts = Vec::new();
+        let mut at = pos;
+        for buffer in &self.ahead {
+            let buffer_end = buffer.pos + buffer.len as u64;
+            if at >= end || buffer.pos > at || buffer_end <= at {
+                continue;
+            }
+            let to = end.min(buffer_end);
+            parts.push((
+                buffer,
+                (at - buffer.pos) as usize,
+                (to - buffer.pos) as usize,
+            ));
+            at = to;
+        }
+        if at < end {
+            return None;
+        }
+        let mut slices = Vec::with_capacity(parts.len());
+        for (buffer, from, to) in parts {
+            slices.push(buffer.fill.wait().await?.slice(from..to));
+        }
+        self.ahead_bytes.set(self.ahead_bytes.get() + (end - pos));
+        if slices.len() == 1 {
+            return slices.pop();
+        }
+        Some(Bytes::from(slices.concat()))
+    }
+
+    /// Reads `[pos, end)` from the file.
+    async fn read_file(&self, pos: u64, end: u64) -> Result<Bytes, LogError> {
         let file = self
             .file
             .as_ref()
             .ok_or_else(|| self.corrupt(pos, "data neither buffered nor on disk"))?;
-        let sequential = self
-            .last_read_end
-            .is_some_and(|last| pos <= last && last - pos <= SEQUENTIAL_SLACK_BYTES);
-        let read_end = if sequential {
-            (end + self.ahead_bytes as u64).min(limit)
-        } else {
-            end
-        };
-        let read_len = (read_end - pos) as usize;
-        let mut out = self.spare.take().unwrap_or_default();
-        if out.len() >= read_len {
-            out.truncate(read_len);
-        } else {
-            out.resize(read_len, 0);
+        let mut out = BytesMut::zeroed((end - pos) as usize);
+        let whole = read_pieces(&**file, pos, &mut out)
+            .await
+            .map_err(io_error(|| format!("reading {}", self.path.display())))?;
+        if !whole {
+            return Err(self.corrupt(pos, "segment file shorter than its recorded end"));
         }
-        // Large reads go out as several requests at once (the device serves a queue faster
-        // than one long request), each straight into its part of the result.
-        let pieces: Vec<_> = out
-            .chunks_mut(READ_PIECE_BYTES)
-            .enumerate()
-            .map(|(i, piece)| file.read_into(pos + (i * READ_PIECE_BYTES) as u64, piece))
-            .collect();
-        for (i, piece) in crate::join::join_all(pieces).await.into_iter().enumerate() {
-            let read = piece.map_err(io_error(|| format!("reading {}", self.path.display())))?;
-            if read < READ_PIECE_BYTES.min(read_len - i * READ_PIECE_BYTES) {
-                return Err(self.corrupt(pos, "segment file shorter than its recorded end"));
-            }
-        }
-        let all = out.freeze();
-        *self.read_back.borrow_mut() = Some((pos, all.clone(), end));
-        Ok(all.slice(..(end - pos) as usize))
+        Ok(out.freeze())
     }
+}
+
+/// Reads `out.len()` bytes of `file` from `pos` into `out`, as several requests at once (the
+/// device serves a queue faster than one long request), each straight into its part of
+/// `out`. `Ok(false)`: the file ended first.
+pub(super) async fn read_pieces<F: DiskFile>(
+    file: &F,
+    pos: u64,
+    out: &mut [u8],
+) -> std::io::Result<bool> {
+    let len = out.len();
+    let pieces: Vec<_> = out
+        .chunks_mut(READ_PIECE_BYTES)
+        .enumerate()
+        .map(|(i, piece)| file.read_into(pos + (i * READ_PIECE_BYTES) as u64, piece))
+        .collect();
+    let mut whole = true;
+    for (i, piece) in crate::join::join_all(pieces).await.into_iter().enumerate() {
+        whole &= piece? >= READ_PIECE_BYTES.min(len - i * READ_PIECE_BYTES);
+    }
+    Ok(whole)
 }
 
 /// Bytes of a segment read ahead for [`ReadPlan::read`], and the batches collected from
