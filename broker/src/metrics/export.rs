@@ -523,6 +523,15 @@ impl Page {
                 (vec![("source", "disk".to_string())], io.read_disk_bytes),
             ],
         )?;
+        counter(
+            encoder,
+            (
+                "spate_log_read_ahead_bytes",
+                "Of the bytes partition reads took from segment files, those the read-ahead \
+                 had already read (sequential readers, such as consumers catching up).",
+            ),
+            [(none(), io.read_ahead_bytes)],
+        )?;
         let read = io.read_memory_bytes + io.read_disk_bytes;
         let ratio = if read == 0 {
             1.0
@@ -542,7 +551,8 @@ impl Page {
             encoder,
             (
                 "spate_tail_cache_bytes",
-                "Bytes the shard's tail cache holds.",
+                "Bytes the shard's tail cache holds: written chunks kept for reads, and the \
+                 read-ahead buffers of sequential readers.",
             ),
             self.shards
                 .iter()
