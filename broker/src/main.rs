@@ -391,7 +391,7 @@ async fn run_shard(
     }
 
     let activity = Rc::new(Activity::default());
-    runtime::spawn_detached(spate_broker::maintenance::run(broker.clone()));
+    runtime::spawn_background(spate_broker::maintenance::run(broker.clone()));
     let serving = server::serve(broker.clone(), listener, activity.clone());
     let stopping = async {
         while !life.stop.load(Ordering::Acquire) {

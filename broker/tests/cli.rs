@@ -460,3 +460,107 @@ fn broker_logs_as_json_and_names_slow_requests() {
     };
     assert!(events.iter().any(created), "{stderr}");
 }
+
+/// `spate_partition_log_start_offset` of `topic`'s partition 0, from the admin listener.
+fn log_start(admin: &str, topic: &str) -> Option<i64> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(admin).expect("admin listener");
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+        .expect("request");
+    let mut page = String::new();
+    stream.read_to_string(&mut page).expect("response");
+    let prefix = format!("spate_partition_log_start_offset{{topic=\"{topic}\",partition=\"0\"}} ");
+    page.lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .and_then(|value| value.trim().parse::<f64>().ok())
+        .map(|value| value as i64)
+}
+
+/// Retention runs in the background on every shard: with small segments and a small
+/// `retention.bytes`, old segments go and the log start moves; the removed segment files are
+/// kept for reuse (`recycled-N.segment`), at most `--recycle-segments` per partition, and new
+/// segments are made from them.
+#[test]
+fn retention_removes_old_segments_and_recycles_their_files() {
+    let (data, broker) = started();
+    let cli = Cli::of(&broker);
+    cli.ok(&[
+        "topic",
+        "create",
+        "logs",
+        "-p",
+        "1",
+        "-c",
+        "segment.bytes=65536",
+        "-c",
+        "retention.bytes=131072",
+    ]);
+    // `spate produce` sends its input as one batch: 40 KiB at a time, below segment.bytes.
+    let value = "x".repeat(1000);
+    let produce = |from: usize, to: usize| {
+        for first in (from..to).step_by(40) {
+            let lines: String = (first..(first + 40).min(to))
+                .map(|i| format!("{i} {value}\n"))
+                .collect();
+            let (code, _, stderr) = cli.with_stdin(&["produce", "logs"], lines.as_bytes());
+            assert_eq!(code, 0, "{stderr}");
+        }
+    };
+    produce(0, 1000);
+    let admin = broker.admin.clone().expect("admin listener");
+    // The maintenance pass runs every 5 s; give it a few.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut start = 0;
+    while std::time::Instant::now() < deadline {
+        start = log_start(&admin, "logs").unwrap_or(0);
+        if start > 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    assert!(start > 0, "retention moved the log start");
+    let recycled = |data: &std::path::Path| -> usize {
+        let mut count = 0;
+        for entry in walk(data) {
+            let name = entry.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            count += usize::from(name.starts_with("recycled-") && name.ends_with(".segment"));
+        }
+        count
+    };
+    assert_eq!(recycled(data.path()), 2, "two removed files kept");
+    // More records roll new segments, made from the kept files.
+    produce(1000, 1100);
+    assert!(
+        recycled(data.path()) < 2,
+        "a new segment reused a kept file"
+    );
+    let out = cli.ok(&["consume", "logs", "-p", "0", "-e", "--format", "%o\\n"]);
+    let offsets: Vec<i64> = out.lines().map(|l| l.parse().expect("offset")).collect();
+    assert_eq!(
+        offsets.first().copied(),
+        Some(start),
+        "reads begin at the log start"
+    );
+    assert!(
+        offsets.windows(2).all(|w| w[1] == w[0] + 1),
+        "contiguous offsets to the end"
+    );
+    assert_eq!(offsets.last().copied(), Some(1099));
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                out.extend(walk(&path));
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
+}

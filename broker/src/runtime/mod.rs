@@ -71,6 +71,35 @@ pub fn spawn_detached(future: impl Future<Output = ()> + 'static) {
     glommio::spawn_local(future).detach();
 }
 
+/// CPU shares of the background task queue, against the default queue's 1000: when both
+/// have work, background tasks get about a tenth of the shard.
+const BACKGROUND_SHARES: usize = 100;
+
+thread_local! {
+    static BACKGROUND: std::cell::OnceCell<glommio::TaskQueueHandle> =
+        const { std::cell::OnceCell::new() };
+}
+
+/// Spawns a detached task in the shard's background queue (low shares, latency not
+/// important): housekeeping such as retention yields to request handling.
+pub fn spawn_background(future: impl Future<Output = ()> + 'static) {
+    let queue = BACKGROUND.with(|queue| {
+        *queue.get_or_init(|| {
+            glommio::executor().create_task_queue(
+                glommio::Shares::Static(BACKGROUND_SHARES),
+                glommio::Latency::NotImportant,
+                "background",
+            )
+        })
+    });
+    match glommio::spawn_local_into(future, queue) {
+        Ok(task) => {
+            task.detach();
+        }
+        Err(error) => tracing::error!(%error, "cannot spawn a background task"),
+    }
+}
+
 /// Time the current shard's executor spent running tasks and polling for I/O since the
 /// last call (the first call counts from the executor's start). Only the metrics sampler
 /// may call it: each call takes what the previous one left.
