@@ -195,14 +195,23 @@ impl<D: Disk> Log<D> {
         started
     }
 
-    /// Returns a buffer's budget; its memory becomes the spare if no reader holds it.
+    /// Returns a buffer's budget; its memory becomes the spare if no reader holds it. A read
+    /// still holding the buffer (another reader of the log, suspended) then finds it failed
+    /// and reads the file itself.
     fn release_buffer(&self, state: &mut State<D::File>, buffer: AheadBuffer) {
         if let Some(budget) = &self.config.tail_cache {
             budget.give_back(buffer.len);
         }
-        let bytes = match &mut *buffer.fill.fill.borrow_mut() {
-            Fill::Ready(bytes) => std::mem::take(bytes),
-            _ => return,
+        let bytes = {
+            let mut fill = buffer.fill.fill.borrow_mut();
+            match std::mem::replace(&mut *fill, Fill::Failed) {
+                Fill::Ready(bytes) => bytes,
+                other => {
+                    // Still reading (its task finishes it) or already failed.
+                    *fill = other;
+                    return;
+                }
+            }
         };
         if let Ok(spare) = bytes.try_into_mut() {
             self.keep_spare(state, spare);

@@ -1293,7 +1293,17 @@ mod tests {
         let held = holds(&log).expect("a read-ahead");
         assert!(held >= READ_AHEAD_BYTES, "{held} bytes read ahead");
         assert_eq!(budget.used(), held, "claimed from the tail-cache budget");
+        // A read that still holds a released buffer finds it failed (and reads the file),
+        // never emptied.
+        let held_by_a_reader = log
+            .state
+            .borrow()
+            .read_ahead
+            .as_ref()
+            .and_then(|a| a.buffers.front().cloned())
+            .expect("a buffer");
         block_on(log.truncate_suffix(Offset(200))).expect("truncate");
+        assert!(block_on(held_by_a_reader.fill.wait()).is_none());
         assert!(log.state.borrow().read_ahead.is_none());
         assert_eq!(budget.used(), 0, "the budget is returned");
         block_on(log.read(Offset(0), 256 * 1024, Offset(i64::MAX))).expect("read");
