@@ -1357,3 +1357,113 @@ fn a_flush_finalises_a_segment_rolled_by_time() {
     assert_eq!(removed, vec![Offset(0)]);
     assert_eq!(log.log_start_offset(), Offset(2));
 }
+
+/// Appends `count` batches of ~`value_bytes` after a first flush has created the segment
+/// file (early writes need it), returning every batch appended as stamped on disk.
+fn appended_after_first_flush(
+    log: &Log<MemoryDisk>,
+    count: usize,
+    value_bytes: usize,
+) -> Vec<Vec<u8>> {
+    let mut stamped_batches = Vec::new();
+    for tag in 0..=count {
+        let bytes = batch(1, value_bytes, tag as u8);
+        let (base, _) = append(log, &bytes);
+        stamped_batches.push(stamped(&bytes, base));
+        if tag == 0 {
+            block_on(log.flush()).expect("first flush");
+        }
+    }
+    stamped_batches
+}
+
+fn segment_file(base: i64) -> PathBuf {
+    dir().join(format!("{base:020}.log"))
+}
+
+/// A chunk that fills up goes to the file before any flush asks for it; the flush then only
+/// adds the rest and syncs, and everything survives a power cut.
+#[test]
+fn full_chunks_are_written_before_the_flush() {
+    let disk = MemoryDisk::default();
+    let config = small_config();
+    let stats = config.stats.clone();
+    let log = open(&disk, config);
+    // Three 16 KiB chunks' worth, within the 32 KiB preallocated by the first flush.
+    let expected = appended_after_first_flush(&log, 5, 5000);
+    let written = stats.written_bytes.get();
+    let on_file = disk.contents(&segment_file(0)).expect("segment file");
+    let first_chunk = 16 * 1024;
+    let flat: Vec<u8> = expected.concat();
+    assert_eq!(
+        &on_file[..first_chunk],
+        &flat[..first_chunk],
+        "the first full chunk is in the file before the flush"
+    );
+    // The first flush's two pages, then a whole chunk.
+    assert_eq!(written, 2 * 4096 + first_chunk as u64);
+    let syncs = disk.fdatasync_count();
+    block_on(log.flush()).expect("flush");
+    assert_eq!(disk.fdatasync_count(), syncs + 1);
+    assert_eq!(read_all(&log, Offset(0)), expected);
+    disk.crash(7);
+    drop(log);
+    let log = open(&disk, small_config());
+    assert_eq!(
+        read_all(&log, Offset(0)),
+        expected,
+        "durable after a power cut"
+    );
+}
+
+/// An early write that fails fails the flush covering it, and the log goes offline; what was
+/// durable before stays.
+#[test]
+fn a_failed_early_write_takes_the_log_offline() {
+    let disk = MemoryDisk::default();
+    let log = open(&disk, small_config());
+    let first = batch(1, 5000, 0);
+    append(&log, &first);
+    block_on(log.flush()).expect("first flush");
+    disk.fail_writes(true);
+    for tag in 1..6 {
+        append(&log, &batch(1, 5000, tag));
+    }
+    let error = block_on(log.flush()).expect_err("a write failed");
+    assert!(
+        error.to_string().contains("injected write failure"),
+        "{error}"
+    );
+    assert!(matches!(
+        log.append(
+            &RecordBatch::validate(&first).expect("valid"),
+            LeaderEpoch(3)
+        ),
+        Err(LogError::Offline(_))
+    ));
+    disk.fail_writes(false);
+    disk.crash(3);
+    drop(log);
+    let log = open(&disk, small_config());
+    assert_eq!(read_all(&log, Offset(0)), [stamped(&first, Offset(0))]);
+}
+
+/// Early writes whose tasks never run (an executor shutting down) are written by the flush.
+#[test]
+fn abandoned_early_writes_are_written_by_the_flush() {
+    let disk = MemoryDisk::default();
+    let log = open(&disk, small_config());
+    disk.drop_spawned(true);
+    let expected = appended_after_first_flush(&log, 5, 5000);
+    let on_file = disk.contents(&segment_file(0)).expect("segment file");
+    assert!(
+        on_file.len() < 16 * 1024 || on_file[4096..16 * 1024].iter().all(|&b| b == 0),
+        "nothing but the first flush's page reached the file"
+    );
+    block_on(log.flush()).expect("flush");
+    disk.crash(11);
+    drop(log);
+    disk.drop_spawned(false);
+    let log = open(&disk, small_config());
+    assert_eq!(read_all(&log, Offset(0)), expected);
+}

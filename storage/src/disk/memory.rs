@@ -34,6 +34,8 @@ struct Fs {
     fdatasyncs: u64,
     reads: u64,
     fdatasync_stalled: bool,
+    writes_fail: bool,
+    spawned_dropped: bool,
 }
 
 #[derive(Debug, Default)]
@@ -67,6 +69,8 @@ impl MemoryDisk {
             fdatasyncs: 0,
             reads: 0,
             fdatasync_stalled: false,
+            writes_fail: false,
+            spawned_dropped: false,
         };
         MemoryDisk {
             fs: Rc::new(RefCell::new(fs)),
@@ -99,6 +103,16 @@ impl MemoryDisk {
     /// writes are issued), drops it and crashes, catching writes that were never synced.
     pub fn stall_fdatasync(&self, stalled: bool) {
         self.fs.borrow_mut().fdatasync_stalled = stalled;
+    }
+
+    /// While set, every data write fails with an I/O error (a failing device).
+    pub fn fail_writes(&self, failing: bool) {
+        self.fs.borrow_mut().writes_fail = failing;
+    }
+
+    /// While set, background tasks are dropped unpolled, as by an executor shutting down.
+    pub fn drop_spawned(&self, dropped: bool) {
+        self.fs.borrow_mut().spawned_dropped = dropped;
     }
 
     /// Total reads so far (to check what the tail cache serves from memory).
@@ -235,6 +249,9 @@ impl Disk for MemoryDisk {
     }
 
     fn spawn(&self, mut task: std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>) {
+        if self.fs.borrow().spawned_dropped {
+            return;
+        }
         // Memory I/O completes when polled: one poll runs the task to its end.
         let mut context = std::task::Context::from_waker(std::task::Waker::noop());
         let _ = task.as_mut().poll(&mut context);
@@ -303,6 +320,9 @@ impl DiskFile for MemoryFile {
                     self.alignment
                 ),
             ));
+        }
+        if self.fs.borrow().writes_fail {
+            return Err(io::Error::other("injected write failure"));
         }
         let mut file = self.file.borrow_mut();
         if file.data.len() < pos + bytes.len() {

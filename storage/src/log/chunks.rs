@@ -70,14 +70,7 @@ pub(super) fn open_chunk<'a, D: Disk>(
         debug_assert_eq!(pos, position, "a full chunk ends on an alignment boundary");
         let buffer = Rc::new(disk.alloc_buffer(chunk_bytes));
         let len = (position - pos) as usize;
-        segment.chunks.push_back(Chunk {
-            buffer,
-            pos,
-            len,
-            flushed_len: len,
-            open: true,
-            retained: 0,
-        });
+        segment.chunks.push_back(Chunk::open_at(buffer, pos, len));
     }
     segment.chunks.back_mut().expect("just ensured")
 }
@@ -115,13 +108,8 @@ pub(super) fn close_open_chunk<D: Disk>(
         let mut buffer = disk.alloc_buffer(chunk_bytes);
         buffer.bytes_mut()[..carried.len()].copy_from_slice(&carried);
         let len = carried.len();
-        segment.chunks.push_back(Chunk {
-            buffer: Rc::new(buffer),
-            pos,
-            len,
-            flushed_len: len,
-            open: true,
-            retained: 0,
-        });
+        segment
+            .chunks
+            .push_back(Chunk::open_at(Rc::new(buffer), pos, len));
     }
 }

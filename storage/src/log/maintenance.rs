@@ -258,6 +258,10 @@ impl<D: Disk> Log<D> {
     /// at or below `offset`, as Kafka's truncation does. Durable when this returns.
     pub async fn truncate_suffix(&self, offset: Offset) -> Result<Offset, LogError> {
         self.flush().await?;
+        // An append racing the cut may have started an early write: it lands before the cut.
+        for write in self.early_writes() {
+            write.wait().await;
+        }
         let (keep_base, doomed) = {
             let mut state = self.state.borrow_mut();
             if offset >= state.next_offset {
@@ -414,14 +418,9 @@ impl<D: Disk> Log<D> {
         segment.finalised = false;
         segment.first_timestamp = None;
         super::release_all_chunks(segment, self.config.tail_cache.as_deref());
-        segment.chunks.push_back(Chunk {
-            buffer: Rc::new(buffer),
-            pos: page,
-            len: partial,
-            flushed_len: partial,
-            open: true,
-            retained: 0,
-        });
+        segment
+            .chunks
+            .push_back(Chunk::open_at(Rc::new(buffer), page, partial));
         Ok(batch_base)
     }
 

@@ -7,9 +7,11 @@
 //!
 //! Write path. [`Log::append`] stamps the batch's base offset and leader epoch while copying
 //! it into the active segment's current chunk — an aligned buffer from the disk — which is
-//! the one copy direct I/O requires. [`Log::flush`] hands every filled chunk to the disk,
-//! then `fdatasync`s; appends that arrive meanwhile land in new chunks and are covered by the
-//! next flush (group commit: concurrent callers of `flush` share one). A chunk's last, partial
+//! the one copy direct I/O requires. A chunk that fills up is written at once by a background
+//! task (an early write, see [`eager`]), so the device sees a steady queue of writes.
+//! [`Log::flush`] writes the rest (the partial last chunk), waits for the early writes, then
+//! `fdatasync`s; appends that arrive meanwhile land in new chunks and are covered by the next
+//! flush (group commit: concurrent callers of `flush` share one). A chunk's last, partial
 //! page is copied into the next chunk and rewritten there, so every write is aligned.
 //! Chunks stay readable until their write completes; after that reads go to the disk.
 //!
@@ -37,6 +39,7 @@
 
 mod ahead;
 mod chunks;
+mod eager;
 mod maintenance;
 mod read;
 mod recovery;
@@ -328,6 +331,23 @@ struct Chunk<B> {
     /// Written to disk and kept for reads: the bytes claimed from the tail budget (0 while
     /// not yet written).
     retained: usize,
+    /// Who writes it once it is closed (see [`eager`]).
+    write: eager::ChunkWrite,
+}
+
+impl<B> Chunk<B> {
+    /// An open chunk at `pos` whose first `len` bytes are already on disk (a carried page).
+    fn open_at(buffer: Rc<B>, pos: u64, len: usize) -> Chunk<B> {
+        Chunk {
+            buffer,
+            pos,
+            len,
+            flushed_len: len,
+            open: true,
+            retained: 0,
+            write: eager::ChunkWrite::Pending,
+        }
+    }
 }
 
 impl<F: DiskFile> Segment<F> {
@@ -352,6 +372,8 @@ struct FlushJob<F: DiskFile> {
     base: Offset,
     file: Option<Rc<F>>,
     writes: Vec<(Rc<F::Buffer>, u64)>,
+    /// Chunks whose early write it waits for (writing those it finds abandoned).
+    early: Vec<(Rc<F::Buffer>, u64, Rc<eager::EarlyWrite>)>,
     allocate_to: Option<u64>,
     /// The segment's end and its two index files' bytes.
     finalise: Option<(u64, Vec<u8>, Vec<u8>)>,
@@ -413,7 +435,9 @@ fn apply_written_jobs<F: DiskFile>(
         let written = |chunk: &Chunk<F::Buffer>| {
             job.writes
                 .iter()
-                .any(|(buffer, _)| Rc::ptr_eq(buffer, &chunk.buffer))
+                .map(|(buffer, _)| buffer)
+                .chain(job.early.iter().map(|(buffer, _, _)| buffer))
+                .any(|buffer| Rc::ptr_eq(buffer, &chunk.buffer))
         };
         let newly_written: Vec<bool> = segment.chunks.iter().map(written).collect();
         retain_written(segment, &newly_written, tail);
@@ -828,6 +852,7 @@ impl<D: Disk> Log<D> {
             .on_batch(segment.end, base_offset, max_timestamp, bytes.len() as u64);
         segment.end += bytes.len() as u64;
         segment.next_offset = Offset(last_offset.get() + 1);
+        eager::start_early_writes(&self.disk, segment, &self.config.stats);
         state.next_offset = Offset(last_offset.get() + 1);
         state.unflushed_bytes += bytes.len();
         Ok(Appended {
@@ -907,6 +932,11 @@ impl<D: Disk> Log<D> {
                 Ok(files) => {
                     apply_written_jobs(&mut state, &jobs, files, self.config.tail_cache.as_deref());
                     state.syncing.push(target);
+                    // Chunks that waited for this phase's writes (a carried page, a new
+                    // preallocation) may start now.
+                    if let Some(active) = state.segments.values_mut().next_back() {
+                        eager::start_early_writes(&self.disk, active, &self.config.stats);
+                    }
                 }
                 Err(_) => state.offline = true,
             }
@@ -974,12 +1004,23 @@ impl<D: Disk> Log<D> {
                 continue;
             }
             close_open_chunk(&self.disk, segment, self.config.chunk_bytes);
-            let writes = segment
-                .chunks
-                .iter()
-                .filter(|c| !c.open && c.retained == 0)
-                .map(|c| (c.buffer.clone(), c.pos))
-                .collect();
+            let mut writes = Vec::new();
+            let mut early = Vec::new();
+            for chunk in segment.chunks.iter_mut() {
+                if chunk.open || chunk.retained > 0 {
+                    continue;
+                }
+                match &chunk.write {
+                    eager::ChunkWrite::Early(write) => {
+                        early.push((chunk.buffer.clone(), chunk.pos, write.clone()));
+                    }
+                    // Flushing: left by an abandoned write phase (only one runs at a time).
+                    eager::ChunkWrite::Pending | eager::ChunkWrite::Flushing => {
+                        chunk.write = eager::ChunkWrite::Flushing;
+                        writes.push((chunk.buffer.clone(), chunk.pos));
+                    }
+                }
+            }
             let finalise = segment.sealed.then(|| {
                 (
                     segment.end,
@@ -999,6 +1040,7 @@ impl<D: Disk> Log<D> {
                 base: segment.base,
                 file: segment.file.clone(),
                 writes,
+                early,
                 allocate_to,
                 finalise,
             });
@@ -1051,6 +1093,23 @@ impl<D: Disk> Log<D> {
         for result in crate::join::join_all(writes.collect()).await {
             let written = result.map_err(io_error(context("writing")))?;
             IoStats::add(&self.config.stats.written_bytes, written as u64);
+        }
+        // Started earlier, so mostly done by now.
+        for (buffer, pos, early) in &job.early {
+            match early.wait().await {
+                eager::Outcome::Written => {}
+                eager::Outcome::InFlight => unreachable!("wait returns once the write ended"),
+                eager::Outcome::Failed(kind, message) => {
+                    return Err(io_error(context("writing"))(io::Error::new(kind, message)));
+                }
+                eager::Outcome::Abandoned => {
+                    let written = file
+                        .write_at(buffer.clone(), *pos)
+                        .await
+                        .map_err(io_error(context("writing")))?;
+                    IoStats::add(&self.config.stats.written_bytes, written as u64);
+                }
+            }
         }
         if let Some((end, offsets, times)) = &job.finalise {
             file.truncate(*end)

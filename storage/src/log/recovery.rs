@@ -101,14 +101,9 @@ pub(super) async fn recover_segment<D: Disk>(
                 .map_err(io_error(|| format!("reading {}", log_path.display())))?;
             buffer.bytes_mut()[..bytes.len()].copy_from_slice(&bytes);
         }
-        segment.chunks.push_back(Chunk {
-            buffer: Rc::new(buffer),
-            pos,
-            len: partial,
-            flushed_len: partial,
-            open: true,
-            retained: 0,
-        });
+        segment
+            .chunks
+            .push_back(Chunk::open_at(Rc::new(buffer), pos, partial));
     }
     segment.file = Some(file);
     Ok(segment)
