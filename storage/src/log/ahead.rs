@@ -19,7 +19,7 @@ use std::rc::Rc;
 /// Bytes in one read-ahead buffer.
 pub const READ_AHEAD_BYTES: usize = 2 * 1024 * 1024;
 /// Read-ahead buffers per log, the one being read included.
-pub const READ_AHEAD_BUFFERS: usize = 2;
+pub const READ_AHEAD_BUFFERS: usize = 3;
 /// A read starting this far before where the last one ended (or at it) continues it: a
 /// consumer resumes at the batch after the last one it got, which the index places at most
 /// an index interval plus the slack of a read before that end.
