@@ -1,5 +1,6 @@
-//! Crash test: a child process appends batches through glommio as fast as it can, reporting
-//! each durable offset as its flush returns; the parent SIGKILLs it at a random moment,
+//! Crash test: a child process appends batches through glommio as fast as it can (two
+//! producers, one with rounds larger than a write chunk, so early writes and overlapping
+//! flushes are in flight when it dies), reporting each durable offset as its flush returns; the parent SIGKILLs it at a random moment,
 //! reopens the log (running recovery) and checks that every batch acknowledged as durable is
 //! present (from the log start: the child applies retention, which recycles segment files),
 //! byte-identical and CRC-valid, and that whatever follows is only whole, valid
@@ -9,7 +10,7 @@
 //! No libtest harness: the same binary is the child when `SPATE_CRASH_CHILD` is set.
 
 use spate_model::{BatchBuilder, BuilderRecord, Compression, LeaderEpoch, Offset, RecordBatch};
-use spate_storage::disk::glommio::{run_executor, GlommioDisk};
+use spate_storage::disk::glommio::{run_executor, spawn_local, GlommioDisk};
 use spate_storage::{Log, LogConfig, LogError};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -20,7 +21,7 @@ const CYCLES: u64 = 60;
 const IO_MEMORY_BYTES: usize = 512 * 1024;
 /// The child stops by itself after this long or this many offsets, whichever comes first.
 const CHILD_MAX_RUN: Duration = Duration::from_secs(20);
-const CHILD_MAX_OFFSETS: i64 = 200_000;
+const CHILD_MAX_OFFSETS: i64 = 5_000_000;
 
 fn config() -> LogConfig {
     LogConfig {
@@ -65,9 +66,21 @@ async fn child(dir: PathBuf) {
     let disk = GlommioDisk::new(dir.parent().expect("parent"))
         .await
         .expect("probe");
-    let log = Log::open(disk, &dir, config()).await.expect("open");
+    let log = std::rc::Rc::new(Log::open(disk, &dir, config()).await.expect("open"));
+    // Two producers at once: while one waits for its flush the other appends, so chunks
+    // fill and go out as early writes beside a flush's own writes (the big rounds are
+    // larger than a chunk), and flushes overlap.
+    let producers: Vec<_> = [0_u64, 1]
+        .into_iter()
+        .map(|producer| spawn_local(produce(log.clone(), producer)))
+        .collect();
+    for producer in producers {
+        producer.await;
+    }
+}
+
+async fn produce(log: std::rc::Rc<Log<GlommioDisk>>, producer: u64) {
     let started = Instant::now();
-    let mut out = std::io::stdout();
     // Retention keeps about 1 MiB: removed segments are recycled into new ones, so crashes
     // also hit logs whose active segment holds an older segment's batches past its end.
     let retention = spate_storage::Retention {
@@ -77,10 +90,11 @@ async fn child(dir: PathBuf) {
     let mut rounds = 0_u64;
     while started.elapsed() < CHILD_MAX_RUN && log.next_offset().get() < CHILD_MAX_OFFSETS {
         rounds += 1;
-        if rounds % 64 == 0 {
+        if producer == 0 && rounds % 8 == 0 {
             log.apply_retention(retention, 0).await.expect("retention");
         }
-        for _ in 0..4 {
+        let batches = if producer == 0 { 4 } else { 1 + rounds % 48 };
+        for _ in 0..batches {
             let bytes = batch_for(log.next_offset());
             let batch = RecordBatch::validate(&bytes).expect("valid");
             match log.append(&batch, LeaderEpoch(7)) {
@@ -89,6 +103,7 @@ async fn child(dir: PathBuf) {
             }
         }
         let durable = log.flush().await.expect("flush");
+        let mut out = std::io::stdout().lock();
         writeln!(out, "durable {}", durable.get()).expect("stdout");
         out.flush().expect("stdout");
     }
