@@ -410,6 +410,30 @@ fn remove_syncing(syncing: &mut Vec<Offset>, target: Offset) {
     }
 }
 
+/// Splits a flush's writes (in file order) into waves written one after the other, each
+/// at once. A chunk that begins with the page its predecessor ends in (the carried partial
+/// page) overlaps that predecessor's write: both are pending only when a cancelled flush left
+/// its writes undone, and then the later, fuller copy of the page must land last, so it
+/// waits for the next wave. Indexes into `writes`.
+fn write_waves<B: DiskBuffer>(writes: &[(Rc<B>, u64)]) -> Vec<Vec<usize>> {
+    let mut waves: Vec<Vec<usize>> = Vec::new();
+    let mut wave = 0;
+    let mut previous_end = 0;
+    for (at, (buffer, pos)) in writes.iter().enumerate() {
+        wave = if at > 0 && *pos < previous_end {
+            wave + 1
+        } else {
+            0
+        };
+        previous_end = pos + buffer.bytes().len() as u64;
+        if waves.len() <= wave {
+            waves.push(Vec::new());
+        }
+        waves[wave].push(at);
+    }
+    waves
+}
+
 /// Records what a flush's write phase did: new files, preallocation, finalised segments, and
 /// the chunks now on disk (later reads go to the file).
 fn apply_written_jobs<F: DiskFile>(
@@ -1084,15 +1108,17 @@ impl<D: Disk> Log<D> {
                 .await
                 .map_err(io_error(context("preallocating")))?;
         }
-        // Every chunk of this flush in flight at once: the device sees a queue, not a
-        // sequence of single writes.
-        let writes = job
-            .writes
-            .iter()
-            .map(|(buffer, pos)| file.write_at(buffer.clone(), *pos));
-        for result in crate::join::join_all(writes.collect()).await {
-            let written = result.map_err(io_error(context("writing")))?;
-            IoStats::add(&self.config.stats.written_bytes, written as u64);
+        // Every chunk of a wave in flight at once: the device sees a queue, not a sequence
+        // of single writes.
+        for wave in write_waves(&job.writes) {
+            let writes = wave.iter().map(|&at| {
+                let (buffer, pos) = &job.writes[at];
+                file.write_at(buffer.clone(), *pos)
+            });
+            for result in crate::join::join_all(writes.collect()).await {
+                let written = result.map_err(io_error(context("writing")))?;
+                IoStats::add(&self.config.stats.written_bytes, written as u64);
+            }
         }
         // Started earlier, so mostly done by now.
         for (buffer, pos, early) in &job.early {
@@ -1233,6 +1259,24 @@ mod tests {
             })
             .expect("push");
         builder.build().expect("build")
+    }
+
+    #[test]
+    fn overlapping_writes_go_in_later_waves() {
+        let disk = crate::disk::memory::MemoryDisk::default();
+        let chunk = |pos: u64, pages: usize| (Rc::new(disk.alloc_buffer(pages * 4096)), pos);
+        // Apart: one wave.
+        let apart = [chunk(0, 4), chunk(4 * 4096, 4), chunk(8 * 4096, 2)];
+        assert_eq!(write_waves(&apart), [vec![0, 1, 2]]);
+        // Two cancelled flushes left a chain of carried pages, then a chunk apart from it.
+        let chain = [
+            chunk(0, 3),
+            chunk(2 * 4096, 2),
+            chunk(3 * 4096, 4),
+            chunk(7 * 4096, 4),
+        ];
+        assert_eq!(write_waves(&chain), [vec![0, 3], vec![1], vec![2]]);
+        assert!(write_waves::<crate::disk::memory::MemoryBuffer>(&[]).is_empty());
     }
 
     #[test]
