@@ -463,6 +463,11 @@ fn broker_logs_as_json_and_names_slow_requests() {
 
 /// `spate_partition_log_start_offset` of `topic`'s partition 0, from the admin listener.
 fn log_start(admin: &str, topic: &str) -> Option<i64> {
+    partition_metric(admin, "spate_partition_log_start_offset", topic)
+}
+
+/// A partition-0 gauge of `topic` from the broker's /metrics page.
+fn partition_metric(admin: &str, name: &str, topic: &str) -> Option<i64> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(admin).expect("admin listener");
     stream
@@ -470,7 +475,7 @@ fn log_start(admin: &str, topic: &str) -> Option<i64> {
         .expect("request");
     let mut page = String::new();
     stream.read_to_string(&mut page).expect("response");
-    let prefix = format!("spate_partition_log_start_offset{{topic=\"{topic}\",partition=\"0\"}} ");
+    let prefix = format!("{name}{{topic=\"{topic}\",partition=\"0\"}} ");
     page.lines()
         .find_map(|line| line.strip_prefix(&prefix))
         .and_then(|value| value.trim().parse::<f64>().ok())
@@ -520,15 +525,27 @@ fn retention_removes_old_segments_and_recycles_their_files() {
         std::thread::sleep(std::time::Duration::from_millis(500));
     }
     assert!(start > 0, "retention moved the log start");
-    let recycled = |data: &std::path::Path| -> usize {
-        let mut count = 0;
-        for entry in walk(data) {
-            let name = entry.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            count += usize::from(name.starts_with("recycled-") && name.ends_with(".segment"));
-        }
-        count
+    let recycled_files = |data: &std::path::Path| -> Vec<std::path::PathBuf> {
+        walk(data)
+            .into_iter()
+            .filter(|path| {
+                let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                name.starts_with("recycled-") && name.ends_with(".segment")
+            })
+            .collect()
     };
+    let recycled = |data: &std::path::Path| recycled_files(data).len();
     assert_eq!(recycled(data.path()), 2, "two removed files kept");
+    let kept_bytes: u64 = recycled_files(data.path())
+        .iter()
+        .map(|path| std::fs::metadata(path).expect("recycled file").len())
+        .sum();
+    assert!(kept_bytes > 0);
+    assert_eq!(
+        partition_metric(&admin, "spate_partition_recycled_bytes", "logs"),
+        Some(kept_bytes as i64),
+        "the metric counts the kept files"
+    );
     // More records roll new segments, made from the kept files.
     produce(1000, 1100);
     assert!(

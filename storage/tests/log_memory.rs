@@ -1291,6 +1291,17 @@ fn removed_segments_are_recycled_into_new_ones() {
         vec!["recycled-0.segment", "recycled-1.segment"],
         "two kept, the rest deleted"
     );
+    let file_bytes = |name: &str| {
+        let path = dir().join(name);
+        disk.contents(&path).expect("recycled file").len() as u64
+    };
+    let recycled_bytes = file_bytes("recycled-0.segment") + file_bytes("recycled-1.segment");
+    assert!(recycled_bytes > 0);
+    assert_eq!(log.recycled_bytes(), recycled_bytes, "counted as kept");
+    // Counted again after a restart (from the files).
+    drop(log);
+    let log = open(&disk, config.clone());
+    assert_eq!(log.recycled_bytes(), recycled_bytes);
     let start = log.log_start_offset();
     let kept: Vec<Vec<u8>> = expected.split_off(expected.len() - read_all(&log, start).len());
     // New segments take the recycled files: no new file is needed until both are used.
@@ -1298,6 +1309,7 @@ fn removed_segments_are_recycled_into_new_ones() {
         append_flushed(&log, tag, &mut Vec::new());
     }
     assert!(recycled_files(&disk).is_empty(), "both reused");
+    assert_eq!(log.recycled_bytes(), 0);
     let all = read_all(&log, start);
     assert_eq!(&all[..kept.len()], &kept[..]);
     assert_eq!(all.len(), kept.len() + 60, "only the new batches follow");

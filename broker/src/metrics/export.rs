@@ -368,30 +368,45 @@ impl Page {
             ),
         ];
         for (name, help, pick) in offsets {
-            gauge(
-                encoder,
-                (name, help),
-                self.partitions
-                    .iter()
-                    .filter_map(|((topic, partition), (state, _))| {
-                        Some((
-                            Self::partition_labels(topic, *partition),
-                            pick(state.as_ref()?),
-                        ))
-                    }),
-            )?;
+            self.partition_gauge(encoder, (name, help), pick)?;
         }
-        gauge(
-            encoder,
+        type Sizes = fn(&PartitionState) -> u64;
+        let sizes: [(&str, &str, Sizes); 2] = [
             (
                 "spate_partition_size_bytes",
                 "Bytes of the partition's segments (preallocated space excluded).",
+                |s| s.size_bytes,
             ),
+            (
+                "spate_partition_recycled_bytes",
+                "Bytes of removed segment files the partition keeps for new segments \
+                 (--recycle-segments): disk held beyond its segments.",
+                |s| s.recycled_bytes,
+            ),
+        ];
+        for (name, help, pick) in sizes {
+            self.partition_gauge(encoder, (name, help), pick)?;
+        }
+        Ok(())
+    }
+
+    /// One gauge per partition whose state this shard reported.
+    fn partition_gauge<V: prometheus_client::encoding::EncodeGaugeValue>(
+        &self,
+        encoder: &mut DescriptorEncoder<'_>,
+        descriptor: (&str, &str),
+        pick: fn(&PartitionState) -> V,
+    ) -> Result<(), Error> {
+        gauge(
+            encoder,
+            descriptor,
             self.partitions
                 .iter()
                 .filter_map(|((topic, partition), (state, _))| {
-                    let size = state.as_ref()?.size_bytes;
-                    Some((Self::partition_labels(topic, *partition), size))
+                    Some((
+                        Self::partition_labels(topic, *partition),
+                        pick(state.as_ref()?),
+                    ))
                 }),
         )
     }
@@ -684,6 +699,7 @@ mod tests {
                     high_watermark: 10,
                     last_stable: 10,
                     size_bytes: 100,
+                    recycled_bytes: 0,
                 })
                 .collect(),
             groups: (0..MAX_LABELLED_GROUPS + 3)

@@ -216,6 +216,8 @@ pub struct PartitionState {
     pub last_stable: i64,
     /// Bytes its segments hold (preallocation excluded).
     pub size_bytes: u64,
+    /// Bytes of removed segment files kept for reuse (`--recycle-segments`).
+    pub recycled_bytes: u64,
 }
 
 /// One consumer group, from its coordinator shard.
@@ -291,6 +293,7 @@ pub fn snapshot(broker: &Broker) -> ShardSnapshot {
             high_watermark: log.durable_offset().get(),
             last_stable: crate::producers::last_stable_offset(broker, key, &log).get(),
             size_bytes: log.size_bytes(),
+            recycled_bytes: log.recycled_bytes(),
         })
         .collect();
     let (io, tail_cache) = broker.logs.io();

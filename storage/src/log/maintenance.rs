@@ -148,14 +148,18 @@ impl<D: Disk> Log<D> {
                 .then(|| {
                     (0..self.config.recycle_segments)
                         .map(|n| self.dir.join(segment::recycled_file_name(n)))
-                        .find(|path| !state.recycled.contains(path))
+                        .find(|path| !state.recycled.iter().any(|(kept, _)| kept == path))
                 })
                 .flatten()
         };
         if let Some(slot) = slot {
             let from = self.dir.join(segment::log_file_name(segment.base));
             match self.disk.rename(&from, &slot).await {
-                Ok(()) => self.state.borrow_mut().recycled.push(slot),
+                Ok(()) => self
+                    .state
+                    .borrow_mut()
+                    .recycled
+                    .push((slot, segment.allocated)),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => {
                     return Err(LogError::Io {

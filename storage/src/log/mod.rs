@@ -291,8 +291,9 @@ struct State<F: DiskFile> {
     /// A buffer of an earlier read-ahead, reused by the next disk read (its length is what
     /// the tail-cache budget counts).
     spare_read: Option<bytes::BytesMut>,
-    /// Removed segment files kept for new segments (see [`LogConfig::recycle_segments`]).
-    recycled: Vec<PathBuf>,
+    /// Removed segment files kept for new segments (see [`LogConfig::recycle_segments`]),
+    /// with their sizes.
+    recycled: Vec<(PathBuf, u64)>,
 }
 
 #[derive(Debug)]
@@ -647,11 +648,21 @@ impl<D: Disk> Log<D> {
             .await
             .map_err(io_error(|| format!("listing {}", dir.display())))?;
         let clean = names.iter().any(|name| name == CLEAN_SHUTDOWN_FILE);
-        let mut recycled: Vec<PathBuf> = names
-            .iter()
-            .filter(|name| segment::is_recycled_file_name(name))
-            .map(|name| dir.join(name))
-            .collect();
+        let mut recycled = Vec::new();
+        for name in names.iter().filter(|n| segment::is_recycled_file_name(n)) {
+            let path = dir.join(name);
+            let file = disk
+                .open(&path, false)
+                .await
+                .map_err(io_error(|| format!("opening {}", path.display())))?;
+            let bytes = file
+                .size()
+                .await
+                .map_err(io_error(|| format!("sizing {}", path.display())))?;
+            // Closing a file that was only opened cannot lose data: errors do not matter.
+            let _ = file.close().await;
+            recycled.push((path, bytes));
+        }
         recycled.sort();
         let mut bases: Vec<Offset> = names
             .iter()
@@ -776,6 +787,17 @@ impl<D: Disk> Log<D> {
     pub fn set_segment_bytes(&self, segment_bytes: u64) {
         assert!(segment_bytes > 0, "segment.bytes must be positive");
         self.segment_bytes.set(segment_bytes);
+    }
+
+    /// Bytes of the removed segment files kept for reuse (disk the log holds beyond
+    /// [`Log::size_bytes`] and the active segment's preallocation).
+    pub fn recycled_bytes(&self) -> u64 {
+        self.state
+            .borrow()
+            .recycled
+            .iter()
+            .map(|(_, bytes)| bytes)
+            .sum()
     }
 
     /// Flushes that wrote something so far (a group-commit statistic).
@@ -1085,7 +1107,7 @@ impl<D: Disk> Log<D> {
                 // A recycled segment file becomes the new segment: its old batches lie past
                 // the new segment's end, below its base offset, so recovery stops at them.
                 let recycled = self.state.borrow_mut().recycled.pop();
-                if let Some(recycled) = recycled {
+                if let Some((recycled, _)) = recycled {
                     self.disk
                         .rename(&recycled, &log_path)
                         .await
