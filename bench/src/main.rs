@@ -514,6 +514,11 @@ fn one_run(
             "batches",
             append.batches_per_flush,
         );
+        report.record(
+            &format!("{prefix}.fdatasync_mean"),
+            "us",
+            append.sync_mean_us,
+        );
         if let Some(read) = read {
             report.record("storage.read.throughput", "MiB/s", read.log_mib_s);
             report.record(

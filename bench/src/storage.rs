@@ -67,6 +67,9 @@ pub struct AppendFigures {
     pub latency_us: [f64; 4],
     /// fdatasync calls per MiB appended (group commit effectiveness).
     pub batches_per_flush: f64,
+    /// Mean time of a flush's sync phase (µs): with the bytes in flight, what bounds the
+    /// throughput of producers that wait for durability.
+    pub sync_mean_us: f64,
 }
 
 fn make_batch(config: &StorageConfig) -> Vec<u8> {
@@ -141,12 +144,16 @@ pub async fn append(
         }
     }
     let flushes_before: u64 = logs.iter().map(|log| log.flush_count()).sum();
+    let syncs_before = shard.stats.sync_latency.snapshot();
     let started = Instant::now();
     let histogram = pass.run().await?;
     let elapsed = started.elapsed();
     let total_batches = batches_per_producer * (partitions * config.producers_per_partition) as u64;
     let total_bytes = total_batches * batch_bytes.len() as u64;
     let flushes = logs.iter().map(|log| log.flush_count()).sum::<u64>() - flushes_before;
+    let syncs = shard.stats.sync_latency.snapshot();
+    let sync_count = syncs.count() - syncs_before.count();
+    let sync_seconds = syncs.sum_seconds - syncs_before.sum_seconds;
     for log in logs {
         let log = Rc::try_unwrap(log).expect("producers are done with the log");
         log.close().await?;
@@ -160,6 +167,7 @@ pub async fn append(
             histogram.max() as f64,
         ],
         batches_per_flush: total_batches as f64 / flushes.max(1) as f64,
+        sync_mean_us: sync_seconds * 1e6 / sync_count.max(1) as f64,
     })
 }
 

@@ -67,6 +67,12 @@ fn storage_scenario_reports_every_figure_against_its_limit() {
         assert_eq!(figure["runs"].as_array().expect("runs").len(), 2, "{name}");
     }
     assert!(find("limit.fdatasync.p99")["value"].as_f64().expect("p99") > 0.0);
+    assert!(
+        find("storage.append.8p.8w.fdatasync_mean")["value"]
+            .as_f64()
+            .expect("mean")
+            > 0.0
+    );
     let value = |name: &str| find(name)["value"].as_f64().expect("value");
     assert!(value("limit.loopback_tcp") > 0.0);
     let ceiling = value("limit.catch_up_ceiling");
