@@ -1479,3 +1479,32 @@ fn abandoned_early_writes_are_written_by_the_flush() {
     let log = open(&disk, small_config());
     assert_eq!(read_all(&log, Offset(0)), expected);
 }
+
+/// While a suffix truncation runs, appends start no early writes (one could land past the cut
+/// once the file is truncated).
+#[test]
+fn no_early_write_starts_during_a_suffix_truncation() {
+    let disk = MemoryDisk::default();
+    let config = small_config();
+    let stats = config.stats.clone();
+    let log = open(&disk, config);
+    appended_after_first_flush(&log, 3, 5000);
+    block_on(log.flush()).expect("flush");
+    // The cut stops at its fdatasync.
+    disk.stall_fdatasync(true);
+    let mut cut = Box::pin(log.truncate_suffix(Offset(2)));
+    assert!(block_on(futures_lite::future::poll_once(cut.as_mut())).is_none());
+    let written = stats.written_bytes.get();
+    for tag in 10..16 {
+        append(&log, &batch(1, 5000, tag));
+    }
+    assert_eq!(
+        stats.written_bytes.get(),
+        written,
+        "full chunks wait while the cut runs"
+    );
+    drop(cut);
+    // Once no cut runs, the next append starts them.
+    append(&log, &batch(1, 100, 20));
+    assert!(stats.written_bytes.get() > written);
+}

@@ -6,9 +6,10 @@
 //! Rules that keep every byte right:
 //! - Only a full chunk starts early: it ends on its buffer's (aligned) end, so no later write
 //!   covers any of its pages.
-//! - A chunk that begins with a carried page (rewritten from the previous chunk) starts early
-//!   only once the previous chunk's write has completed, so the two writes of that page never
-//!   race.
+//! - A chunk starts early only once every earlier chunk whose write covers any of its bytes
+//!   has completed, so two writes of one page never race: the previous chunk's last partial
+//!   page is carried into the next chunk and rewritten there, and a chunk a reader held when
+//!   it was closed is written untrimmed, its whole buffer, zeros past its end included.
 //! - Only into a file that exists and is preallocated past the chunk (a flush creates and
 //!   extends files; a write never changes the file's size).
 //! - Bookkeeping stays with the flushes: the next flush waits for every early write it covers
@@ -88,6 +89,24 @@ impl Drop for Guard {
     }
 }
 
+/// Pauses early writes of a log while it lives (a suffix truncation).
+pub(super) struct PauseEarlyWrites<'a, D: Disk>(&'a super::Log<D>);
+
+impl<'a, D: Disk> PauseEarlyWrites<'a, D> {
+    pub(super) fn new(log: &'a super::Log<D>) -> Self {
+        log.state.borrow_mut().early_writes_paused += 1;
+        PauseEarlyWrites(log)
+    }
+}
+
+impl<D: Disk> Drop for PauseEarlyWrites<'_, D> {
+    fn drop(&mut self) {
+        if let Ok(mut state) = self.0.state.try_borrow_mut() {
+            state.early_writes_paused = state.early_writes_paused.saturating_sub(1);
+        }
+    }
+}
+
 impl<D: Disk> super::Log<D> {
     /// The early writes of every chunk still held.
     pub(super) fn early_writes(&self) -> Vec<Rc<EarlyWrite>> {
@@ -107,6 +126,19 @@ impl<D: Disk> super::Log<D> {
 /// Whether `chunk`'s write is known to have completed.
 fn on_disk<B>(chunk: &Chunk<B>) -> bool {
     chunk.retained > 0 || matches!(&chunk.write, ChunkWrite::Early(early) if early.written())
+}
+
+/// Whether a chunk before `index` whose write may still be pending or in flight covers any
+/// byte of chunk `index` (chunks are in file order; each write covers its whole buffer).
+fn overlapped_by_unfinished<B: DiskBuffer>(
+    chunks: &std::collections::VecDeque<Chunk<B>>,
+    first_unwritten: usize,
+    index: usize,
+) -> bool {
+    let pos = chunks[index].pos;
+    chunks
+        .range(first_unwritten..index)
+        .any(|earlier| earlier.pos + earlier.buffer.bytes().len() as u64 > pos && !on_disk(earlier))
 }
 
 /// Starts early writes for the segment's full chunks that may go now (see the module notes).
@@ -130,7 +162,7 @@ pub(super) fn start_early_writes<D: Disk>(
         let eligible = full
             && matches!(chunk.write, ChunkWrite::Pending)
             && chunk.pos + chunk.len as u64 <= segment.allocated
-            && (chunk.flushed_len == 0 || index == 0 || on_disk(&segment.chunks[index - 1]));
+            && !overlapped_by_unfinished(&segment.chunks, first_unwritten, index);
         if !eligible {
             continue;
         }
@@ -213,6 +245,21 @@ mod tests {
         start_early_writes(&disk, &mut segment, &stats);
         let early: Vec<bool> = segment.chunks.iter().map(is_early).collect();
         assert_eq!(early, [false, true, true, false]);
+        // A chunk a reader held when it was closed is written whole (zeros past its end):
+        // the next chunk, though it carries nothing, waits for that write.
+        segment.chunks.clear();
+        let mut untrimmed = chunk(&disk, 0, 8 * PAGE, 0);
+        untrimmed.len = 4 * PAGE;
+        untrimmed.write = ChunkWrite::Flushing;
+        segment.chunks.push_back(untrimmed);
+        segment
+            .chunks
+            .push_back(chunk(&disk, 4 * PAGE as u64, 4 * PAGE, 0));
+        start_early_writes(&disk, &mut segment, &stats);
+        assert!(!segment.chunks.iter().any(is_early));
+        segment.chunks[0].retained = 8 * PAGE;
+        start_early_writes(&disk, &mut segment, &stats);
+        assert!(is_early(&segment.chunks[1]));
         // The open chunk never goes early, nor does a chunk that is not full.
         segment.chunks.clear();
         let mut open = chunk(&disk, 0, 4 * PAGE, 0);

@@ -261,8 +261,10 @@ impl<D: Disk> Log<D> {
     /// diverged from its leader's). The log then ends at that batch's base offset, which is
     /// at or below `offset`, as Kafka's truncation does. Durable when this returns.
     pub async fn truncate_suffix(&self, offset: Offset) -> Result<Offset, LogError> {
+        // No early write starts until the cut is done (one could land past it afterwards),
+        // and those already started land before it.
+        let _paused = super::eager::PauseEarlyWrites::new(self);
         self.flush().await?;
-        // An append racing the cut may have started an early write: it lands before the cut.
         for write in self.early_writes() {
             write.wait().await;
         }

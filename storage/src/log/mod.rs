@@ -288,6 +288,9 @@ struct State<F: DiskFile> {
     read_ahead: Option<ahead::ReadAhead>,
     /// Suffix truncations so far: a read that began before one keeps no read-ahead.
     truncations: u64,
+    /// Suffix truncations running: while any is, no early write may start (one could land
+    /// past the cut after the file is truncated).
+    early_writes_paused: u32,
     /// A buffer of an earlier read-ahead, reused by the next disk read (its length is what
     /// the tail-cache budget counts).
     spare_read: Option<bytes::BytesMut>,
@@ -412,21 +415,22 @@ fn remove_syncing(syncing: &mut Vec<Offset>, target: Offset) {
 }
 
 /// Splits a flush's writes (in file order) into waves written one after the other, each
-/// at once. A chunk that begins with the page its predecessor ends in (the carried partial
-/// page) overlaps that predecessor's write: both are pending only when a cancelled flush left
-/// its writes undone, and then the later, fuller copy of the page must land last, so it
-/// waits for the next wave. Indexes into `writes`.
+/// at once. A write that overlaps an earlier one — a chunk carrying the partial page its
+/// predecessor ends in, or one following a chunk written untrimmed (a reader held it when it
+/// was closed) — must land after it, so it goes in a later wave than every earlier write it
+/// overlaps. Indexes into `writes`.
 fn write_waves<B: DiskBuffer>(writes: &[(Rc<B>, u64)]) -> Vec<Vec<usize>> {
     let mut waves: Vec<Vec<usize>> = Vec::new();
-    let mut wave = 0;
-    let mut previous_end = 0;
-    for (at, (buffer, pos)) in writes.iter().enumerate() {
-        wave = if at > 0 && *pos < previous_end {
-            wave + 1
-        } else {
-            0
-        };
-        previous_end = pos + buffer.bytes().len() as u64;
+    let mut wave_of: Vec<usize> = Vec::with_capacity(writes.len());
+    for (at, (_, pos)) in writes.iter().enumerate() {
+        let wave = writes[..at]
+            .iter()
+            .zip(&wave_of)
+            .filter(|((buffer, earlier), _)| earlier + buffer.bytes().len() as u64 > *pos)
+            .map(|(_, wave)| wave + 1)
+            .max()
+            .unwrap_or(0);
+        wave_of.push(wave);
         if waves.len() <= wave {
             waves.push(Vec::new());
         }
@@ -714,6 +718,7 @@ impl<D: Disk> Log<D> {
             offline: false,
             read_ahead: None,
             truncations: 0,
+            early_writes_paused: 0,
             spare_read: None,
             recycled,
         };
@@ -876,6 +881,7 @@ impl<D: Disk> Log<D> {
                 segment_bytes: self.segment_bytes.get(),
             })?;
         self.roll_if_needed(&mut state, bytes.len() as u64, base_offset);
+        let early_writes = state.early_writes_paused == 0;
         let segment = state
             .segments
             .values_mut()
@@ -898,7 +904,9 @@ impl<D: Disk> Log<D> {
             .on_batch(segment.end, base_offset, max_timestamp, bytes.len() as u64);
         segment.end += bytes.len() as u64;
         segment.next_offset = Offset(last_offset.get() + 1);
-        eager::start_early_writes(&self.disk, segment, &self.config.stats);
+        if early_writes {
+            eager::start_early_writes(&self.disk, segment, &self.config.stats);
+        }
         state.next_offset = Offset(last_offset.get() + 1);
         state.unflushed_bytes += bytes.len();
         Ok(Appended {
@@ -980,8 +988,11 @@ impl<D: Disk> Log<D> {
                     state.syncing.push(target);
                     // Chunks that waited for this phase's writes (a carried page, a new
                     // preallocation) may start now.
+                    let paused = state.early_writes_paused > 0;
                     if let Some(active) = state.segments.values_mut().next_back() {
-                        eager::start_early_writes(&self.disk, active, &self.config.stats);
+                        if !paused {
+                            eager::start_early_writes(&self.disk, active, &self.config.stats);
+                        }
                     }
                 }
                 Err(_) => state.offline = true,
@@ -1298,6 +1309,12 @@ mod tests {
             chunk(7 * 4096, 4),
         ];
         assert_eq!(write_waves(&chain), [vec![0, 3], vec![1], vec![2]]);
+        // An untrimmed chunk (a reader held it) reaches past the trimmed one after it into
+        // a third: that one waits for both.
+        let untrimmed = [chunk(0, 8), chunk(2 * 4096, 2), chunk(3 * 4096, 4)];
+        assert_eq!(write_waves(&untrimmed), [vec![0], vec![1], vec![2]]);
+        let reaching = [chunk(0, 8), chunk(6 * 4096, 1), chunk(7 * 4096, 1)];
+        assert_eq!(write_waves(&reaching), [vec![0], vec![1, 2]]);
         assert!(write_waves::<crate::disk::memory::MemoryBuffer>(&[]).is_empty());
     }
 
