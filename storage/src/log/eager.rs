@@ -128,19 +128,6 @@ fn on_disk<B>(chunk: &Chunk<B>) -> bool {
     chunk.retained > 0 || matches!(&chunk.write, ChunkWrite::Early(early) if early.written())
 }
 
-/// Whether a chunk before `index` whose write may still be pending or in flight covers any
-/// byte of chunk `index` (chunks are in file order; each write covers its whole buffer).
-fn overlapped_by_unfinished<B: DiskBuffer>(
-    chunks: &std::collections::VecDeque<Chunk<B>>,
-    first_unwritten: usize,
-    index: usize,
-) -> bool {
-    let pos = chunks[index].pos;
-    chunks
-        .range(first_unwritten..index)
-        .any(|earlier| earlier.pos + earlier.buffer.bytes().len() as u64 > pos && !on_disk(earlier))
-}
-
 /// Starts early writes for the segment's full chunks that may go now (see the module notes).
 pub(super) fn start_early_writes<D: Disk>(
     disk: &D,
@@ -156,13 +143,19 @@ pub(super) fn start_early_writes<D: Disk>(
         .iter()
         .rposition(|chunk| chunk.retained > 0)
         .map_or(0, |kept| kept + 1);
+    // The furthest byte an earlier write not known to be complete covers (chunks are in
+    // file order; a write covers its chunk's whole buffer).
+    let mut unfinished_end = 0;
     for index in first_unwritten..segment.chunks.len() {
         let chunk = &segment.chunks[index];
         let full = !chunk.open && chunk.len == chunk.buffer.bytes().len();
         let eligible = full
             && matches!(chunk.write, ChunkWrite::Pending)
             && chunk.pos + chunk.len as u64 <= segment.allocated
-            && !overlapped_by_unfinished(&segment.chunks, first_unwritten, index);
+            && unfinished_end <= chunk.pos;
+        if !on_disk(chunk) {
+            unfinished_end = unfinished_end.max(chunk.pos + chunk.buffer.bytes().len() as u64);
+        }
         if !eligible {
             continue;
         }
