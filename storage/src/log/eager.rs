@@ -30,9 +30,10 @@ pub(super) enum ChunkWrite {
     /// Nobody yet: the next flush, or an early write.
     #[default]
     Pending,
-    /// A flush's write phase (a phase that was abandoned leaves it for the next flush).
+    /// Gathered by a flush, its write not started yet (a phase that was abandoned leaves it
+    /// for the next flush).
     Flushing,
-    /// An early write.
+    /// Its write is started: an early write, or a flush's (both run in background tasks).
     Early(Rc<EarlyWrite>),
 }
 
@@ -159,30 +160,41 @@ pub(super) fn start_early_writes<D: Disk>(
         if !eligible {
             continue;
         }
-        let early = Rc::new(EarlyWrite {
-            outcome: RefCell::new(Outcome::InFlight),
-            done: Notify::default(),
-        });
-        let task = {
-            let guard = Guard(early.clone());
-            let file = file.clone();
-            let buffer = chunk.buffer.clone();
-            let pos = chunk.pos;
-            let stats = stats.clone();
-            async move {
-                let outcome = match file.write_at(buffer, pos).await {
-                    Ok(written) => {
-                        IoStats::add(&stats.written_bytes, written as u64);
-                        Outcome::Written
-                    }
-                    Err(error) => Outcome::Failed(error.kind(), error.to_string()),
-                };
-                guard.0.finish(outcome);
-            }
-        };
-        segment.chunks[index].write = ChunkWrite::Early(early);
-        disk.spawn(Box::pin(task));
+        let write = spawn_write(disk, &file, &chunk.buffer, chunk.pos, stats);
+        segment.chunks[index].write = ChunkWrite::Early(write);
     }
+}
+
+/// Writes `buffer` at `pos` in a background task, which runs to its end even if whoever
+/// waits for it goes away (a cancelled flush): a later flush or a truncation waits for the
+/// write through the returned outcome instead of racing it with a write of its own.
+pub(super) fn spawn_write<D: Disk>(
+    disk: &D,
+    file: &Rc<D::File>,
+    buffer: &Rc<<D::File as DiskFile>::Buffer>,
+    pos: u64,
+    stats: &Rc<IoStats>,
+) -> Rc<EarlyWrite> {
+    let write = Rc::new(EarlyWrite {
+        outcome: RefCell::new(Outcome::InFlight),
+        done: Notify::default(),
+    });
+    let task = {
+        let guard = Guard(write.clone());
+        let (file, buffer, stats) = (file.clone(), buffer.clone(), stats.clone());
+        async move {
+            let outcome = match file.write_at(buffer, pos).await {
+                Ok(written) => {
+                    IoStats::add(&stats.written_bytes, written as u64);
+                    Outcome::Written
+                }
+                Err(error) => Outcome::Failed(error.kind(), error.to_string()),
+            };
+            guard.0.finish(outcome);
+        }
+    };
+    disk.spawn(Box::pin(task));
+    write
 }
 
 #[cfg(test)]

@@ -371,13 +371,16 @@ impl<F: DiskFile> Segment<F> {
     }
 }
 
+/// A chunk's buffer, its file position and its write, started in the background.
+type StartedWrite<F> = (Rc<<F as DiskFile>::Buffer>, u64, Rc<eager::EarlyWrite>);
+
 /// A flush's work for one segment, gathered under the borrow and done without it.
 struct FlushJob<F: DiskFile> {
     base: Offset,
     file: Option<Rc<F>>,
     writes: Vec<(Rc<F::Buffer>, u64)>,
     /// Chunks whose early write it waits for (writing those it finds abandoned).
-    early: Vec<(Rc<F::Buffer>, u64, Rc<eager::EarlyWrite>)>,
+    early: Vec<StartedWrite<F>>,
     allocate_to: Option<u64>,
     /// The segment's end and its two index files' bytes.
     finalise: Option<(u64, Vec<u8>, Vec<u8>)>,
@@ -1141,34 +1144,36 @@ impl<D: Disk> Log<D> {
                 .await
                 .map_err(io_error(context("preallocating")))?;
         }
+        // A chunk whose write a cancelled flush started (and left running) may share a page
+        // with one this flush writes: that write lands first.
+        let early_first = job.writes.iter().any(|(buffer, pos)| {
+            job.early.iter().any(|(early, early_pos, _)| {
+                *early_pos < pos + buffer.bytes().len() as u64
+                    && *pos < early_pos + early.bytes().len() as u64
+            })
+        });
+        if early_first {
+            self.finish_writes(&file, &job.early, &context).await?;
+        }
         // Every chunk of a wave in flight at once: the device sees a queue, not a sequence
-        // of single writes.
+        // of single writes. Each write runs in a background task recorded in its chunk, so
+        // if this flush is cancelled the next one waits for it rather than racing it.
         for wave in write_waves(&job.writes) {
-            let writes = wave.iter().map(|&at| {
-                let (buffer, pos) = &job.writes[at];
-                file.write_at(buffer.clone(), *pos)
-            });
-            for result in crate::join::join_all(writes.collect()).await {
-                let written = result.map_err(io_error(context("writing")))?;
-                IoStats::add(&self.config.stats.written_bytes, written as u64);
-            }
+            let started: Vec<_> = wave
+                .iter()
+                .map(|&at| {
+                    let (buffer, pos) = &job.writes[at];
+                    let write =
+                        eager::spawn_write(&self.disk, &file, buffer, *pos, &self.config.stats);
+                    self.record_write(job.base, buffer, &write);
+                    (buffer.clone(), *pos, write)
+                })
+                .collect();
+            self.finish_writes(&file, &started, &context).await?;
         }
         // Started earlier, so mostly done by now.
-        for (buffer, pos, early) in &job.early {
-            match early.wait().await {
-                eager::Outcome::Written => {}
-                eager::Outcome::InFlight => unreachable!("wait returns once the write ended"),
-                eager::Outcome::Failed(kind, message) => {
-                    return Err(io_error(context("writing"))(io::Error::new(kind, message)));
-                }
-                eager::Outcome::Abandoned => {
-                    let written = file
-                        .write_at(buffer.clone(), *pos)
-                        .await
-                        .map_err(io_error(context("writing")))?;
-                    IoStats::add(&self.config.stats.written_bytes, written as u64);
-                }
-            }
+        if !early_first {
+            self.finish_writes(&file, &job.early, &context).await?;
         }
         if let Some((end, offsets, times)) = &job.finalise {
             file.truncate(*end)
@@ -1186,6 +1191,51 @@ impl<D: Disk> Log<D> {
             }
         }
         Ok(file)
+    }
+
+    /// Waits for started writes; one whose task was dropped before it wrote is written here.
+    async fn finish_writes<C: FnOnce() -> String>(
+        &self,
+        file: &Rc<D::File>,
+        writes: &[StartedWrite<D::File>],
+        context: &impl Fn(&str) -> C,
+    ) -> Result<(), LogError> {
+        for (buffer, pos, write) in writes {
+            match write.wait().await {
+                eager::Outcome::Written => {}
+                eager::Outcome::InFlight => unreachable!("wait returns once the write ended"),
+                eager::Outcome::Failed(kind, message) => {
+                    return Err(io_error(context("writing"))(io::Error::new(kind, message)));
+                }
+                eager::Outcome::Abandoned => {
+                    let written = file
+                        .write_at(buffer.clone(), *pos)
+                        .await
+                        .map_err(io_error(context("writing")))?;
+                    IoStats::add(&self.config.stats.written_bytes, written as u64);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Notes in the chunk holding `buffer` that its write has started.
+    fn record_write(
+        &self,
+        base: Offset,
+        buffer: &Rc<<D::File as DiskFile>::Buffer>,
+        write: &Rc<eager::EarlyWrite>,
+    ) {
+        let mut state = self.state.borrow_mut();
+        let chunk = state.segments.get_mut(&base.get()).and_then(|segment| {
+            segment
+                .chunks
+                .iter_mut()
+                .find(|c| Rc::ptr_eq(&c.buffer, buffer))
+        });
+        if let Some(chunk) = chunk {
+            chunk.write = eager::ChunkWrite::Early(write.clone());
+        }
     }
 
     /// Reads whole batches: the one containing `offset` (or the first after it) and those
