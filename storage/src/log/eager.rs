@@ -12,6 +12,9 @@
 //!   it was closed is written untrimmed, its whole buffer, zeros past its end included.
 //! - Only into a file that exists and is preallocated past the chunk (a flush creates and
 //!   extends files; a write never changes the file's size).
+//! - A flush's own writes go through the same background tasks and are recorded in their
+//!   chunks, so a flush cancelled mid-write leaves writes that later flushes and truncation
+//!   wait for, never repeat alongside.
 //! - Bookkeeping stays with the flushes: the next flush waits for every early write it covers
 //!   and only then counts those chunks as written (kept for reads or released), in order.
 //!   A write whose task was dropped is written by that flush; a failed one fails it.
