@@ -1136,7 +1136,14 @@ impl<D: Disk> Log<D> {
                     .sync_dir(&self.dir)
                     .await
                     .map_err(io_error(context("syncing the directory of")))?;
-                Rc::new(file)
+                let file = Rc::new(file);
+                // The segment knows its file before any write goes to it: if this flush is
+                // cancelled from here on, its writes run on into this file, and the next
+                // flush must wait for them there rather than make the segment another file.
+                if let Some(segment) = self.state.borrow_mut().segments.get_mut(&job.base.get()) {
+                    segment.file.get_or_insert_with(|| file.clone());
+                }
+                file
             }
         };
         if let Some(len) = job.allocate_to {
