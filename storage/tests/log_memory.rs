@@ -1508,3 +1508,41 @@ fn no_early_write_starts_during_a_suffix_truncation() {
     append(&log, &batch(1, 100, 20));
     assert!(stats.written_bytes.get() > written);
 }
+
+/// After a roll, one flush syncs the sealed segment and the new one, and the next flush only
+/// the new one: if the later sync completes first, it must not make the earlier flush's data
+/// in the sealed segment count as durable.
+#[test]
+fn a_later_sync_does_not_vouch_for_an_earlier_one_on_another_segment() {
+    let disk = MemoryDisk::default();
+    let log = open(&disk, small_config());
+    let mut tag = 0;
+    while log.segment_bases().len() < 2 {
+        append(&log, &batch(1, 5000, tag));
+        tag += 1;
+    }
+    let sealed = segment_file(0);
+    disk.hold_fdatasync(&sealed, true);
+    let first_target = log.next_offset();
+    let mut first = Box::pin(log.flush());
+    assert!(
+        block_on(futures_lite::future::poll_once(first.as_mut())).is_none(),
+        "the sealed segment's sync is held"
+    );
+    append(&log, &batch(1, 5000, tag));
+    let second_target = log.next_offset();
+    let mut second = Box::pin(log.flush());
+    assert!(
+        block_on(futures_lite::future::poll_once(second.as_mut())).is_none(),
+        "the later flush waits for the earlier sync"
+    );
+    assert!(
+        log.durable_offset() < first_target,
+        "durable offset {} vouches for data whose sync is still running",
+        log.durable_offset()
+    );
+    disk.hold_fdatasync(&sealed, false);
+    assert_eq!(block_on(first).expect("first flush"), second_target);
+    assert_eq!(block_on(second).expect("second flush"), second_target);
+    assert_eq!(log.durable_offset(), second_target);
+}

@@ -36,6 +36,8 @@ struct Fs {
     fdatasync_stalled: bool,
     writes_fail: bool,
     spawned_dropped: bool,
+    /// Files whose fdatasync waits until released.
+    held_syncs: BTreeSet<PathBuf>,
 }
 
 #[derive(Debug, Default)]
@@ -71,6 +73,7 @@ impl MemoryDisk {
             fdatasync_stalled: false,
             writes_fail: false,
             spawned_dropped: false,
+            held_syncs: BTreeSet::new(),
         };
         MemoryDisk {
             fs: Rc::new(RefCell::new(fs)),
@@ -103,6 +106,17 @@ impl MemoryDisk {
     /// writes are issued), drops it and crashes, catching writes that were never synced.
     pub fn stall_fdatasync(&self, stalled: bool) {
         self.fs.borrow_mut().fdatasync_stalled = stalled;
+    }
+
+    /// While held, an fdatasync of the file at `path` (opened after this call or before)
+    /// does not complete; a poll after the release completes it. For ordering tests.
+    pub fn hold_fdatasync(&self, path: &Path, held: bool) {
+        let mut fs = self.fs.borrow_mut();
+        if held {
+            fs.held_syncs.insert(path.to_path_buf());
+        } else {
+            fs.held_syncs.remove(path);
+        }
     }
 
     /// While set, every data write fails with an I/O error (a failing device).
@@ -208,6 +222,7 @@ impl Disk for MemoryDisk {
             file,
             alignment,
             fs: self.fs.clone(),
+            path: path.to_path_buf(),
         })
     }
 
@@ -272,6 +287,8 @@ pub struct MemoryFile {
     file: Rc<RefCell<MemFile>>,
     alignment: usize,
     fs: Rc<RefCell<Fs>>,
+    /// The path it was opened by.
+    path: PathBuf,
 }
 
 /// A write buffer for [`MemoryFile`].
@@ -353,6 +370,16 @@ impl DiskFile for MemoryFile {
         if self.fs.borrow().fdatasync_stalled {
             std::future::pending::<()>().await;
         }
+        std::future::poll_fn(|context| {
+            if self.fs.borrow().held_syncs.contains(&self.path) {
+                // Asks to be polled again, so whatever polls it next sees the release.
+                context.waker().wake_by_ref();
+                std::task::Poll::Pending
+            } else {
+                std::task::Poll::Ready(())
+            }
+        })
+        .await;
         let mut file = self.file.borrow_mut();
         file.durable = file.data.clone();
         file.pending.clear();

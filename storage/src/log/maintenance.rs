@@ -307,6 +307,8 @@ impl<D: Disk> Log<D> {
             let mut state = self.state.borrow_mut();
             state.next_offset = end;
             state.durable_offset = end;
+            // A completed sync of offsets past the cut must not raise it again.
+            state.synced.retain(|&target| target <= end);
             // Reads that ran during the cut may have kept bytes from before it.
             state.truncations += 1;
             self.forget_read_buffers(&mut state);

@@ -283,6 +283,10 @@ struct State<F: DiskFile> {
     writing: bool,
     /// The targets of the flushes whose sync is in flight.
     syncing: Vec<Offset>,
+    /// Targets whose sync completed while an earlier flush's (one with a target at or below
+    /// it) was still in flight: that one may cover files this one did not sync (the segment
+    /// a roll sealed), so the durable offset waits for it.
+    synced: Vec<Offset>,
     offline: bool,
     /// Bytes read ahead of a sequential reader, from the tail-cache budget.
     read_ahead: Option<ahead::ReadAhead>,
@@ -404,7 +408,10 @@ impl<D: Disk> Drop for PhaseGuard<'_, D> {
         if let Ok(mut state) = self.log.state.try_borrow_mut() {
             match self.phase {
                 Phase::Write => state.writing = false,
-                Phase::Sync(target) => remove_syncing(&mut state.syncing, target),
+                Phase::Sync(target) => {
+                    remove_syncing(&mut state.syncing, target);
+                    settle_synced(&mut state);
+                }
             }
         }
         self.log.flushed.notify_all();
@@ -415,6 +422,18 @@ fn remove_syncing(syncing: &mut Vec<Offset>, target: Offset) {
     if let Some(at) = syncing.iter().position(|&t| t == target) {
         syncing.swap_remove(at);
     }
+}
+
+/// Moves the durable offset to the completed sync targets no sync still in flight may
+/// precede: a flush's fdatasync covers what earlier flushes wrote only to the files it syncs
+/// too, and after a roll an earlier flush also syncs the sealed segment.
+fn settle_synced<F: DiskFile>(state: &mut State<F>) {
+    let floor = state.syncing.iter().min().copied();
+    let settled = |target: &Offset| floor.is_none_or(|floor| *target < floor);
+    if let Some(&highest) = state.synced.iter().filter(|t| settled(t)).max() {
+        state.durable_offset = state.durable_offset.max(highest);
+    }
+    state.synced.retain(|target| !settled(target));
 }
 
 /// Splits a flush's writes (in file order) into waves written one after the other, each
@@ -718,6 +737,7 @@ impl<D: Disk> Log<D> {
             flushes: 0,
             writing: false,
             syncing: Vec::new(),
+            synced: Vec::new(),
             offline: false,
             read_ahead: None,
             truncations: 0,
@@ -960,7 +980,9 @@ impl<D: Disk> Log<D> {
                 if state.durable_offset >= target && !unfinalised {
                     return Ok(state.durable_offset);
                 }
-                state.writing || state.syncing.iter().any(|&syncing| syncing >= target)
+                state.writing
+                    || state.syncing.iter().any(|&syncing| syncing >= target)
+                    || state.synced.iter().any(|&synced| synced >= target)
             };
             if wait {
                 self.flushed.changed_since(generation).await;
@@ -1016,9 +1038,8 @@ impl<D: Disk> Log<D> {
             remove_syncing(&mut state.syncing, target);
             match synced {
                 Ok(()) => {
-                    // A later flush's sync also covers this one's writes, so completions in
-                    // either order leave the durable offset right.
-                    state.durable_offset = state.durable_offset.max(target);
+                    state.synced.push(target);
+                    settle_synced(&mut state);
                     state.flushes += u64::from(!jobs.is_empty());
                     if !jobs.is_empty() {
                         IoStats::add(&stats.syncs, 1);
