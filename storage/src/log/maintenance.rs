@@ -308,7 +308,7 @@ impl<D: Disk> Log<D> {
             state.next_offset = end;
             state.durable_offset = end;
             // A completed sync of offsets past the cut must not raise it again.
-            state.synced.retain(|&target| target <= end);
+            state.synced.retain(|round| round.target <= end);
             // Reads that ran during the cut may have kept bytes from before it.
             state.truncations += 1;
             self.forget_read_buffers(&mut state);

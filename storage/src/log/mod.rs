@@ -282,11 +282,11 @@ struct State<F: DiskFile> {
     /// A flush's write phase is running.
     writing: bool,
     /// The targets of the flushes whose sync is in flight.
-    syncing: Vec<Offset>,
+    syncing: Vec<SyncRound>,
     /// Targets whose sync completed while an earlier flush's (one with a target at or below
     /// it) was still in flight: that one may cover files this one did not sync (the segment
     /// a roll sealed), so the durable offset waits for it.
-    synced: Vec<Offset>,
+    synced: Vec<SyncRound>,
     offline: bool,
     /// Bytes read ahead of a sequential reader, from the tail-cache budget.
     read_ahead: Option<ahead::ReadAhead>,
@@ -418,22 +418,41 @@ impl<D: Disk> Drop for PhaseGuard<'_, D> {
     }
 }
 
-fn remove_syncing(syncing: &mut Vec<Offset>, target: Offset) {
-    if let Some(at) = syncing.iter().position(|&t| t == target) {
-        syncing.swap_remove(at);
-    }
+/// One flush's sync: its target and the files it syncs (by address, for identity).
+#[derive(Debug, Clone)]
+struct SyncRound {
+    target: Offset,
+    files: Vec<usize>,
 }
 
-/// Moves the durable offset to the completed sync targets no sync still in flight may
-/// precede: a flush's fdatasync covers what earlier flushes wrote only to the files it syncs
-/// too, and after a roll an earlier flush also syncs the sealed segment.
+/// Removes (and returns) the sync round of `target` from those in flight.
+fn remove_syncing(syncing: &mut Vec<SyncRound>, target: Offset) -> Option<SyncRound> {
+    let at = syncing.iter().position(|round| round.target == target)?;
+    Some(syncing.swap_remove(at))
+}
+
+/// Moves the durable offset to the completed sync rounds that vouch for everything below
+/// their target: a round's fdatasyncs cover what an earlier round, still in flight, wrote
+/// only if they sync every file that round does — after a roll an earlier round also syncs
+/// the sealed segment, which a later one does not.
 fn settle_synced<F: DiskFile>(state: &mut State<F>) {
-    let floor = state.syncing.iter().min().copied();
-    let settled = |target: &Offset| floor.is_none_or(|floor| *target < floor);
-    if let Some(&highest) = state.synced.iter().filter(|t| settled(t)).max() {
-        state.durable_offset = state.durable_offset.max(highest);
+    let vouches: Vec<bool> = state
+        .synced
+        .iter()
+        .map(|done| {
+            state.syncing.iter().all(|running| {
+                running.target > done.target
+                    || running.files.iter().all(|file| done.files.contains(file))
+            })
+        })
+        .collect();
+    let mut vouched = vouches.iter();
+    for (round, _) in state.synced.iter().zip(&vouches).filter(|(_, v)| **v) {
+        state.durable_offset = state.durable_offset.max(round.target);
     }
-    state.synced.retain(|target| !settled(target));
+    state
+        .synced
+        .retain(|_| !vouched.next().copied().unwrap_or(false));
 }
 
 /// Splits a flush's writes (in file order) into waves written one after the other, each
@@ -981,8 +1000,8 @@ impl<D: Disk> Log<D> {
                     return Ok(state.durable_offset);
                 }
                 state.writing
-                    || state.syncing.iter().any(|&syncing| syncing >= target)
-                    || state.synced.iter().any(|&synced| synced >= target)
+                    || state.syncing.iter().any(|round| round.target >= target)
+                    || state.synced.iter().any(|round| round.target >= target)
             };
             if wait {
                 self.flushed.changed_since(generation).await;
@@ -1010,7 +1029,10 @@ impl<D: Disk> Log<D> {
             match &written {
                 Ok(files) => {
                     apply_written_jobs(&mut state, &jobs, files, self.config.tail_cache.as_deref());
-                    state.syncing.push(target);
+                    state.syncing.push(SyncRound {
+                        target,
+                        files: files.iter().map(|file| Rc::as_ptr(file) as usize).collect(),
+                    });
                     // Chunks that waited for this phase's writes (a carried page, a new
                     // preallocation) may start now.
                     let paused = state.early_writes_paused > 0;
@@ -1035,10 +1057,10 @@ impl<D: Disk> Log<D> {
         std::mem::forget(sync_guard);
         {
             let mut state = self.state.borrow_mut();
-            remove_syncing(&mut state.syncing, target);
+            let round = remove_syncing(&mut state.syncing, target);
             match synced {
                 Ok(()) => {
-                    state.synced.push(target);
+                    state.synced.extend(round);
                     settle_synced(&mut state);
                     state.flushes += u64::from(!jobs.is_empty());
                     if !jobs.is_empty() {
