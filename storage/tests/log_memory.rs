@@ -1546,3 +1546,83 @@ fn a_later_sync_does_not_vouch_for_an_earlier_one_on_another_segment() {
     assert_eq!(block_on(second).expect("second flush"), second_target);
     assert_eq!(log.durable_offset(), second_target);
 }
+
+#[test]
+fn pages_written_past_the_end_hold_zeros_not_a_reused_buffers_bytes() {
+    use spate_storage::disk::{Disk, DiskBuffer};
+    let disk = MemoryDisk::default();
+    let config = small_config();
+    // Buffers the pool hands out hold a previous user's bytes (0xEE here; new ones hold the
+    // memory disk's poison): only what the log fills may reach the file.
+    let dirty: Vec<_> = (0..8)
+        .map(|_| {
+            let mut buffer = disk.take_buffer(config.chunk_bytes);
+            buffer.bytes_mut().fill(0xee);
+            buffer
+        })
+        .collect();
+    for buffer in dirty {
+        disk.give_buffer(buffer);
+    }
+    let log = open(&disk, config);
+    let path = dir().join(spate_storage::segment::log_file_name(Offset(0)));
+    let mut end = 0;
+    // Sizes that end mid-page, one flush each: every flush writes a partial last page (and
+    // carries it into a new chunk), and a chunk fills and goes whole now and then.
+    for (round, value_bytes) in [100, 3000, 5000, 777, 12_000, 1].into_iter().enumerate() {
+        let bytes = batch(2, value_bytes, round as u8);
+        append(&log, &bytes);
+        end += bytes.len();
+        block_on(log.flush()).expect("flush");
+        let file = disk.contents(&path).expect("segment file");
+        let page_end = end.div_ceil(4096) * 4096;
+        assert!(
+            file[end..page_end].iter().all(|&b| b == 0),
+            "round {round}: bytes {end}..{page_end} past the log's end are not zeros"
+        );
+    }
+    let batches = read_all(&log, Offset(0));
+    assert_eq!(batches.len(), 6);
+    drop(log);
+    disk.crash(7);
+    let reopened = open(&disk, small_config());
+    assert_eq!(read_all(&reopened, Offset(0)), batches);
+}
+
+#[test]
+fn written_chunks_return_their_buffers_to_the_pool() {
+    let disk = MemoryDisk::default();
+    let config = LogConfig {
+        segment_bytes: 8 << 20,
+        tail_cache: None,
+        ..small_config()
+    };
+    let chunk_bytes = config.chunk_bytes;
+    let log = open(&disk, config);
+    let bytes = batch(4, 1000, 1);
+    let mut written = 0;
+    let mut flushes = 0;
+    while written < 128 * chunk_bytes {
+        for _ in 0..40 {
+            append(&log, &bytes);
+            written += bytes.len();
+        }
+        block_on(log.flush()).expect("flush");
+        flushes += 1;
+    }
+    let (reused, allocated) = disk.pool().counts();
+    let chunks = written / chunk_bytes;
+    // Without reuse every chunk, and each flush's carried page, would be an allocation;
+    // with it, one round's chunks at the start, then about one per flush (a flush's last
+    // chunk is trimmed to its pages and cannot serve again).
+    let per_round = (40 * bytes.len()).div_ceil(chunk_bytes);
+    assert!(
+        allocated as usize <= flushes + per_round + 2,
+        "{allocated} buffers allocated for {chunks} chunks in {flushes} flushes ({reused} reused)"
+    );
+    assert!(
+        reused as usize >= chunks - per_round,
+        "{reused} reused for {chunks} chunks"
+    );
+    assert_eq!(read_all(&log, Offset(0)).len(), 40 * flushes);
+}

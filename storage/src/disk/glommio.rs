@@ -9,6 +9,7 @@
 //! Directory listing uses std::fs (glommio has no asynchronous readdir); it runs only when a
 //! log opens, never on the data path.
 
+use super::pool::{BufferPool, BUFFER_POOL_BYTES};
 use super::{Disk, DiskBuffer, DiskFile};
 use glommio::io::{DmaBuffer, DmaFile, OpenOptions};
 use glommio::{LocalExecutorBuilder, Placement};
@@ -21,10 +22,12 @@ use std::rc::Rc;
 pub const PROBE_FILE: &str = ".spate-dma-probe";
 const PROBE_BYTES: usize = 4096;
 
-/// glommio's DMA files as a [`Disk`].
+/// glommio's DMA files as a [`Disk`]. One per executor (shard): its clones share the
+/// shard's pool of write buffers ([`super::pool`]).
 #[derive(Clone, Debug)]
 pub struct GlommioDisk {
     data_dir: PathBuf,
+    pool: Rc<BufferPool<DmaBuffer>>,
 }
 
 impl GlommioDisk {
@@ -45,12 +48,18 @@ impl GlommioDisk {
         file.close().await?;
         Ok(GlommioDisk {
             data_dir: data_dir.to_path_buf(),
+            pool: Rc::new(BufferPool::new(BUFFER_POOL_BYTES)),
         })
     }
 
     /// The data directory this disk was probed on.
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+
+    /// The shard's pool of write buffers.
+    pub fn pool(&self) -> &BufferPool<DmaBuffer> {
+        &self.pool
     }
 }
 
@@ -118,6 +127,15 @@ impl Disk for GlommioDisk {
         let mut buffer = glommio::allocate_dma_buffer(len);
         buffer.as_bytes_mut().fill(0);
         buffer
+    }
+
+    fn take_buffer(&self, len: usize) -> DmaBuffer {
+        // Not zeroed: a new allocation's pages are first touched by the copy filling them.
+        self.pool.take(len, || glommio::allocate_dma_buffer(len))
+    }
+
+    fn give_buffer(&self, buffer: DmaBuffer) {
+        self.pool.give(buffer);
     }
 
     async fn open(&self, path: &Path, create: bool) -> io::Result<GlommioFile> {

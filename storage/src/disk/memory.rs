@@ -10,6 +10,7 @@
 //! It enforces the direct-I/O contract (aligned write offsets and lengths) so code that is
 //! wrong on glommio fails here too.
 
+use super::pool::{BufferPool, BUFFER_POOL_BYTES};
 use super::{Disk, DiskBuffer, DiskFile};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
@@ -24,7 +25,12 @@ const SECTOR_BYTES: usize = 512;
 #[derive(Clone, Debug)]
 pub struct MemoryDisk {
     fs: Rc<RefCell<Fs>>,
+    pool: Rc<BufferPool<MemoryBuffer>>,
 }
+
+/// What a buffer from [`Disk::take_buffer`] holds when it is new: not zeros, so a test
+/// catches code that writes bytes it never filled.
+pub const POISON: u8 = 0xa5;
 
 #[derive(Debug)]
 struct Fs {
@@ -77,6 +83,7 @@ impl MemoryDisk {
         };
         MemoryDisk {
             fs: Rc::new(RefCell::new(fs)),
+            pool: Rc::new(BufferPool::new(BUFFER_POOL_BYTES)),
         }
     }
 
@@ -100,6 +107,11 @@ impl MemoryDisk {
             file.data = image.clone();
             file.durable = image;
         }
+    }
+
+    /// The pool [`Disk::take_buffer`] serves from.
+    pub fn pool(&self) -> &BufferPool<MemoryBuffer> {
+        &self.pool
     }
 
     /// While stalled, every fdatasync stays pending forever: a test polls a flush once (its
@@ -202,6 +214,14 @@ impl Disk for MemoryDisk {
 
     fn alloc_buffer(&self, len: usize) -> MemoryBuffer {
         MemoryBuffer(vec![0; len])
+    }
+
+    fn take_buffer(&self, len: usize) -> MemoryBuffer {
+        self.pool.take(len, || MemoryBuffer(vec![POISON; len]))
+    }
+
+    fn give_buffer(&self, buffer: MemoryBuffer) {
+        self.pool.give(buffer);
     }
 
     async fn open(&self, path: &Path, create: bool) -> io::Result<MemoryFile> {

@@ -12,13 +12,15 @@
 
 pub mod glommio;
 pub mod memory;
+pub mod pool;
 
 use std::io;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 /// A buffer suitable for [`DiskFile::write_at`]: aligned for direct I/O, zero-filled when
-/// allocated.
+/// allocated ([`Disk::alloc_buffer`]), holding what its last user left when reused
+/// ([`Disk::take_buffer`]).
 pub trait DiskBuffer: std::fmt::Debug {
     /// The buffer's bytes.
     fn bytes(&self) -> &[u8];
@@ -42,6 +44,18 @@ pub trait Disk: Clone + std::fmt::Debug + 'static {
 
     /// A zeroed write buffer of `len` bytes, usable with any file of this disk.
     fn alloc_buffer(&self, len: usize) -> <Self::File as DiskFile>::Buffer;
+
+    /// A write buffer of `len` bytes whose contents are unspecified — one handed back by
+    /// [`Disk::give_buffer`] if the disk pools them: the caller writes every byte that
+    /// reaches a file.
+    fn take_buffer(&self, len: usize) -> <Self::File as DiskFile>::Buffer {
+        self.alloc_buffer(len)
+    }
+
+    /// Hands back a buffer nothing uses any more, for a later [`Disk::take_buffer`].
+    fn give_buffer(&self, buffer: <Self::File as DiskFile>::Buffer) {
+        drop(buffer);
+    }
 
     /// Opens `path` read-write, creating it (empty) if `create` and it does not exist.
     async fn open(&self, path: &Path, create: bool) -> io::Result<Self::File>;

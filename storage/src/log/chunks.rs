@@ -30,17 +30,8 @@ pub(super) fn write_into_chunks<D: Disk>(
         let chunk = open_chunk(disk, segment, position, chunk_bytes);
         let capacity = chunk.buffer.bytes().len() - chunk.len;
         let take = capacity.min(bytes.len() - written);
-        if Rc::get_mut(&mut chunk.buffer).is_none() {
-            // A read in progress holds this chunk (reads share chunks, they do not copy
-            // them): write into a copy, leaving the reader the bytes it planned on.
-            let mut copy = disk.alloc_buffer(chunk.buffer.bytes().len());
-            copy.bytes_mut()[..chunk.len].copy_from_slice(&chunk.buffer.bytes()[..chunk.len]);
-            chunk.buffer = Rc::new(copy);
-        }
-        let Some(buffer) = Rc::get_mut(&mut chunk.buffer) else {
-            unreachable!("the chunk's buffer was just made its own")
-        };
-        let target = &mut buffer.bytes_mut()[chunk.len..chunk.len + take];
+        let len = chunk.len;
+        let target = &mut own_buffer(disk, chunk).bytes_mut()[len..len + take];
         target.copy_from_slice(&bytes[written..written + take]);
         if written < BATCH_HEADER_BYTES {
             let stamped = (BATCH_HEADER_BYTES - written).min(take);
@@ -68,9 +59,12 @@ pub(super) fn open_chunk<'a, D: Disk>(
     if !reusable {
         let pos = align_down(position, disk.alignment());
         debug_assert_eq!(pos, position, "a full chunk ends on an alignment boundary");
-        let buffer = Rc::new(disk.alloc_buffer(chunk_bytes));
         let len = (position - pos) as usize;
-        segment.chunks.push_back(Chunk::open_at(buffer, pos, len));
+        let mut buffer = disk.take_buffer(chunk_bytes);
+        buffer.bytes_mut()[..len].fill(0);
+        segment
+            .chunks
+            .push_back(Chunk::open_at(Rc::new(buffer), pos, len));
     }
     segment.chunks.back_mut().expect("just ensured")
 }
@@ -91,7 +85,9 @@ pub(super) fn close_open_chunk<D: Disk>(
     if !last.open || last.len == last.flushed_len {
         if sealed && last.open {
             // Nothing new in it, and nothing will follow: drop it.
-            segment.chunks.pop_back();
+            if let Some(chunk) = segment.chunks.pop_back() {
+                super::release_chunk(disk, chunk, None);
+            }
         }
         return;
     }
@@ -100,16 +96,34 @@ pub(super) fn close_open_chunk<D: Disk>(
     let full_pages = last.len - partial;
     let carried =
         (partial > 0 && !sealed).then(|| last.buffer.bytes()[full_pages..last.len].to_vec());
-    if let Some(buffer) = Rc::get_mut(&mut last.buffer) {
-        buffer.trim(align_up(last.len, alignment));
-    }
+    // The write covers whole pages: past the appended bytes, zeros rather than whatever the
+    // buffer's last user left (pooled buffers are not cleared).
+    let (len, written) = (last.len, align_up(last.len, alignment));
+    let buffer = own_buffer(disk, last);
+    buffer.bytes_mut()[len..written].fill(0);
+    buffer.trim(written);
     let pos = last.pos + full_pages as u64;
     if let Some(carried) = carried {
-        let mut buffer = disk.alloc_buffer(chunk_bytes);
+        let mut buffer = disk.take_buffer(chunk_bytes);
         buffer.bytes_mut()[..carried.len()].copy_from_slice(&carried);
         let len = carried.len();
         segment
             .chunks
             .push_back(Chunk::open_at(Rc::new(buffer), pos, len));
     }
+}
+
+/// The chunk's buffer, to change: if a read in progress holds it (reads share chunks, they do
+/// not copy them), the chunk moves to a copy of its bytes and the reader keeps the bytes it
+/// planned on.
+fn own_buffer<'a, D: Disk>(
+    disk: &D,
+    chunk: &'a mut Chunk<<D::File as DiskFile>::Buffer>,
+) -> &'a mut <D::File as DiskFile>::Buffer {
+    if Rc::get_mut(&mut chunk.buffer).is_none() {
+        let mut copy = disk.take_buffer(chunk.buffer.bytes().len());
+        copy.bytes_mut()[..chunk.len].copy_from_slice(&chunk.buffer.bytes()[..chunk.len]);
+        chunk.buffer = Rc::new(copy);
+    }
+    Rc::get_mut(&mut chunk.buffer).expect("the chunk's buffer was just made its own")
 }

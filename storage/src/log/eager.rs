@@ -8,8 +8,8 @@
 //!   covers any of its pages.
 //! - A chunk starts early only once every earlier chunk whose write covers any of its bytes
 //!   has completed, so two writes of one page never race: the previous chunk's last partial
-//!   page is carried into the next chunk and rewritten there, and a chunk a reader held when
-//!   it was closed is written untrimmed, its whole buffer, zeros past its end included.
+//!   page is carried into the next chunk and rewritten there. (A closed chunk is trimmed to
+//!   its pages, so only that page overlaps; the rule does not depend on it.)
 //! - Only into a file that exists and is preallocated past the chunk (a flush creates and
 //!   extends files; a write never changes the file's size).
 //! - A flush's own writes go through the same background tasks and are recorded in their
@@ -253,8 +253,8 @@ mod tests {
         start_early_writes(&disk, &mut segment, &stats);
         let early: Vec<bool> = segment.chunks.iter().map(is_early).collect();
         assert_eq!(early, [false, true, true, false]);
-        // A chunk a reader held when it was closed is written whole (zeros past its end):
-        // the next chunk, though it carries nothing, waits for that write.
+        // A write reaching past its chunk's bytes (a buffer longer than its pages): the next
+        // chunk, though it carries nothing, waits for that write.
         segment.chunks.clear();
         let mut untrimmed = chunk(&disk, 0, 8 * PAGE, 0);
         untrimmed.len = 4 * PAGE;

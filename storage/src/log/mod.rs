@@ -6,8 +6,10 @@
 //! `.await`, so appends go on while a flush is in flight.
 //!
 //! Write path. [`Log::append`] stamps the batch's base offset and leader epoch while copying
-//! it into the active segment's current chunk — an aligned buffer from the disk — which is
-//! the one copy direct I/O requires. A chunk that fills up is written at once by a background
+//! it into the active segment's current chunk — an aligned buffer from the shard's pool
+//! ([`crate::disk::pool`]; chunks go back to it once written and no longer kept for reads,
+//! and pages past a chunk's bytes are zeroed when it is written) — which is the one copy
+//! direct I/O requires. A chunk that fills up is written at once by a background
 //! task (an early write, see [`eager`]), so the device sees a steady queue of writes.
 //! [`Log::flush`] writes the rest (the partial last chunk), waits for the early writes, then
 //! `fdatasync`s; appends that arrive meanwhile land in new chunks and are covered by the next
@@ -69,9 +71,11 @@ pub const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
 ///
 /// Memory budget of one log: at most `max_unflushed_bytes` appended and waiting for a flush,
 /// at most as much again in the flush writing it (one write phase at a time), plus one open
-/// `chunk_bytes` chunk and a carried page; buffers come from glommio's registered I/O memory
-/// while it lasts, then from aligned heap memory. Per shard, `write_budget` bounds the
-/// waiting bytes of all its logs together and `tail_cache` the written bytes they keep.
+/// `chunk_bytes` chunk and a carried page. Buffers come from the shard's pool of free
+/// buffers ([`crate::disk::pool::BUFFER_POOL_BYTES`] kept at most), else from glommio's
+/// registered I/O memory while it lasts, then from aligned heap memory. Per shard,
+/// `write_budget` bounds the waiting bytes of all its logs together and `tail_cache` the
+/// written bytes they keep.
 #[derive(Debug, Clone)]
 pub struct LogConfig {
     /// Roll to a new segment before one would grow past this (`segment.bytes`).
@@ -457,9 +461,9 @@ fn settle_synced<F: DiskFile>(state: &mut State<F>) {
 
 /// Splits a flush's writes (in file order) into waves written one after the other, each
 /// at once. A write that overlaps an earlier one — a chunk carrying the partial page its
-/// predecessor ends in, or one following a chunk written untrimmed (a reader held it when it
-/// was closed) — must land after it, so it goes in a later wave than every earlier write it
-/// overlaps. Indexes into `writes`.
+/// predecessor ends in, or any write a longer buffer before it reaches into — must land
+/// after it, so it goes in a later wave than every earlier write it overlaps. Indexes into
+/// `writes`.
 fn write_waves<B: DiskBuffer>(writes: &[(Rc<B>, u64)]) -> Vec<Vec<usize>> {
     let mut waves: Vec<Vec<usize>> = Vec::new();
     let mut wave_of: Vec<usize> = Vec::with_capacity(writes.len());
@@ -482,13 +486,14 @@ fn write_waves<B: DiskBuffer>(writes: &[(Rc<B>, u64)]) -> Vec<Vec<usize>> {
 
 /// Records what a flush's write phase did: new files, preallocation, finalised segments, and
 /// the chunks now on disk (later reads go to the file).
-fn apply_written_jobs<F: DiskFile>(
-    state: &mut State<F>,
-    jobs: &[FlushJob<F>],
-    files: &[Rc<F>],
+fn apply_written_jobs<D: Disk>(
+    disk: &D,
+    state: &mut State<D::File>,
+    jobs: Vec<FlushJob<D::File>>,
+    files: &[Rc<D::File>],
     tail: Option<&Budget>,
 ) {
-    for (job, file) in jobs.iter().zip(files) {
+    for (job, file) in jobs.into_iter().zip(files) {
         let Some(segment) = state.segments.get_mut(&job.base.get()) else {
             continue;
         };
@@ -502,7 +507,7 @@ fn apply_written_jobs<F: DiskFile>(
             segment.allocated = end;
             segment.finalised = true;
         }
-        let written = |chunk: &Chunk<F::Buffer>| {
+        let written = |chunk: &Chunk<<D::File as DiskFile>::Buffer>| {
             job.writes
                 .iter()
                 .map(|(buffer, _)| buffer)
@@ -510,20 +515,35 @@ fn apply_written_jobs<F: DiskFile>(
                 .any(|buffer| Rc::ptr_eq(buffer, &chunk.buffer))
         };
         let newly_written: Vec<bool> = segment.chunks.iter().map(written).collect();
-        retain_written(segment, &newly_written, tail);
+        // The job's references go first, so chunks that leave memory return their buffers.
+        drop(job);
+        retain_written(disk, segment, &newly_written, tail);
         if segment.finalised {
             // A sealed segment is no longer the tail: its chunks leave memory.
-            release_all_chunks(segment, tail);
+            release_all_chunks(disk, segment, tail);
         }
     }
 }
 
 /// Drops every chunk of a segment, returning the budget its kept chunks held.
-fn release_all_chunks<F: DiskFile>(segment: &mut Segment<F>, tail: Option<&Budget>) {
+fn release_all_chunks<D: Disk>(disk: &D, segment: &mut Segment<D::File>, tail: Option<&Budget>) {
     for chunk in segment.chunks.drain(..) {
-        if let (Some(budget), true) = (tail, chunk.retained > 0) {
-            budget.give_back(chunk.retained);
-        }
+        release_chunk(disk, chunk, tail);
+    }
+}
+
+/// Drops a chunk: returns the tail budget it held, and its buffer to the disk's pool unless a
+/// write or a read still holds it.
+fn release_chunk<D: Disk>(
+    disk: &D,
+    chunk: Chunk<<D::File as DiskFile>::Buffer>,
+    tail: Option<&Budget>,
+) {
+    if let (Some(budget), true) = (tail, chunk.retained > 0) {
+        budget.give_back(chunk.retained);
+    }
+    if let Ok(buffer) = Rc::try_unwrap(chunk.buffer) {
+        disk.give_buffer(buffer);
     }
 }
 
@@ -536,7 +556,7 @@ impl<D: Disk> Drop for Log<D> {
                 state.unflushed_bytes = 0;
             }
             for segment in state.segments.values_mut() {
-                release_all_chunks(segment, tail.as_deref());
+                release_all_chunks(&self.disk, segment, tail.as_deref());
             }
             if let Some(budget) = tail.as_deref() {
                 budget.give_back(Self::read_ahead_claims(&state));
@@ -551,8 +571,9 @@ impl<D: Disk> Drop for Log<D> {
 /// oldest first; the rest go. Written chunks form a prefix of the deque (writes go in
 /// order), and what stays must remain a suffix of the segment with the unwritten chunks,
 /// so a chunk that cannot be kept takes every older one with it.
-fn retain_written<F: DiskFile>(
-    segment: &mut Segment<F>,
+fn retain_written<D: Disk>(
+    disk: &D,
+    segment: &mut Segment<D::File>,
     newly_written: &[bool],
     tail: Option<&Budget>,
 ) {
@@ -567,10 +588,10 @@ fn retain_written<F: DiskFile>(
         let kept = loop {
             match tail {
                 Some(budget) if budget.try_take(bytes) => break true,
-                Some(budget) if index > 0 => {
+                Some(_) if index > 0 => {
                     // Evict the oldest kept chunk of this segment and try again.
                     let oldest = segment.chunks.pop_front().expect("index > 0");
-                    budget.give_back(oldest.retained);
+                    release_chunk(disk, oldest, tail);
                     flags.remove(0);
                     index -= 1;
                 }
@@ -584,11 +605,7 @@ fn retain_written<F: DiskFile>(
             // Not even alone does it fit: it and everything older leave memory.
             for _ in 0..=index {
                 let chunk = segment.chunks.pop_front().expect("within the deque");
-                if let Some(budget) = tail {
-                    if chunk.retained > 0 {
-                        budget.give_back(chunk.retained);
-                    }
-                }
+                release_chunk(disk, chunk, tail);
                 flags.remove(0);
             }
             index = 0;
@@ -1021,6 +1038,7 @@ impl<D: Disk> Log<D> {
             phase: Phase::Write,
         };
         let (target, jobs) = self.gather_flush_jobs();
+        let wrote_any = !jobs.is_empty();
         let written = self.write_phase(&jobs).await;
         std::mem::forget(write_guard);
         {
@@ -1028,7 +1046,13 @@ impl<D: Disk> Log<D> {
             state.writing = false;
             match &written {
                 Ok(files) => {
-                    apply_written_jobs(&mut state, &jobs, files, self.config.tail_cache.as_deref());
+                    apply_written_jobs(
+                        &self.disk,
+                        &mut state,
+                        jobs,
+                        files,
+                        self.config.tail_cache.as_deref(),
+                    );
                     state.syncing.push(SyncRound {
                         target,
                         files: files.iter().map(|file| Rc::as_ptr(file) as usize).collect(),
@@ -1062,8 +1086,8 @@ impl<D: Disk> Log<D> {
                 Ok(()) => {
                     state.synced.extend(round);
                     settle_synced(&mut state);
-                    state.flushes += u64::from(!jobs.is_empty());
-                    if !jobs.is_empty() {
+                    state.flushes += u64::from(wrote_any);
+                    if wrote_any {
                         IoStats::add(&stats.syncs, 1);
                         stats.sync_latency.observe(sync_started.elapsed());
                     }
@@ -1367,7 +1391,7 @@ impl<D: Disk> Log<D> {
             .map_err(io_error(|| format!("writing {}", marker.display())))?;
         let segments = std::mem::take(&mut self.state.borrow_mut().segments);
         for mut segment in segments.into_values() {
-            release_all_chunks(&mut segment, self.config.tail_cache.as_deref());
+            release_all_chunks(&self.disk, &mut segment, self.config.tail_cache.as_deref());
             if let Some(file) = segment.file.and_then(|file| Rc::try_unwrap(file).ok()) {
                 file.close().await.map_err(io_error(|| {
                     format!("closing a segment of {}", self.dir.display())
@@ -1409,8 +1433,7 @@ mod tests {
             chunk(7 * 4096, 4),
         ];
         assert_eq!(write_waves(&chain), [vec![0, 3], vec![1], vec![2]]);
-        // An untrimmed chunk (a reader held it) reaches past the trimmed one after it into
-        // a third: that one waits for both.
+        // A write reaching past the one after it into a third: that one waits for both.
         let untrimmed = [chunk(0, 8), chunk(2 * 4096, 2), chunk(3 * 4096, 4)];
         assert_eq!(write_waves(&untrimmed), [vec![0], vec![1], vec![2]]);
         let reaching = [chunk(0, 8), chunk(6 * 4096, 1), chunk(7 * 4096, 1)];
