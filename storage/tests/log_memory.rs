@@ -1626,3 +1626,61 @@ fn written_chunks_return_their_buffers_to_the_pool() {
     );
     assert_eq!(read_all(&log, Offset(0)).len(), 40 * flushes);
 }
+
+#[test]
+fn a_sync_abandoned_in_flight_is_made_up_before_later_data_counts_as_durable() {
+    let disk = MemoryDisk::default();
+    let log = open(&disk, small_config());
+    let mut appended = Vec::new();
+    while log.segment_bases().len() < 2 {
+        let bytes = batch(1, 5000, appended.len() as u8);
+        append(&log, &bytes);
+        appended.push(bytes);
+    }
+    // The first flush writes both segments and syncs both; the sealed one's sync is held,
+    // and the flush is dropped there (a cancelled caller): that fdatasync never completes.
+    let sealed = segment_file(0);
+    disk.hold_fdatasync(&sealed, true);
+    let first_target = log.next_offset();
+    let mut first = Box::pin(log.flush());
+    assert!(block_on(futures_lite::future::poll_once(first.as_mut())).is_none());
+    // A later flush whose sync starts while the abandoned one is still in flight syncs
+    // only the active segment; then the first is dropped.
+    let bytes = batch(1, 5000, 100);
+    append(&log, &bytes);
+    appended.push(bytes);
+    let mut second = Box::pin(log.flush());
+    assert!(block_on(futures_lite::future::poll_once(second.as_mut())).is_none());
+    drop(first);
+    // And one that starts after.
+    let bytes = batch(1, 5000, 101);
+    append(&log, &bytes);
+    appended.push(bytes);
+    let third_target = log.next_offset();
+    let mut third = Box::pin(log.flush());
+    assert!(
+        block_on(futures_lite::future::poll_once(third.as_mut())).is_none(),
+        "a later flush syncs the abandoned round's files again (held)"
+    );
+    assert!(
+        block_on(futures_lite::future::poll_once(second.as_mut())).is_none(),
+        "the flush in flight during the abandonment cannot vouch for the sealed segment"
+    );
+    assert!(
+        log.durable_offset() < first_target,
+        "durable offset {} counts data whose sync was abandoned",
+        log.durable_offset()
+    );
+    disk.hold_fdatasync(&sealed, false);
+    assert_eq!(block_on(third).expect("third flush"), third_target);
+    assert_eq!(block_on(second).expect("second flush"), third_target);
+    // What it called durable survives a power cut.
+    drop(log);
+    disk.crash(11);
+    let reopened = open(&disk, small_config());
+    let read: Vec<Vec<u8>> = read_all(&reopened, Offset(0));
+    assert_eq!(read.len(), appended.len());
+    for (at, (read, original)) in read.iter().zip(&appended).enumerate() {
+        assert_eq!(read, &stamped(original, Offset(at as i64)), "batch {at}");
+    }
+}

@@ -285,12 +285,16 @@ struct State<F: DiskFile> {
     flushes: u64,
     /// A flush's write phase is running.
     writing: bool,
-    /// The targets of the flushes whose sync is in flight.
-    syncing: Vec<SyncRound>,
-    /// Targets whose sync completed while an earlier flush's (one with a target at or below
-    /// it) was still in flight: that one may cover files this one did not sync (the segment
-    /// a roll sealed), so the durable offset waits for it.
-    synced: Vec<SyncRound>,
+    /// The flushes whose sync is in flight, and those abandoned in flight (a flush future
+    /// dropped mid-fdatasync): an abandoned round stays until a later round has synced its
+    /// files again, and each new round takes them on.
+    syncing: Vec<SyncRound<F>>,
+    /// Rounds whose sync completed while an earlier one (with a target at or below theirs)
+    /// was still in flight or abandoned: that one may cover files this one did not sync (the
+    /// segment a roll sealed), so the durable offset waits for it.
+    synced: Vec<SyncRound<F>>,
+    /// The id of the next sync round (they start in write-phase order).
+    next_sync_round: u64,
     offline: bool,
     /// Bytes read ahead of a sequential reader, from the tail-cache budget.
     read_ahead: Option<ahead::ReadAhead>,
@@ -404,7 +408,8 @@ struct PhaseGuard<'a, D: Disk> {
 
 enum Phase {
     Write,
-    Sync(Offset),
+    /// The id of the sync round.
+    Sync(u64),
 }
 
 impl<D: Disk> Drop for PhaseGuard<'_, D> {
@@ -412,8 +417,11 @@ impl<D: Disk> Drop for PhaseGuard<'_, D> {
         if let Ok(mut state) = self.log.state.try_borrow_mut() {
             match self.phase {
                 Phase::Write => state.writing = false,
-                Phase::Sync(target) => {
-                    remove_syncing(&mut state.syncing, target);
+                Phase::Sync(id) => {
+                    // Its fdatasyncs may not have run: the round stays, as a debt.
+                    if let Some(round) = state.syncing.iter_mut().find(|r| r.id == id) {
+                        round.abandoned = true;
+                    }
                     settle_synced(&mut state);
                 }
             }
@@ -422,41 +430,56 @@ impl<D: Disk> Drop for PhaseGuard<'_, D> {
     }
 }
 
-/// One flush's sync: its target and the files it syncs (by address, for identity).
-#[derive(Debug, Clone)]
-struct SyncRound {
+/// One flush's sync: its target and the files it syncs.
+#[derive(Debug)]
+struct SyncRound<F> {
+    /// Rounds are numbered in the order of their write phases.
+    id: u64,
     target: Offset,
-    files: Vec<usize>,
+    files: Vec<Rc<F>>,
+    /// Its flush was dropped before the fdatasyncs completed.
+    abandoned: bool,
 }
 
-/// Removes (and returns) the sync round of `target` from those in flight.
-fn remove_syncing(syncing: &mut Vec<SyncRound>, target: Offset) -> Option<SyncRound> {
-    let at = syncing.iter().position(|round| round.target == target)?;
+impl<F> SyncRound<F> {
+    /// Whether this round syncs every file `other` does.
+    fn covers(&self, other: &SyncRound<F>) -> bool {
+        other
+            .files
+            .iter()
+            .all(|file| self.files.iter().any(|own| Rc::ptr_eq(own, file)))
+    }
+}
+
+/// Removes (and returns) the sync round `id` from those in flight.
+fn remove_syncing<F>(syncing: &mut Vec<SyncRound<F>>, id: u64) -> Option<SyncRound<F>> {
+    let at = syncing.iter().position(|round| round.id == id)?;
     Some(syncing.swap_remove(at))
 }
 
 /// Moves the durable offset to the completed sync rounds that vouch for everything below
-/// their target: a round's fdatasyncs cover what an earlier round, still in flight, wrote
-/// only if they sync every file that round does — after a roll an earlier round also syncs
-/// the sealed segment, which a later one does not.
+/// their target: a round's fdatasyncs cover what an earlier round, still in flight or
+/// abandoned, wrote only if they sync every file that round does — after a roll an earlier
+/// round also syncs the sealed segment, which a later one does not. A completed round that
+/// started after an abandoned one and synced its files makes up for it.
 fn settle_synced<F: DiskFile>(state: &mut State<F>) {
-    let vouches: Vec<bool> = state
-        .synced
-        .iter()
-        .map(|done| {
-            state.syncing.iter().all(|running| {
-                running.target > done.target
-                    || running.files.iter().all(|file| done.files.contains(file))
-            })
-        })
-        .collect();
-    let mut vouched = vouches.iter();
-    for (round, _) in state.synced.iter().zip(&vouches).filter(|(_, v)| **v) {
-        state.durable_offset = state.durable_offset.max(round.target);
+    while let Some(at) = state.synced.iter().position(|done| {
+        state
+            .syncing
+            .iter()
+            .all(|running| running.target > done.target || done.covers(running))
+    }) {
+        let done = state.synced.swap_remove(at);
+        state.durable_offset = state.durable_offset.max(done.target);
+        state.syncing.retain(|running| {
+            !(running.abandoned
+                && running.id < done.id
+                && running.target <= done.target
+                && done.covers(running))
+        });
     }
-    state
-        .synced
-        .retain(|_| !vouched.next().copied().unwrap_or(false));
+    let durable = state.durable_offset;
+    state.synced.retain(|round| round.target > durable);
 }
 
 /// Splits a flush's writes (in file order) into waves written one after the other, each
@@ -774,6 +797,7 @@ impl<D: Disk> Log<D> {
             writing: false,
             syncing: Vec::new(),
             synced: Vec::new(),
+            next_sync_round: 0,
             offline: false,
             read_ahead: None,
             truncations: 0,
@@ -1016,9 +1040,14 @@ impl<D: Disk> Log<D> {
                 if state.durable_offset >= target && !unfinalised {
                     return Ok(state.durable_offset);
                 }
+                // With a sync abandoned, a new flush must sync its files again.
+                let debt = state.syncing.iter().any(|round| round.abandoned);
                 state.writing
-                    || state.syncing.iter().any(|round| round.target >= target)
-                    || state.synced.iter().any(|round| round.target >= target)
+                    || state
+                        .syncing
+                        .iter()
+                        .any(|round| !round.abandoned && round.target >= target)
+                    || (!debt && state.synced.iter().any(|round| round.target >= target))
             };
             if wait {
                 self.flushed.changed_since(generation).await;
@@ -1041,6 +1070,7 @@ impl<D: Disk> Log<D> {
         let wrote_any = !jobs.is_empty();
         let written = self.write_phase(&jobs).await;
         std::mem::forget(write_guard);
+        let mut round = None;
         {
             let mut state = self.state.borrow_mut();
             state.writing = false;
@@ -1053,10 +1083,23 @@ impl<D: Disk> Log<D> {
                         files,
                         self.config.tail_cache.as_deref(),
                     );
+                    // The files of abandoned syncs are synced again by this round.
+                    let mut sync_files = files.clone();
+                    let debts = state.syncing.iter().filter(|r| r.abandoned);
+                    for debt in debts.flat_map(|r| r.files.iter()) {
+                        if !sync_files.iter().any(|file| Rc::ptr_eq(file, debt)) {
+                            sync_files.push(debt.clone());
+                        }
+                    }
+                    let id = state.next_sync_round;
+                    state.next_sync_round += 1;
                     state.syncing.push(SyncRound {
+                        id,
                         target,
-                        files: files.iter().map(|file| Rc::as_ptr(file) as usize).collect(),
+                        files: sync_files.clone(),
+                        abandoned: false,
                     });
+                    round = Some((id, sync_files));
                     // Chunks that waited for this phase's writes (a carried page, a new
                     // preallocation) may start now.
                     let paused = state.early_writes_paused > 0;
@@ -1070,18 +1113,19 @@ impl<D: Disk> Log<D> {
             }
         }
         self.flushed.notify_all();
-        let files = written?;
+        written?;
+        let (id, files) = round.expect("a sync round follows a successful write phase");
         let stats = &self.config.stats;
         let sync_started = std::time::Instant::now();
         let sync_guard = PhaseGuard {
             log: self,
-            phase: Phase::Sync(target),
+            phase: Phase::Sync(id),
         };
         let synced = self.sync_phase(&files).await;
         std::mem::forget(sync_guard);
         {
             let mut state = self.state.borrow_mut();
-            let round = remove_syncing(&mut state.syncing, target);
+            let round = remove_syncing(&mut state.syncing, id);
             match synced {
                 Ok(()) => {
                     state.synced.extend(round);
