@@ -1509,18 +1509,26 @@ fn no_early_write_starts_during_a_suffix_truncation() {
     assert!(stats.written_bytes.get() > written);
 }
 
+/// A log whose appends (returned) just rolled it to a second segment, nothing flushed.
+fn log_just_rolled(disk: &MemoryDisk) -> (Log<MemoryDisk>, Vec<Vec<u8>>) {
+    let log = open(disk, small_config());
+    let mut appended = Vec::new();
+    while log.segment_bases().len() < 2 {
+        let bytes = batch(1, 5000, appended.len() as u8);
+        append(&log, &bytes);
+        appended.push(bytes);
+    }
+    (log, appended)
+}
+
 /// After a roll, one flush syncs the sealed segment and the new one, and the next flush only
 /// the new one: if the later sync completes first, it must not make the earlier flush's data
 /// in the sealed segment count as durable.
 #[test]
 fn a_later_sync_does_not_vouch_for_an_earlier_one_on_another_segment() {
     let disk = MemoryDisk::default();
-    let log = open(&disk, small_config());
-    let mut tag = 0;
-    while log.segment_bases().len() < 2 {
-        append(&log, &batch(1, 5000, tag));
-        tag += 1;
-    }
+    let (log, appended) = log_just_rolled(&disk);
+    let tag = appended.len() as u8;
     let sealed = segment_file(0);
     disk.hold_fdatasync(&sealed, true);
     let first_target = log.next_offset();
@@ -1630,13 +1638,7 @@ fn written_chunks_return_their_buffers_to_the_pool() {
 #[test]
 fn a_sync_abandoned_in_flight_is_made_up_before_later_data_counts_as_durable() {
     let disk = MemoryDisk::default();
-    let log = open(&disk, small_config());
-    let mut appended = Vec::new();
-    while log.segment_bases().len() < 2 {
-        let bytes = batch(1, 5000, appended.len() as u8);
-        append(&log, &bytes);
-        appended.push(bytes);
-    }
+    let (log, mut appended) = log_just_rolled(&disk);
     // The first flush writes both segments and syncs both; the sealed one's sync is held,
     // and the flush is dropped there (a cancelled caller): that fdatasync never completes.
     let sealed = segment_file(0);
@@ -1683,4 +1685,39 @@ fn a_sync_abandoned_in_flight_is_made_up_before_later_data_counts_as_durable() {
     for (at, (read, original)) in read.iter().zip(&appended).enumerate() {
         assert_eq!(read, &stamped(original, Offset(at as i64)), "batch {at}");
     }
+}
+
+#[test]
+fn a_round_that_synced_an_abandoned_rounds_files_discharges_it_before_it_can_settle() {
+    let disk = MemoryDisk::default();
+    let (log, _) = log_just_rolled(&disk);
+    let (sealed, active) = (segment_file(0), segment_file(log.segment_bases()[1].get()));
+    // The first round syncs both segments; the sealed one's sync is held throughout.
+    disk.hold_fdatasync(&sealed, true);
+    disk.hold_fdatasync(&active, true);
+    let first_target = log.next_offset();
+    let mut first = Box::pin(log.flush());
+    assert!(block_on(futures_lite::future::poll_once(first.as_mut())).is_none());
+    // A second round, syncing the active segment only, is abandoned mid-sync.
+    append(&log, &batch(1, 5000, 200));
+    let mut second = Box::pin(log.flush());
+    assert!(block_on(futures_lite::future::poll_once(second.as_mut())).is_none());
+    drop(second);
+    disk.hold_fdatasync(&active, false);
+    // A third round takes on the debt and completes; it cannot settle past the first round
+    // (the sealed segment), so its caller waits — rather than flushing again and again.
+    append(&log, &batch(1, 5000, 201));
+    let target = log.next_offset();
+    let syncs_before = disk.fdatasync_count();
+    let mut third = Box::pin(log.flush());
+    assert!(block_on(futures_lite::future::poll_once(third.as_mut())).is_none());
+    assert!(
+        disk.fdatasync_count() - syncs_before <= 2,
+        "{} fdatasyncs for one flush",
+        disk.fdatasync_count() - syncs_before
+    );
+    assert!(log.durable_offset() < first_target);
+    disk.hold_fdatasync(&sealed, false);
+    assert_eq!(block_on(first).expect("first flush"), target);
+    assert_eq!(block_on(third).expect("third flush"), target);
 }

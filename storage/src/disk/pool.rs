@@ -4,10 +4,10 @@
 //! MiB per shard, the rest comes from the heap): page faults on first touch, a zero fill, and
 //! the pages handed back to the kernel when freed — per 256 KiB chunk, at GiB/s.
 //!
-//! Bounded: it keeps at most [`BufferPool::capacity`] bytes of free buffers, and only buffers
-//! of a length a caller has asked for (a trimmed buffer, shortened for its write, is not
-//! reusable and is dropped). A buffer taken from it holds whatever its last user left: callers
-//! write every byte that reaches a disk.
+//! Bounded: it keeps at most [`BufferPool::capacity`] bytes of free buffers. Callers give
+//! back only buffers at their allocated length (a buffer trimmed for its write keeps its
+//! allocation but cannot grow back, and would be counted short). A buffer taken from it holds
+//! whatever its last user left: callers write every byte that reaches a disk.
 
 use super::DiskBuffer;
 use std::cell::{Cell, RefCell};
@@ -17,17 +17,12 @@ use std::cell::{Cell, RefCell};
 /// needs them.
 pub const BUFFER_POOL_BYTES: usize = 8 << 20;
 
-/// Lengths a pool keeps buffers of (the chunk sizes its logs use).
-const MAX_SIZES: usize = 4;
-
 /// Free buffers of one shard.
 #[derive(Debug)]
 pub struct BufferPool<B> {
     capacity: usize,
     free: RefCell<Vec<B>>,
     free_bytes: Cell<usize>,
-    /// Lengths asked for by [`BufferPool::take`], most recent last.
-    sizes: RefCell<Vec<usize>>,
     reused: Cell<u64>,
     allocated: Cell<u64>,
 }
@@ -39,7 +34,6 @@ impl<B: DiskBuffer> BufferPool<B> {
             capacity,
             free: RefCell::new(Vec::new()),
             free_bytes: Cell::new(0),
-            sizes: RefCell::new(Vec::new()),
             reused: Cell::new(0),
             allocated: Cell::new(0),
         }
@@ -62,16 +56,6 @@ impl<B: DiskBuffer> BufferPool<B> {
 
     /// A buffer of `len` bytes: a free one if the pool has one, else `alloc()`'s.
     pub fn take(&self, len: usize, alloc: impl FnOnce() -> B) -> B {
-        {
-            let mut sizes = self.sizes.borrow_mut();
-            if sizes.last() != Some(&len) {
-                sizes.retain(|&size| size != len);
-                if sizes.len() == MAX_SIZES {
-                    sizes.remove(0);
-                }
-                sizes.push(len);
-            }
-        }
         let mut free = self.free.borrow_mut();
         if let Some(at) = free.iter().rposition(|b| b.bytes().len() == len) {
             self.free_bytes.set(self.free_bytes.get() - len);
@@ -83,18 +67,25 @@ impl<B: DiskBuffer> BufferPool<B> {
         alloc()
     }
 
-    /// Keeps `buffer` for a later take if it has a length asked for and fits; drops it
-    /// otherwise.
+    /// Keeps `buffer` (at its allocated length, not trimmed) for a later take if it fits;
+    /// drops it otherwise. Buffers of other lengths than the one asked for go first, so a
+    /// length nobody takes any more does not hold the pool.
     pub fn give(&self, buffer: B) {
         let len = buffer.bytes().len();
-        if len == 0
-            || self.free_bytes.get() + len > self.capacity
-            || !self.sizes.borrow().contains(&len)
-        {
+        if len == 0 || len > self.capacity {
             return;
         }
+        let mut free = self.free.borrow_mut();
+        while self.free_bytes.get() + len > self.capacity {
+            let Some(at) = free.iter().position(|b| b.bytes().len() != len) else {
+                return;
+            };
+            let evicted = free.swap_remove(at);
+            self.free_bytes
+                .set(self.free_bytes.get() - evicted.bytes().len());
+        }
         self.free_bytes.set(self.free_bytes.get() + len);
-        self.free.borrow_mut().push(buffer);
+        free.push(buffer);
     }
 }
 
@@ -128,12 +119,8 @@ mod tests {
     }
 
     #[test]
-    fn it_keeps_only_lengths_asked_for_and_no_more_than_its_capacity() {
+    fn it_keeps_no_more_than_its_capacity_and_serves_only_the_length_asked_for() {
         let pool = BufferPool::new(3 * 4096);
-        let _ = pool.take(4096, || buffer(4096, 0));
-        // A trimmed buffer (a length nobody takes) is dropped.
-        pool.give(buffer(2048, 0));
-        assert_eq!(pool.free_bytes(), 0);
         for _ in 0..5 {
             pool.give(buffer(4096, 0));
         }
@@ -141,6 +128,12 @@ mod tests {
         // Another length is served by allocation, never by a buffer of the wrong length.
         let other = pool.take(8192, || buffer(8192, 7));
         assert_eq!(other.bytes().len(), 8192);
-        assert_eq!(pool.counts(), (0, 2));
+        assert_eq!(pool.counts(), (0, 1));
+        // Given back, it displaces buffers of other lengths rather than being refused.
+        pool.give(other);
+        assert_eq!(pool.free_bytes(), 8192 + 4096);
+        let again = pool.take(8192, || panic!("the 8 KiB buffer should be kept"));
+        assert_eq!(again.bytes()[0], 7);
+        assert_eq!(pool.free_bytes(), 4096);
     }
 }

@@ -86,7 +86,12 @@ pub(super) fn close_open_chunk<D: Disk>(
         if sealed && last.open {
             // Nothing new in it, and nothing will follow: drop it.
             if let Some(chunk) = segment.chunks.pop_back() {
-                super::release_chunk(disk, chunk, None);
+                let release = super::Release {
+                    disk,
+                    tail: None,
+                    chunk_bytes,
+                };
+                release.chunk(chunk);
             }
         }
         return;

@@ -136,7 +136,7 @@ impl<D: Disk> Log<D> {
         mut segment: Segment<D::File>,
         recycle: bool,
     ) -> Result<(), LogError> {
-        super::release_all_chunks(&self.disk, &mut segment, self.config.tail_cache.as_deref());
+        self.release().all_chunks(&mut segment);
         if let Some(file) = segment.file.and_then(|file| Rc::try_unwrap(file).ok()) {
             file.close().await.map_err(io_error(|| {
                 format!("closing a segment of {}", self.dir.display())
@@ -425,7 +425,7 @@ impl<D: Disk> Log<D> {
         segment.sealed = false;
         segment.finalised = false;
         segment.first_timestamp = None;
-        super::release_all_chunks(&self.disk, segment, self.config.tail_cache.as_deref());
+        self.release().all_chunks(segment);
         segment
             .chunks
             .push_back(Chunk::open_at(Rc::new(buffer), page, partial));

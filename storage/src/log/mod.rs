@@ -461,8 +461,16 @@ fn remove_syncing<F>(syncing: &mut Vec<SyncRound<F>>, id: u64) -> Option<SyncRou
 /// their target: a round's fdatasyncs cover what an earlier round, still in flight or
 /// abandoned, wrote only if they sync every file that round does — after a roll an earlier
 /// round also syncs the sealed segment, which a later one does not. A completed round that
-/// started after an abandoned one and synced its files makes up for it.
+/// started after an abandoned one (its fdatasyncs came after that round's writes) and synced
+/// its files makes up for it, whether or not it can settle yet itself.
 fn settle_synced<F: DiskFile>(state: &mut State<F>) {
+    let synced = &state.synced;
+    state.syncing.retain(|running| {
+        !(running.abandoned
+            && synced
+                .iter()
+                .any(|done| done.id > running.id && done.covers(running)))
+    });
     while let Some(at) = state.synced.iter().position(|done| {
         state
             .syncing
@@ -471,12 +479,6 @@ fn settle_synced<F: DiskFile>(state: &mut State<F>) {
     }) {
         let done = state.synced.swap_remove(at);
         state.durable_offset = state.durable_offset.max(done.target);
-        state.syncing.retain(|running| {
-            !(running.abandoned
-                && running.id < done.id
-                && running.target <= done.target
-                && done.covers(running))
-        });
     }
     let durable = state.durable_offset;
     state.synced.retain(|round| round.target > durable);
@@ -510,11 +512,10 @@ fn write_waves<B: DiskBuffer>(writes: &[(Rc<B>, u64)]) -> Vec<Vec<usize>> {
 /// Records what a flush's write phase did: new files, preallocation, finalised segments, and
 /// the chunks now on disk (later reads go to the file).
 fn apply_written_jobs<D: Disk>(
-    disk: &D,
+    release: &Release<'_, D>,
     state: &mut State<D::File>,
     jobs: Vec<FlushJob<D::File>>,
     files: &[Rc<D::File>],
-    tail: Option<&Budget>,
 ) {
     for (job, file) in jobs.into_iter().zip(files) {
         let Some(segment) = state.segments.get_mut(&job.base.get()) else {
@@ -540,48 +541,56 @@ fn apply_written_jobs<D: Disk>(
         let newly_written: Vec<bool> = segment.chunks.iter().map(written).collect();
         // The job's references go first, so chunks that leave memory return their buffers.
         drop(job);
-        retain_written(disk, segment, &newly_written, tail);
+        retain_written(release, segment, &newly_written);
         if segment.finalised {
             // A sealed segment is no longer the tail: its chunks leave memory.
-            release_all_chunks(disk, segment, tail);
+            release.all_chunks(segment);
         }
     }
 }
 
-/// Drops every chunk of a segment, returning the budget its kept chunks held.
-fn release_all_chunks<D: Disk>(disk: &D, segment: &mut Segment<D::File>, tail: Option<&Budget>) {
-    for chunk in segment.chunks.drain(..) {
-        release_chunk(disk, chunk, tail);
-    }
+/// Where a dropped chunk's resources go: the tail budget it held, and its buffer to the disk's
+/// pool.
+struct Release<'a, D> {
+    disk: &'a D,
+    tail: Option<&'a Budget>,
+    chunk_bytes: usize,
 }
 
-/// Drops a chunk: returns the tail budget it held, and its buffer to the disk's pool unless a
-/// write or a read still holds it.
-fn release_chunk<D: Disk>(
-    disk: &D,
-    chunk: Chunk<<D::File as DiskFile>::Buffer>,
-    tail: Option<&Budget>,
-) {
-    if let (Some(budget), true) = (tail, chunk.retained > 0) {
-        budget.give_back(chunk.retained);
+impl<D: Disk> Release<'_, D> {
+    /// Drops a chunk: returns the tail budget it held, and its buffer to the disk's pool if
+    /// it is a whole `chunk_bytes` buffer (not trimmed for its write: a trimmed buffer keeps
+    /// its allocation but cannot grow back) that no write or read still holds.
+    fn chunk(&self, chunk: Chunk<<D::File as DiskFile>::Buffer>) {
+        if let (Some(budget), true) = (self.tail, chunk.retained > 0) {
+            budget.give_back(chunk.retained);
+        }
+        if chunk.buffer.bytes().len() == self.chunk_bytes {
+            if let Ok(buffer) = Rc::try_unwrap(chunk.buffer) {
+                self.disk.give_buffer(buffer);
+            }
+        }
     }
-    if let Ok(buffer) = Rc::try_unwrap(chunk.buffer) {
-        disk.give_buffer(buffer);
+
+    /// Drops every chunk of a segment.
+    fn all_chunks(&self, segment: &mut Segment<D::File>) {
+        for chunk in segment.chunks.drain(..) {
+            self.chunk(chunk);
+        }
     }
 }
 
 impl<D: Disk> Drop for Log<D> {
     fn drop(&mut self) {
-        let tail = self.config.tail_cache.clone();
         if let Ok(mut state) = self.state.try_borrow_mut() {
             if let Some(budget) = &self.config.write_budget {
                 budget.give_back(state.unflushed_bytes);
                 state.unflushed_bytes = 0;
             }
             for segment in state.segments.values_mut() {
-                release_all_chunks(&self.disk, segment, tail.as_deref());
+                self.release().all_chunks(segment);
             }
-            if let Some(budget) = tail.as_deref() {
+            if let Some(budget) = self.config.tail_cache.as_deref() {
                 budget.give_back(Self::read_ahead_claims(&state));
                 state.read_ahead = None;
                 state.spare_read = None;
@@ -595,11 +604,11 @@ impl<D: Disk> Drop for Log<D> {
 /// order), and what stays must remain a suffix of the segment with the unwritten chunks,
 /// so a chunk that cannot be kept takes every older one with it.
 fn retain_written<D: Disk>(
-    disk: &D,
+    release: &Release<'_, D>,
     segment: &mut Segment<D::File>,
     newly_written: &[bool],
-    tail: Option<&Budget>,
 ) {
+    let tail = release.tail;
     let mut index = 0;
     let mut flags = newly_written.to_vec();
     while index < segment.chunks.len() {
@@ -614,7 +623,7 @@ fn retain_written<D: Disk>(
                 Some(_) if index > 0 => {
                     // Evict the oldest kept chunk of this segment and try again.
                     let oldest = segment.chunks.pop_front().expect("index > 0");
-                    release_chunk(disk, oldest, tail);
+                    release.chunk(oldest);
                     flags.remove(0);
                     index -= 1;
                 }
@@ -628,7 +637,7 @@ fn retain_written<D: Disk>(
             // Not even alone does it fit: it and everything older leave memory.
             for _ in 0..=index {
                 let chunk = segment.chunks.pop_front().expect("within the deque");
-                release_chunk(disk, chunk, tail);
+                release.chunk(chunk);
                 flags.remove(0);
             }
             index = 0;
@@ -719,6 +728,15 @@ fn align_up(value: usize, alignment: usize) -> usize {
 }
 
 impl<D: Disk> Log<D> {
+    /// Where this log's dropped chunks return their budget and buffers.
+    fn release(&self) -> Release<'_, D> {
+        Release {
+            disk: &self.disk,
+            tail: self.config.tail_cache.as_deref(),
+            chunk_bytes: self.config.chunk_bytes,
+        }
+    }
+
     /// Opens (creating if needed) the log in `dir`, recovering it if its last close was not
     /// clean.
     pub async fn open(disk: D, dir: &Path, config: LogConfig) -> Result<Log<D>, LogError> {
@@ -1076,13 +1094,7 @@ impl<D: Disk> Log<D> {
             state.writing = false;
             match &written {
                 Ok(files) => {
-                    apply_written_jobs(
-                        &self.disk,
-                        &mut state,
-                        jobs,
-                        files,
-                        self.config.tail_cache.as_deref(),
-                    );
+                    apply_written_jobs(&self.release(), &mut state, jobs, files);
                     // The files of abandoned syncs are synced again by this round.
                     let mut sync_files = files.clone();
                     let debts = state.syncing.iter().filter(|r| r.abandoned);
@@ -1435,7 +1447,7 @@ impl<D: Disk> Log<D> {
             .map_err(io_error(|| format!("writing {}", marker.display())))?;
         let segments = std::mem::take(&mut self.state.borrow_mut().segments);
         for mut segment in segments.into_values() {
-            release_all_chunks(&self.disk, &mut segment, self.config.tail_cache.as_deref());
+            self.release().all_chunks(&mut segment);
             if let Some(file) = segment.file.and_then(|file| Rc::try_unwrap(file).ok()) {
                 file.close().await.map_err(io_error(|| {
                     format!("closing a segment of {}", self.dir.display())
