@@ -345,16 +345,19 @@ struct Chunk<B> {
     /// Still accepting appends.
     open: bool,
     /// Written to disk and kept for reads: the bytes claimed from the tail budget (0 while
-    /// not yet written).
+    /// not yet written) — its buffer's allocation, which trimming does not shrink.
     retained: usize,
+    /// Bytes allocated for the buffer (its length when the chunk was made).
+    allocated: usize,
     /// Who writes it once it is closed (see [`eager`]).
     write: eager::ChunkWrite,
 }
 
-impl<B> Chunk<B> {
+impl<B: DiskBuffer> Chunk<B> {
     /// An open chunk at `pos` whose first `len` bytes are already on disk (a carried page).
     fn open_at(buffer: Rc<B>, pos: u64, len: usize) -> Chunk<B> {
         Chunk {
+            allocated: buffer.bytes().len(),
             buffer,
             pos,
             len,
@@ -616,7 +619,8 @@ fn retain_written<D: Disk>(
             index += 1;
             continue;
         }
-        let bytes = segment.chunks[index].buffer.bytes().len().max(1);
+        // A chunk trimmed for its write still holds its whole allocation.
+        let bytes = segment.chunks[index].allocated.max(1);
         let kept = loop {
             match tail {
                 Some(budget) if budget.try_take(bytes) => break true,
@@ -1554,6 +1558,46 @@ mod tests {
             bytes.len(),
             "the batch spans both chunks intact"
         );
+    }
+
+    #[test]
+    fn the_tail_cache_counts_what_its_chunks_hold_not_what_they_wrote() {
+        let disk = crate::disk::memory::MemoryDisk::default();
+        let budget = crate::budget::Budget::new(1 << 20);
+        let config = LogConfig {
+            tail_cache: Some(budget.clone()),
+            ..LogConfig::default()
+        };
+        let log = futures_lite::future::block_on(Log::open(
+            disk,
+            std::path::Path::new("/data/small-flushes-0"),
+            config.clone(),
+        ))
+        .expect("open");
+        // A flush per small batch: each closes a 256 KiB chunk holding a page or two, trimmed
+        // for its write but still holding its allocation.
+        let bytes = one_record(&[3_u8; 100]);
+        let batch = RecordBatch::validate(&bytes).expect("valid");
+        for _ in 0..64 {
+            log.append(&batch, LeaderEpoch(0)).expect("append");
+            futures_lite::future::block_on(log.flush()).expect("flush");
+        }
+        let state = log.state.borrow();
+        let kept: Vec<&Chunk<_>> = state
+            .segments
+            .values()
+            .flat_map(|s| s.chunks.iter())
+            .filter(|c| c.retained > 0)
+            .collect();
+        assert!(!kept.is_empty(), "recent chunks are kept for reads");
+        let held: usize = kept.iter().map(|c| c.allocated).sum();
+        assert!(
+            held <= budget.capacity(),
+            "{} chunks kept hold {held} bytes against a budget of {}",
+            kept.len(),
+            budget.capacity()
+        );
+        assert_eq!(budget.used(), held);
     }
 
     #[test]
