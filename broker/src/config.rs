@@ -14,6 +14,7 @@
 //! admin_listen = "127.0.0.1:9644"   # or "off"
 //! slow_request_ms = 1000
 //! recycle_segments = 2
+//! tail_cache_mib = 64
 //! log_level = "info"
 //! log_format = "json"
 //! ```
@@ -36,6 +37,10 @@ const MAX_SLOW_REQUEST_MS: u64 = 3_600_000;
 const DEFAULT_RECYCLE_SEGMENTS: usize = 2;
 /// The most removed segment files kept per partition.
 const MAX_RECYCLE_SEGMENTS: usize = 16;
+/// Each shard's cache of recently written data, by default (MiB).
+const DEFAULT_TAIL_CACHE_MIB: usize = 64;
+/// The largest tail cache accepted per shard (MiB).
+const MAX_TAIL_CACHE_MIB: usize = 65_536;
 /// The longest offsets retention accepted.
 const MAX_OFFSETS_RETENTION_MINUTES: u64 = 5_256_000;
 /// The longest initial rebalance delay accepted.
@@ -101,6 +106,11 @@ pub struct StartArgs {
     /// [default: 2; at most 16].
     #[arg(long, env = "SPATE_RECYCLE_SEGMENTS")]
     pub recycle_segments: Option<usize>,
+    /// Memory per shard for recently written data served to consumers without a disk read,
+    /// and for reading ahead of consumers catching up; 0 keeps and reads ahead nothing
+    /// [default: 64; at most 65536].
+    #[arg(long, env = "SPATE_TAIL_CACHE_MIB")]
+    pub tail_cache_mib: Option<usize>,
     /// Log level: error, warn, info, debug or trace [default: info].
     #[arg(long, env = "SPATE_LOG_LEVEL")]
     pub log_level: Option<String>,
@@ -127,6 +137,7 @@ struct FileConfig {
     admin_listen: Option<String>,
     slow_request_ms: Option<u64>,
     recycle_segments: Option<usize>,
+    tail_cache_mib: Option<usize>,
     log_level: Option<String>,
     log_format: Option<String>,
 }
@@ -171,6 +182,8 @@ pub struct Config {
     pub slow_request: Option<std::time::Duration>,
     /// Removed segment files kept per partition for reuse.
     pub recycle_segments: usize,
+    /// Each shard's tail cache (and read-ahead) budget, in bytes.
+    pub tail_cache_bytes: usize,
     /// The most detailed log level written.
     pub log_level: tracing::Level,
     /// How log lines are written.
@@ -342,6 +355,17 @@ impl StartArgs {
                 reason: "at most 16; 0 deletes removed segment files",
             });
         }
+        let tail_cache_mib = self
+            .tail_cache_mib
+            .or(file.tail_cache_mib)
+            .unwrap_or(DEFAULT_TAIL_CACHE_MIB);
+        if tail_cache_mib > MAX_TAIL_CACHE_MIB {
+            return Err(ConfigError::OutOfRange {
+                setting: "--tail-cache-mib",
+                value: tail_cache_mib.to_string(),
+                reason: "at most 65536 (MiB per shard); 0 keeps nothing",
+            });
+        }
         let level_text = self
             .log_level
             .or(file.log_level)
@@ -379,6 +403,7 @@ impl StartArgs {
             admin_listen,
             slow_request: (slow_ms > 0).then(|| std::time::Duration::from_millis(slow_ms)),
             recycle_segments,
+            tail_cache_bytes: tail_cache_mib << 20,
             log_level,
             log_format,
             listen,
@@ -467,8 +492,11 @@ mod tests {
         assert_eq!(config.log_level, tracing::Level::INFO);
         assert_eq!(config.log_format, LogFormat::Text);
         assert_eq!(config.recycle_segments, 2);
+        assert_eq!(config.tail_cache_bytes, 64 << 20);
         let config = args(&[
             "--recycle-segments",
+            "0",
+            "--tail-cache-mib",
             "0",
             "--admin-listen",
             "off",
@@ -483,6 +511,7 @@ mod tests {
         .expect("valid");
         assert_eq!(config.admin_listen, None);
         assert_eq!(config.recycle_segments, 0);
+        assert_eq!(config.tail_cache_bytes, 0);
         assert_eq!(config.slow_request, None);
         assert_eq!(config.log_level, tracing::Level::DEBUG);
         assert_eq!(config.log_format, LogFormat::Json);
@@ -490,6 +519,7 @@ mod tests {
             ("--admin-listen", "nowhere"),
             ("--slow-request-ms", "3600001"),
             ("--recycle-segments", "17"),
+            ("--tail-cache-mib", "65537"),
             ("--log-level", "loud"),
             ("--log-format", "xml"),
         ] {
@@ -518,7 +548,7 @@ mod tests {
     fn the_file_sits_between_flags_and_defaults() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("spate.toml");
-        std::fs::write(&path, "listen = \"127.0.0.1:9999\"\ndata_dir = \"/srv/spate\"\nnum_partitions = 4\nauto_create_topics = false\n")
+        std::fs::write(&path, "listen = \"127.0.0.1:9999\"\ndata_dir = \"/srv/spate\"\nnum_partitions = 4\nauto_create_topics = false\ntail_cache_mib = 8\n")
             .expect("write");
         let file = path.to_str().expect("utf-8");
         let config = args(&["--config", file]).validate().expect("valid");
@@ -526,6 +556,7 @@ mod tests {
         assert_eq!(config.data_dir, PathBuf::from("/srv/spate"));
         assert_eq!(config.num_partitions, 4);
         assert!(!config.auto_create_topics);
+        assert_eq!(config.tail_cache_bytes, 8 << 20);
         let config = args(&["--config", file, "--num-partitions", "2"])
             .validate()
             .expect("valid");

@@ -46,8 +46,6 @@ enum Command {
     Operator(cli::Operator),
 }
 
-/// Written log data a shard keeps in memory for readers near the end of their partitions.
-const TAIL_CACHE_BYTES: usize = 64 * 1024 * 1024;
 /// Appended data a shard holds while it waits for a flush, over all its partitions.
 const WRITE_BEHIND_BYTES: usize = 256 * 1024 * 1024;
 /// Calls waiting in a shard's inbox before callers wait.
@@ -271,7 +269,7 @@ async fn run_shard(
     };
     // The shard's memory budgets, shared by all its logs.
     let log_config = LogConfig {
-        tail_cache: Some(Budget::new(TAIL_CACHE_BYTES)),
+        tail_cache: Some(Budget::new(config.tail_cache_bytes)),
         write_budget: Some(Budget::new(WRITE_BEHIND_BYTES)),
         recycle_segments: config.recycle_segments,
         ..LogConfig::default()

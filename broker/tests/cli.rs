@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{python, Broker};
+use common::{python, test_shards, Broker};
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
@@ -468,6 +468,14 @@ fn log_start(admin: &str, topic: &str) -> Option<i64> {
 
 /// A partition-0 gauge of `topic` from the broker's /metrics page.
 fn partition_metric(admin: &str, name: &str, topic: &str) -> Option<i64> {
+    metric(
+        admin,
+        &format!("{name}{{topic=\"{topic}\",partition=\"0\"}}"),
+    )
+}
+
+/// The value of the series `series` (name and labels) on the broker's /metrics page.
+fn metric(admin: &str, series: &str) -> Option<i64> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(admin).expect("admin listener");
     stream
@@ -475,11 +483,50 @@ fn partition_metric(admin: &str, name: &str, topic: &str) -> Option<i64> {
         .expect("request");
     let mut page = String::new();
     stream.read_to_string(&mut page).expect("response");
-    let prefix = format!("{name}{{topic=\"{topic}\",partition=\"0\"}} ");
+    let prefix = format!("{series} ");
     page.lines()
         .find_map(|line| line.strip_prefix(&prefix))
         .and_then(|value| value.trim().parse::<f64>().ok())
         .map(|value| value as i64)
+}
+
+/// `--tail-cache-mib` sizes each shard's cache of recently written data: /metrics reports
+/// that capacity per shard, and what the cache holds stays within it.
+#[test]
+fn the_tail_cache_is_sized_by_its_flag() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let broker = Broker::start_with(data.path(), &["--tail-cache-mib", "3"]);
+    let cli = Cli::of(&broker);
+    cli.ok(&["topic", "create", "cached", "-p", "4"]);
+    let value = "y".repeat(1000);
+    for round in 0..8 {
+        let lines: String = (0..500)
+            .map(|i| format!("{} {value}\n", round * 500 + i))
+            .collect();
+        let (code, _, stderr) = cli.with_stdin(&["produce", "cached"], lines.as_bytes());
+        assert_eq!(code, 0, "{stderr}");
+    }
+    let admin = broker.admin.clone().expect("admin listener");
+    let shards: usize = test_shards().parse().expect("shard count");
+    let mut held = 0;
+    for shard in 0..shards {
+        let capacity = metric(
+            &admin,
+            &format!("spate_tail_cache_capacity_bytes{{shard=\"{shard}\"}}"),
+        );
+        assert_eq!(capacity, Some(3 << 20), "shard {shard}");
+        let bytes = metric(
+            &admin,
+            &format!("spate_tail_cache_bytes{{shard=\"{shard}\"}}"),
+        )
+        .unwrap_or_else(|| panic!("shard {shard} reports its tail cache"));
+        assert!(bytes <= 3 << 20, "shard {shard} holds {bytes} bytes");
+        held += bytes;
+    }
+    assert!(held > 0, "recent data is kept");
+    let (code, _, stderr) = spate_with(&["start", "--tail-cache-mib", "65537"], b"");
+    assert_eq!(code, 2);
+    assert!(stderr.contains("--tail-cache-mib"), "{stderr}");
 }
 
 /// Retention runs in the background on every shard: with small segments and a small
