@@ -307,6 +307,14 @@ impl ShardLogs {
         )
     }
 
+    /// The shard's pool of write buffers: free bytes it holds, takes it served, and takes
+    /// that allocated.
+    pub fn write_buffers(&self) -> (u64, u64, u64) {
+        let pool = self.disk.pool();
+        let (reused, allocated) = pool.counts();
+        (pool.free_bytes() as u64, reused, allocated)
+    }
+
     /// Every log of topic `id` on this shard.
     pub fn of_topic(&self, id: Uuid) -> Vec<PartitionLog> {
         self.logs

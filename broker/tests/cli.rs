@@ -491,7 +491,8 @@ fn metric(admin: &str, series: &str) -> Option<i64> {
 }
 
 /// `--tail-cache-mib` sizes each shard's cache of recently written data: /metrics reports
-/// that capacity per shard, and what the cache holds stays within it.
+/// that capacity per shard, and what the cache holds stays within it; beyond it, written
+/// chunks give their buffers back to the shard's pool.
 #[test]
 fn the_tail_cache_is_sized_by_its_flag() {
     let data = tempfile::tempdir().expect("temp dir");
@@ -499,9 +500,10 @@ fn the_tail_cache_is_sized_by_its_flag() {
     let cli = Cli::of(&broker);
     cli.ok(&["topic", "create", "cached", "-p", "4"]);
     let value = "y".repeat(1000);
+    // One batch per partition per run: ~500 KB, so each fills whole 256 KiB chunks.
     for round in 0..8 {
-        let lines: String = (0..500)
-            .map(|i| format!("{} {value}\n", round * 500 + i))
+        let lines: String = (0..2000)
+            .map(|i| format!("{} {value}\n", round * 2000 + i))
             .collect();
         let (code, _, stderr) = cli.with_stdin(&["produce", "cached"], lines.as_bytes());
         assert_eq!(code, 0, "{stderr}");
@@ -524,6 +526,25 @@ fn the_tail_cache_is_sized_by_its_flag() {
         held += bytes;
     }
     assert!(held > 0, "recent data is kept");
+    // With the cache full, written chunks leave memory and their buffers serve new chunks.
+    let reused: i64 = (0..shards)
+        .map(|shard| {
+            metric(
+                &admin,
+                &format!("spate_write_buffers_total{{shard=\"{shard}\",source=\"pool\"}}"),
+            )
+            .unwrap_or(0)
+        })
+        .sum();
+    assert!(reused > 0, "written chunks' buffers are reused");
+    for shard in 0..shards {
+        let pooled = metric(
+            &admin,
+            &format!("spate_write_buffer_pool_bytes{{shard=\"{shard}\"}}"),
+        )
+        .unwrap_or_else(|| panic!("shard {shard} reports its write-buffer pool"));
+        assert!(pooled <= 8 << 20, "shard {shard} keeps {pooled} bytes");
+    }
     let (code, _, stderr) = spate_with(&["start", "--tail-cache-mib", "65537"], b"");
     assert_eq!(code, 2);
     assert!(stderr.contains("--tail-cache-mib"), "{stderr}");

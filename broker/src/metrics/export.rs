@@ -583,6 +583,42 @@ impl Page {
                 .iter()
                 .map(|s| (shard_label(s.shard), s.tail_cache.1)),
         )?;
+        gauge(
+            encoder,
+            (
+                "spate_write_buffer_pool_bytes",
+                "Free write-behind buffers the shard keeps for new chunks (at most 8 MiB).",
+            ),
+            self.shards
+                .iter()
+                .map(|s| (shard_label(s.shard), s.write_buffers.0)),
+        )?;
+        counter(
+            encoder,
+            (
+                "spate_write_buffers",
+                "Write-behind buffers taken: from the shard's pool, or newly allocated \
+                 because it had none.",
+            ),
+            self.shards.iter().flat_map(|s| {
+                [
+                    (
+                        vec![
+                            ("shard", s.shard.to_string()),
+                            ("source", "pool".to_string()),
+                        ],
+                        s.write_buffers.1,
+                    ),
+                    (
+                        vec![
+                            ("shard", s.shard.to_string()),
+                            ("source", "allocated".to_string()),
+                        ],
+                        s.write_buffers.2,
+                    ),
+                ]
+            }),
+        )?;
         counter(
             encoder,
             (

@@ -266,6 +266,9 @@ pub struct ShardSnapshot {
     pub io: IoSnapshot,
     /// Bytes the tail cache holds, and its capacity.
     pub tail_cache: (u64, u64),
+    /// The write-buffer pool: free bytes it holds, buffers taken from it, and buffers
+    /// allocated because it had none.
+    pub write_buffers: (u64, u64, u64),
 }
 
 /// This shard's counters and state, for a scrape.
@@ -323,6 +326,7 @@ pub fn snapshot(broker: &Broker) -> ShardSnapshot {
         queue_latency: metrics.queue_latency.snapshot(),
         io: io.snapshot(),
         tail_cache: tail_cache.map_or((0, 0), |b| (b.used() as u64, b.capacity() as u64)),
+        write_buffers: broker.logs.write_buffers(),
     }
 }
 
