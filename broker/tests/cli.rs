@@ -501,7 +501,7 @@ fn the_tail_cache_is_sized_by_its_flag() {
     cli.ok(&["topic", "create", "cached", "-p", "4"]);
     let value = "y".repeat(1000);
     // One batch per partition per run: ~500 KB, so each fills whole 256 KiB chunks.
-    for round in 0..8 {
+    for round in 0..10 {
         let lines: String = (0..2000)
             .map(|i| format!("{} {value}\n", round * 2000 + i))
             .collect();

@@ -104,9 +104,23 @@ pub(super) fn close_open_chunk<D: Disk>(
     // The write covers whole pages: past the appended bytes, zeros rather than whatever the
     // buffer's last user left (pooled buffers are not cleared).
     let (len, written) = (last.len, align_up(last.len, alignment));
-    let buffer = own_buffer(disk, last);
-    buffer.bytes_mut()[len..written].fill(0);
-    buffer.trim(written);
+    if written <= chunk_bytes / 2 {
+        // Mostly empty: its pages move to a buffer of their size (what the tail cache then
+        // keeps and charges), and the whole one goes back to the pool for the next chunk.
+        let mut pages = disk.alloc_buffer(written);
+        pages.bytes_mut()[..len].copy_from_slice(&last.buffer.bytes()[..len]);
+        let whole = std::mem::replace(&mut last.buffer, Rc::new(pages));
+        last.allocated = written;
+        if whole.bytes().len() == chunk_bytes {
+            if let Ok(whole) = Rc::try_unwrap(whole) {
+                disk.give_buffer(whole);
+            }
+        }
+    } else {
+        let buffer = own_buffer(disk, last);
+        buffer.bytes_mut()[len..written].fill(0);
+        buffer.trim(written);
+    }
     let pos = last.pos + full_pages as u64;
     if let Some(carried) = carried {
         let mut buffer = disk.take_buffer(chunk_bytes);

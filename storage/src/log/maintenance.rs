@@ -109,9 +109,15 @@ impl<D: Disk> Log<D> {
                 .filter(|s| s.finalised && s.next_offset <= offset && Some(s.base.get()) != last)
                 .map(|s| s.base.get())
                 .collect();
+            // Their chunks go now, before any await: a failed removal below must not keep
+            // their budget.
             doomed
                 .iter()
                 .filter_map(|base| state.segments.remove(base))
+                .map(|mut segment| {
+                    self.release().all_chunks(&mut segment);
+                    segment
+                })
                 .collect::<Vec<_>>()
         };
         // The new start goes to disk before any segment goes away.
@@ -296,6 +302,10 @@ impl<D: Disk> Log<D> {
             let doomed: Vec<_> = doomed
                 .iter()
                 .filter_map(|b| state.segments.remove(b))
+                .map(|mut segment| {
+                    self.release().all_chunks(&mut segment);
+                    segment
+                })
                 .collect();
             (keep_base, doomed)
         };

@@ -568,7 +568,8 @@ impl<D: Disk> Release<'_, D> {
         if let (Some(budget), true) = (self.tail, chunk.retained > 0) {
             budget.give_back(chunk.retained);
         }
-        if chunk.buffer.bytes().len() == self.chunk_bytes {
+        let untrimmed = chunk.buffer.bytes().len() == chunk.allocated;
+        if untrimmed && chunk.allocated == self.chunk_bytes {
             if let Ok(buffer) = Rc::try_unwrap(chunk.buffer) {
                 self.disk.give_buffer(buffer);
             }
@@ -1449,9 +1450,12 @@ impl<D: Disk> Log<D> {
             .write_atomically(&marker, b"")
             .await
             .map_err(io_error(|| format!("writing {}", marker.display())))?;
-        let segments = std::mem::take(&mut self.state.borrow_mut().segments);
-        for mut segment in segments.into_values() {
-            self.release().all_chunks(&mut segment);
+        let mut segments = std::mem::take(&mut self.state.borrow_mut().segments);
+        // Before any await: a failed close below must not keep chunks' budget.
+        for segment in segments.values_mut() {
+            self.release().all_chunks(segment);
+        }
+        for segment in segments.into_values() {
             if let Some(file) = segment.file.and_then(|file| Rc::try_unwrap(file).ok()) {
                 file.close().await.map_err(io_error(|| {
                     format!("closing a segment of {}", self.dir.display())
@@ -1562,42 +1566,58 @@ mod tests {
 
     #[test]
     fn the_tail_cache_counts_what_its_chunks_hold_not_what_they_wrote() {
-        let disk = crate::disk::memory::MemoryDisk::default();
-        let budget = crate::budget::Budget::new(1 << 20);
-        let config = LogConfig {
-            tail_cache: Some(budget.clone()),
-            ..LogConfig::default()
-        };
-        let log = futures_lite::future::block_on(Log::open(
-            disk,
-            std::path::Path::new("/data/small-flushes-0"),
-            config.clone(),
-        ))
-        .expect("open");
-        // A flush per small batch: each closes a 256 KiB chunk holding a page or two, trimmed
-        // for its write but still holding its allocation.
-        let bytes = one_record(&[3_u8; 100]);
-        let batch = RecordBatch::validate(&bytes).expect("valid");
-        for _ in 0..64 {
-            log.append(&batch, LeaderEpoch(0)).expect("append");
-            futures_lite::future::block_on(log.flush()).expect("flush");
+        // A flush per batch. Small batches: each flush's last chunk holds a page or two,
+        // which move to a buffer of their size (charged that) while the whole buffer goes
+        // back to the pool. Batches of over half a chunk: the last chunk is trimmed for its
+        // write but keeps its whole allocation, and is charged that.
+        for (value_bytes, most_per_chunk) in [(100, 8192), (140_000, 256 * 1024)] {
+            let disk = crate::disk::memory::MemoryDisk::default();
+            let budget = crate::budget::Budget::new(1 << 20);
+            let config = LogConfig {
+                tail_cache: Some(budget.clone()),
+                ..LogConfig::default()
+            };
+            let log = futures_lite::future::block_on(Log::open(
+                disk.clone(),
+                std::path::Path::new("/data/flushes-0"),
+                config,
+            ))
+            .expect("open");
+            let bytes = one_record(&vec![3_u8; value_bytes]);
+            let batch = RecordBatch::validate(&bytes).expect("valid");
+            for _ in 0..64 {
+                log.append(&batch, LeaderEpoch(0)).expect("append");
+                futures_lite::future::block_on(log.flush()).expect("flush");
+            }
+            let state = log.state.borrow();
+            let kept: Vec<&Chunk<_>> = state
+                .segments
+                .values()
+                .flat_map(|s| s.chunks.iter())
+                .filter(|c| c.retained > 0)
+                .collect();
+            assert!(!kept.is_empty(), "recent chunks are kept for reads");
+            let held: usize = kept.iter().map(|c| c.allocated).sum();
+            assert!(
+                held <= budget.capacity(),
+                "{value_bytes}: {} chunks kept hold {held} bytes against a budget of {}",
+                kept.len(),
+                budget.capacity()
+            );
+            assert_eq!(budget.used(), held);
+            assert!(
+                kept.iter().all(|c| c.allocated <= most_per_chunk),
+                "{value_bytes}: {:?}",
+                kept.iter().map(|c| c.allocated).collect::<Vec<_>>()
+            );
+            if value_bytes < 4096 {
+                let (reused, allocated) = disk.pool().counts();
+                assert!(
+                    allocated <= 2 && reused >= 60,
+                    "the whole buffers serve again: {reused} reused, {allocated} allocated"
+                );
+            }
         }
-        let state = log.state.borrow();
-        let kept: Vec<&Chunk<_>> = state
-            .segments
-            .values()
-            .flat_map(|s| s.chunks.iter())
-            .filter(|c| c.retained > 0)
-            .collect();
-        assert!(!kept.is_empty(), "recent chunks are kept for reads");
-        let held: usize = kept.iter().map(|c| c.allocated).sum();
-        assert!(
-            held <= budget.capacity(),
-            "{} chunks kept hold {held} bytes against a budget of {}",
-            kept.len(),
-            budget.capacity()
-        );
-        assert_eq!(budget.used(), held);
     }
 
     #[test]
