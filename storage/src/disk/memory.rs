@@ -42,8 +42,8 @@ struct Fs {
     fdatasync_stalled: bool,
     writes_fail: bool,
     spawned_dropped: bool,
-    /// Files whose fdatasync waits until released.
-    held_syncs: BTreeSet<PathBuf>,
+    /// Files whose fdatasync waits until released, with how many more calls pass first.
+    held_syncs: BTreeMap<PathBuf, u64>,
 }
 
 #[derive(Debug, Default)]
@@ -79,7 +79,7 @@ impl MemoryDisk {
             fdatasync_stalled: false,
             writes_fail: false,
             spawned_dropped: false,
-            held_syncs: BTreeSet::new(),
+            held_syncs: BTreeMap::new(),
         };
         MemoryDisk {
             fs: Rc::new(RefCell::new(fs)),
@@ -123,12 +123,17 @@ impl MemoryDisk {
     /// While held, an fdatasync of the file at `path` (opened after this call or before)
     /// does not complete; a poll after the release completes it. For ordering tests.
     pub fn hold_fdatasync(&self, path: &Path, held: bool) {
+        self.hold_fdatasync_after(path, held.then_some(0));
+    }
+
+    /// Like [`MemoryDisk::hold_fdatasync`], letting the next `passes` calls on `path` through
+    /// first; `None` releases it.
+    pub fn hold_fdatasync_after(&self, path: &Path, passes: Option<u64>) {
         let mut fs = self.fs.borrow_mut();
-        if held {
-            fs.held_syncs.insert(path.to_path_buf());
-        } else {
-            fs.held_syncs.remove(path);
-        }
+        match passes {
+            Some(passes) => fs.held_syncs.insert(path.to_path_buf(), passes),
+            None => fs.held_syncs.remove(path),
+        };
     }
 
     /// While set, every data write fails with an I/O error (a failing device).
@@ -390,8 +395,18 @@ impl DiskFile for MemoryFile {
         if self.fs.borrow().fdatasync_stalled {
             std::future::pending::<()>().await;
         }
+        let passes = self
+            .fs
+            .borrow_mut()
+            .held_syncs
+            .get_mut(&self.path)
+            .and_then(|left| {
+                let pass = *left > 0;
+                *left = left.saturating_sub(1);
+                pass.then_some(())
+            });
         std::future::poll_fn(|context| {
-            if self.fs.borrow().held_syncs.contains(&self.path) {
+            if passes.is_none() && self.fs.borrow().held_syncs.contains_key(&self.path) {
                 // Asks to be polled again, so whatever polls it next sees the release.
                 context.waker().wake_by_ref();
                 std::task::Poll::Pending

@@ -1314,6 +1314,12 @@ impl<D: Disk> Log<D> {
             file.truncate(*end)
                 .await
                 .map_err(io_error(context("truncating")))?;
+            // Durable before its index is written and before the next segment's file exists
+            // (the jobs run in segment order): recovery cuts a torn tail only in the newest
+            // segment and trusts every other one whole.
+            file.fdatasync()
+                .await
+                .map_err(io_error(context("syncing")))?;
             for (name, bytes) in [
                 (segment::index_file_name(job.base), offsets),
                 (segment::time_index_file_name(job.base), times),
