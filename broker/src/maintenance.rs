@@ -1,7 +1,8 @@
 //! Background work on each shard, for the partitions it owns: retention (`retention.ms`,
 //! `retention.bytes`), time-based segment rolling (`segment.ms`), high-watermark checkpoints
 //! and idempotent producers' snapshots (after forgetting producers idle past
-//! `producer.id.expiration.ms`), every few seconds.
+//! `producer.id.expiration.ms`), and the release of read-ahead buffers no reader has used
+//! since the last pass, every few seconds.
 
 use crate::api::Broker;
 use crate::now_ms;
@@ -36,6 +37,7 @@ pub async fn pass(broker: &Broker) {
             .filter_map(|index| Some((broker.logs.get(topic.id, index)?, &topic.config)))
     });
     for (log, config) in owned {
+        log.release_idle_read_ahead(INTERVAL);
         log.roll_if_older(now, config.segment_ms());
         let retention = Retention {
             retention_ms: config.retention_ms(),

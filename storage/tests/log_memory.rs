@@ -1171,7 +1171,7 @@ fn io_counters_tell_memory_reads_from_disk_reads_and_count_syncs() {
 fn reopened_log(
     disk: &MemoryDisk,
     batches: u8,
-    tail_bytes: usize,
+    tail: std::rc::Rc<Budget>,
 ) -> (
     Log<MemoryDisk>,
     Vec<Vec<u8>>,
@@ -1180,7 +1180,7 @@ fn reopened_log(
     let config = LogConfig {
         segment_bytes: 64 << 20,
         chunk_bytes: 256 * 1024,
-        tail_cache: Some(Budget::new(tail_bytes)),
+        tail_cache: Some(tail),
         ..LogConfig::default()
     };
     let log = open(disk, config.clone());
@@ -1224,7 +1224,7 @@ fn read_sequentially(log: &Log<MemoryDisk>, max_bytes: usize) -> Vec<Vec<u8>> {
 #[test]
 fn a_sequential_reader_is_served_from_the_read_ahead() {
     let disk = MemoryDisk::default();
-    let (log, expected, stats) = reopened_log(&disk, 200, 16 << 20);
+    let (log, expected, stats) = reopened_log(&disk, 200, Budget::new(16 << 20));
     let got = read_sequentially(&log, 256 * 1024);
     assert_eq!(got, expected);
     let ahead = stats.read_ahead_bytes.get();
@@ -1235,12 +1235,12 @@ fn a_sequential_reader_is_served_from_the_read_ahead() {
     );
     // Without room in the tail-cache budget nothing is read ahead.
     let disk = MemoryDisk::default();
-    let (log, expected, stats) = reopened_log(&disk, 200, 64 * 1024);
+    let (log, expected, stats) = reopened_log(&disk, 200, Budget::new(64 * 1024));
     assert_eq!(read_sequentially(&log, 256 * 1024), expected);
     assert_eq!(stats.read_ahead_bytes.get(), 0);
     // A reader that jumps around gets no read-ahead either.
     let disk = MemoryDisk::default();
-    let (log, _, stats) = reopened_log(&disk, 200, 16 << 20);
+    let (log, _, stats) = reopened_log(&disk, 200, Budget::new(16 << 20));
     for offset in [3000, 100, 2500, 50, 1800] {
         block_on(log.read(Offset(offset), 256 * 1024, Offset(i64::MAX))).expect("read");
     }
@@ -1770,4 +1770,45 @@ fn power_loss_while_a_sealed_segment_is_unsynced_keeps_the_log_openable() {
         let all: Vec<Vec<u8>> = durable.iter().chain(pending.iter()).cloned().collect();
         assert_eq!(&recovered[..], &all[..recovered.len()], "seed {seed}");
     }
+}
+
+/// Read-ahead fills whose tasks are dropped before they run (an executor shutting down):
+/// a reader counting on them reads the file itself instead of waiting for them forever.
+#[test]
+fn a_read_ahead_fill_dropped_unpolled_fails_rather_than_hangs() {
+    let disk = MemoryDisk::default();
+    let (log, expected, stats) = reopened_log(&disk, 200, Budget::new(16 << 20));
+    disk.drop_spawned(true);
+    assert_eq!(read_sequentially(&log, 256 * 1024), expected);
+    assert_eq!(stats.read_ahead_bytes.get(), 0, "no fill ran");
+}
+
+/// A reader that stops reading from the disk (caught up, or gone) gives its read-ahead's
+/// share of the tail-cache budget back once it has been idle that long.
+#[test]
+fn an_idle_readers_read_ahead_is_released() {
+    let disk = MemoryDisk::default();
+    let budget = Budget::new(16 << 20);
+    let (log, expected, _) = reopened_log(&disk, 200, budget.clone());
+    let mut offset = Offset(0);
+    for _ in 0..4 {
+        let read = block_on(log.read(offset, 256 * 1024, Offset(i64::MAX))).expect("read");
+        offset = Offset(offset.get() + 16 * read.batches as i64);
+    }
+    let held = budget.used();
+    assert!(held > 0, "a sequential reader reads ahead");
+    assert_eq!(
+        log.release_idle_read_ahead(std::time::Duration::from_secs(3600)),
+        0,
+        "not idle yet"
+    );
+    assert_eq!(budget.used(), held);
+    assert_eq!(
+        log.release_idle_read_ahead(std::time::Duration::ZERO),
+        held,
+        "everything it held goes"
+    );
+    assert_eq!(budget.used(), 0);
+    // The reader carries on, reading the file again.
+    assert_eq!(read_sequentially(&log, 256 * 1024), expected);
 }

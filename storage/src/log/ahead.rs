@@ -77,6 +77,9 @@ impl Drop for FillGuard {
 pub(super) struct AheadBuffer {
     pub(super) pos: u64,
     pub(super) len: usize,
+    /// What it holds of the tail-cache budget: its memory's capacity (a reused buffer
+    /// shortened for a short fill keeps its capacity).
+    pub(super) charged: usize,
     pub(super) fill: Rc<AheadFill>,
 }
 
@@ -93,6 +96,8 @@ pub(super) struct ReadAhead {
     pub(super) segment: i64,
     pub(super) last_end: u64,
     pub(super) buffers: VecDeque<AheadBuffer>,
+    /// When a disk read last went through it.
+    pub(super) touched: std::time::Instant,
 }
 
 /// What a read did below the buffered chunks, for the read-ahead to follow.
@@ -126,7 +131,9 @@ impl<D: Disk> Log<D> {
             segment: read.segment,
             last_end: u64::MAX,
             buffers: VecDeque::new(),
+            touched: std::time::Instant::now(),
         });
+        ahead.touched = std::time::Instant::now();
         let sequential =
             read.start <= ahead.last_end && ahead.last_end - read.start <= SEQUENTIAL_SLACK_BYTES;
         ahead.last_end = read.end;
@@ -172,14 +179,15 @@ impl<D: Disk> Log<D> {
                 break;
             };
             let mut out = state.spare_read.take().unwrap_or_default();
-            budget.give_back(out.len());
-            if !budget.try_take(len) {
-                break;
-            }
+            budget.give_back(out.capacity());
             if out.len() >= len {
                 out.truncate(len);
             } else {
                 out.resize(len, 0);
+            }
+            let charged = out.capacity();
+            if !budget.try_take(charged) {
+                break;
             }
             let fill = Rc::new(AheadFill {
                 fill: RefCell::new(Fill::Reading),
@@ -187,7 +195,12 @@ impl<D: Disk> Log<D> {
             });
             let task = fill_task(file.clone(), pos, out, fill.clone());
             if let Some(ahead) = state.read_ahead.as_mut() {
-                ahead.buffers.push_back(AheadBuffer { pos, len, fill });
+                ahead.buffers.push_back(AheadBuffer {
+                    pos,
+                    len,
+                    charged,
+                    fill,
+                });
             }
             self.disk.spawn(Box::pin(task));
             started = true;
@@ -200,7 +213,7 @@ impl<D: Disk> Log<D> {
     /// and reads the file itself.
     fn release_buffer(&self, state: &mut State<D::File>, buffer: AheadBuffer) {
         if let Some(budget) = &self.config.tail_cache {
-            budget.give_back(buffer.len);
+            budget.give_back(buffer.charged);
         }
         let bytes = {
             let mut fill = buffer.fill.fill.borrow_mut();
@@ -226,7 +239,7 @@ impl<D: Disk> Log<D> {
                 .config
                 .tail_cache
                 .as_ref()
-                .is_some_and(|budget| budget.try_take(buffer.len()))
+                .is_some_and(|budget| budget.try_take(buffer.capacity()))
         {
             state.spare_read = Some(buffer);
         }
@@ -245,8 +258,26 @@ impl<D: Disk> Log<D> {
     pub(super) fn forget_read_buffers(&self, state: &mut State<D::File>) {
         self.drop_read_ahead(state);
         if let (Some(spare), Some(budget)) = (state.spare_read.take(), &self.config.tail_cache) {
-            budget.give_back(spare.len());
+            budget.give_back(spare.capacity());
         }
+    }
+
+    /// Drops the read-ahead and the spare buffer if no disk read has gone through them for
+    /// `idle`: a reader that caught up with the tail (served from memory) or stopped would
+    /// otherwise keep their share of the tail-cache budget until its next disk read. Returns
+    /// the budget released. The owner calls it now and then (the broker's maintenance pass).
+    pub fn release_idle_read_ahead(&self, idle: std::time::Duration) -> usize {
+        let mut state = self.state.borrow_mut();
+        let idle = state
+            .read_ahead
+            .as_ref()
+            .is_none_or(|ahead| ahead.touched.elapsed() >= idle);
+        let claims = Self::read_ahead_claims(&state);
+        if !idle || claims == 0 {
+            return 0;
+        }
+        self.forget_read_buffers(&mut state);
+        claims
     }
 
     /// The budget the read-ahead holds (buffers and spare), for `Drop`.
@@ -254,17 +285,25 @@ impl<D: Disk> Log<D> {
         let buffers = state
             .read_ahead
             .as_ref()
-            .map_or(0, |a| a.buffers.iter().map(|b| b.len).sum());
-        buffers + state.spare_read.as_ref().map_or(0, BytesMut::len)
+            .map_or(0, |a| a.buffers.iter().map(|b| b.charged).sum());
+        buffers + state.spare_read.as_ref().map_or(0, BytesMut::capacity)
     }
 }
 
-/// Reads `out.len()` bytes of `file` from `pos` into `out` and hands them to `fill`.
-async fn fill_task<F: DiskFile>(file: Rc<F>, pos: u64, mut out: BytesMut, fill: Rc<AheadFill>) {
+/// Reads `out.len()` bytes of `file` from `pos` into `out` and hands them to `fill`. The
+/// fill fails if the task is dropped, even before its first poll (the guard exists first).
+fn fill_task<F: DiskFile>(
+    file: Rc<F>,
+    pos: u64,
+    mut out: BytesMut,
+    fill: Rc<AheadFill>,
+) -> impl std::future::Future<Output = ()> {
     let guard = FillGuard(fill);
-    let outcome = match read_pieces(&*file, pos, &mut out).await {
-        Ok(true) => Fill::Ready(out.freeze()),
-        Ok(false) | Err(_) => Fill::Failed,
-    };
-    guard.0.finish(outcome);
+    async move {
+        let outcome = match read_pieces(&*file, pos, &mut out).await {
+            Ok(true) => Fill::Ready(out.freeze()),
+            Ok(false) | Err(_) => Fill::Failed,
+        };
+        guard.0.finish(outcome);
+    }
 }
