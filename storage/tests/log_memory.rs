@@ -1812,3 +1812,52 @@ fn an_idle_readers_read_ahead_is_released() {
     // The reader carries on, reading the file again.
     assert_eq!(read_sequentially(&log, 256 * 1024), expected);
 }
+
+/// The batch CRC does not cover the base offset: a batch whose stored offset was damaged (or
+/// one that is not this segment's at all) is reported, not served under a wrong offset.
+#[test]
+fn a_batch_whose_offset_is_damaged_is_reported_not_served() {
+    let disk = MemoryDisk::default();
+    let config = small_config();
+    let log = open(&disk, config.clone());
+    let mut positions = Vec::new();
+    let mut end = 0;
+    for i in 0..30 {
+        let bytes = batch(1, 4000, i);
+        positions.push(end);
+        end += bytes.len();
+        append(&log, &bytes);
+    }
+    block_on(log.close()).expect("close");
+    let first = segment_file(0);
+    let mut bytes = disk.contents(&first).expect("file");
+    // The third batch claims the second's offset (offsets go backwards); a bit flipped in
+    // the sixth's puts it far outside the segment.
+    bytes[positions[2]..positions[2] + 8].copy_from_slice(&1_i64.to_be_bytes());
+    bytes[positions[5]] ^= 0x40;
+    disk.set_contents(&first, bytes);
+    let log = open(&disk, config);
+    let err = block_on(log.read(Offset(1), 1 << 20, Offset(i64::MAX)))
+        .expect_err("the batch going backwards is refused");
+    assert!(
+        matches!(&err, LogError::Corrupt { position, .. } if *position == positions[2] as u64),
+        "{err}"
+    );
+    let err = block_on(log.read(Offset(5), 1, Offset(i64::MAX)))
+        .expect_err("the batch outside the segment is refused");
+    assert!(
+        matches!(&err, LogError::Corrupt { position, .. } if *position == positions[5] as u64),
+        "{err}"
+    );
+    // Batch by batch, nothing is ever served under an offset it does not hold.
+    for offset in 0..30 {
+        if let Ok(read) = block_on(log.read(Offset(offset), 1, Offset(i64::MAX))) {
+            if read.batches > 0 {
+                let batch = RecordBatch::validate(&read.bytes).expect("a whole batch");
+                let header = batch.header();
+                assert!(header.last_offset() >= Offset(offset), "offset {offset}");
+                assert!(header.base_offset() < Offset(30), "offset {offset}");
+            }
+        }
+    }
+}

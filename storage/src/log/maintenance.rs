@@ -504,6 +504,7 @@ impl<F: DiskFile> ReadPlan<F> {
             ahead_bytes: Cell::new(0),
             disk_range: Cell::new(None),
             segment_base: segment.base.get(),
+            segment_next: segment.next_offset,
         }
     }
 }

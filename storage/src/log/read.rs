@@ -35,6 +35,9 @@ pub(super) struct ReadPlan<F: DiskFile> {
     pub(super) disk_range: Cell<Option<(u64, u64)>>,
     /// The segment's base offset.
     pub(super) segment_base: i64,
+    /// The offset after the segment's last batch when the plan was made: every batch read
+    /// lies between the base and this.
+    pub(super) segment_next: Offset,
 }
 
 impl<F: DiskFile> ReadPlan<F> {
@@ -53,20 +56,18 @@ impl<F: DiskFile> ReadPlan<F> {
             (index_interval_bytes + max_bytes as u64 + SLACK_BYTES).min(self.end - position);
         let mut batches = 0;
         let mut window = self.window(position, first_read as usize).await?;
+        // Offsets only go up: a batch at or below the one before is not this log's.
+        let mut floor = Offset(self.segment_base);
         while position + (LOG_OVERHEAD_BYTES as u64) <= self.end {
-            let header_len = BATCH_HEADER_BYTES.min((self.end - position) as usize);
-            let header = window.get(self, position, header_len).await?;
-            let Some(view) = BatchHeader::view(header) else {
-                return Err(self.corrupt(position, "batch header runs past the segment end"));
-            };
-            let size = usize::try_from(view.batch_length()).unwrap_or(0) + LOG_OVERHEAD_BYTES;
-            if size < BATCH_HEADER_BYTES || position + size as u64 > self.end {
-                return Err(self.corrupt(position, "batch length runs past the segment end"));
+            let (base, last, size) = self.header_at(&mut window, position).await?;
+            if base < floor {
+                return Err(self.corrupt(position, "batch offsets go backwards"));
             }
-            if view.base_offset() >= self.upper {
+            floor = Offset(last.get() + 1);
+            if base >= self.upper {
                 break;
             }
-            if view.last_offset() >= offset {
+            if last >= offset {
                 if batches > 0 && window.collected() + size > max_bytes {
                     break;
                 }
@@ -166,7 +167,12 @@ impl<F: DiskFile> ReadPlan<F> {
         if size < BATCH_HEADER_BYTES || position + size as u64 > self.end {
             return Err(self.corrupt(position, "batch length runs past the segment end"));
         }
-        Ok((view.base_offset(), view.last_offset(), size))
+        // The CRC does not cover the offsets: check them against the segment's.
+        let (base, last) = (view.base_offset(), view.last_offset());
+        if base.get() < self.segment_base || last < base || last >= self.segment_next {
+            return Err(self.corrupt(position, "batch offsets outside the segment's"));
+        }
+        Ok((base, last, size))
     }
 
     fn corrupt(&self, position: u64, reason: &str) -> LogError {
