@@ -309,9 +309,15 @@ impl<D: Disk> Log<D> {
                 .collect();
             (keep_base, doomed)
         };
-        for segment in doomed {
+        // Newest first, and durably before the kept segment is cut: a crash part-way leaves
+        // the log a prefix of itself, never segments with a gap between them.
+        for segment in doomed.into_iter().rev() {
             self.delete_segment_files(segment, false).await?;
         }
+        self.disk
+            .sync_dir(&self.dir)
+            .await
+            .map_err(io_error(|| format!("syncing {}", self.dir.display())))?;
         let end = self.truncate_segment_at(keep_base, offset).await?;
         {
             let mut state = self.state.borrow_mut();
