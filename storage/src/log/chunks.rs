@@ -79,6 +79,12 @@ pub(super) fn close_open_chunk<D: Disk>(
 ) {
     let alignment = disk.alignment();
     let sealed = segment.sealed;
+    // The open chunk holds no tail budget: only its buffer goes back.
+    let release = super::Release {
+        disk,
+        tail: None,
+        chunk_bytes,
+    };
     let Some(last) = segment.chunks.back_mut() else {
         return;
     };
@@ -86,11 +92,6 @@ pub(super) fn close_open_chunk<D: Disk>(
         if sealed && last.open {
             // Nothing new in it, and nothing will follow: drop it.
             if let Some(chunk) = segment.chunks.pop_back() {
-                let release = super::Release {
-                    disk,
-                    tail: None,
-                    chunk_bytes,
-                };
                 release.chunk(chunk);
             }
         }
@@ -109,13 +110,8 @@ pub(super) fn close_open_chunk<D: Disk>(
         // keeps and charges), and the whole one goes back to the pool for the next chunk.
         let mut pages = disk.alloc_buffer(written);
         pages.bytes_mut()[..len].copy_from_slice(&last.buffer.bytes()[..len]);
-        let whole = std::mem::replace(&mut last.buffer, Rc::new(pages));
+        release.buffer(std::mem::replace(&mut last.buffer, Rc::new(pages)));
         last.allocated = written;
-        if whole.bytes().len() == chunk_bytes {
-            if let Ok(whole) = Rc::try_unwrap(whole) {
-                disk.give_buffer(whole);
-            }
-        }
     } else {
         let buffer = own_buffer(disk, last);
         buffer.bytes_mut()[len..written].fill(0);

@@ -561,16 +561,21 @@ struct Release<'a, D> {
 }
 
 impl<D: Disk> Release<'_, D> {
-    /// Drops a chunk: returns the tail budget it held, and its buffer to the disk's pool if
-    /// it is a whole `chunk_bytes` buffer (not trimmed for its write: a trimmed buffer keeps
-    /// its allocation but cannot grow back) that no write or read still holds.
+    /// Drops a chunk: returns the tail budget it held, and its buffer (see
+    /// [`Release::buffer`]).
     fn chunk(&self, chunk: Chunk<<D::File as DiskFile>::Buffer>) {
         if let (Some(budget), true) = (self.tail, chunk.retained > 0) {
             budget.give_back(chunk.retained);
         }
-        let untrimmed = chunk.buffer.bytes().len() == chunk.allocated;
-        if untrimmed && chunk.allocated == self.chunk_bytes {
-            if let Ok(buffer) = Rc::try_unwrap(chunk.buffer) {
+        self.buffer(chunk.buffer);
+    }
+
+    /// Hands a buffer to the disk's pool if it is a whole `chunk_bytes` buffer (chunks are
+    /// never allocated larger, so not one trimmed for its write: a trimmed buffer keeps its
+    /// allocation but cannot grow back) that no write or read still holds.
+    fn buffer(&self, buffer: Rc<<D::File as DiskFile>::Buffer>) {
+        if buffer.bytes().len() == self.chunk_bytes {
+            if let Ok(buffer) = Rc::try_unwrap(buffer) {
                 self.disk.give_buffer(buffer);
             }
         }
